@@ -1,0 +1,3 @@
+"""FusionInfer: one InferenceService in, a complete LLM serving stack out."""
+
+__version__ = "0.1.0"
