@@ -1,0 +1,77 @@
+"""Reading InferenceServices from YAML text: several documents per file, errors per document.
+
+A person running `fusioninfer validate -f x.yaml` wants every error of every document at once,
+each with the document it came from, never a traceback.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import yaml
+
+from fusioninfer.api.errors import FieldError, InvalidSpec
+from fusioninfer.api.v1alpha1 import InferenceService
+from fusioninfer.api.validation import parse
+
+
+@dataclass
+class Document:
+    """One YAML document of a file: the parsed service, or why it is not one."""
+
+    source: str
+    index: int
+    service: InferenceService | None = None
+    errors: list[FieldError] = field(default_factory=list)
+
+    @property
+    def label(self) -> str:
+        name = self.service.name if self.service else None
+        where = f"{self.source} (document {self.index + 1})"
+        return f"{where} {name}" if name else where
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """SafeLoader that refuses duplicate keys instead of silently keeping the last one."""
+
+
+def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bool = False) -> dict[object, object]:
+    seen: set[object] = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r}", key_node.start_mark
+            )
+        seen.add(key)
+    return loader.construct_mapping(node, deep=deep)
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def load_documents(text: str, source: str = "<stdin>") -> list[Document]:
+    """Parse every non-empty YAML document of `text` into a Document."""
+    try:
+        raw = [doc for doc in yaml.load_all(text, Loader=_UniqueKeyLoader) if doc is not None]
+    except yaml.YAMLError as exc:
+        return [Document(source, 0, errors=[FieldError("", f"malformed YAML: {_yaml_reason(exc)}")])]
+    documents = []
+    for index, obj in enumerate(raw):
+        doc = Document(source, index)
+        try:
+            doc.service = parse(obj)
+        except InvalidSpec as exc:
+            doc.errors = exc.errors
+        documents.append(doc)
+    if not documents:
+        documents.append(Document(source, 0, errors=[FieldError("", "no InferenceService found (empty input)")]))
+    return documents
+
+
+def _yaml_reason(exc: yaml.YAMLError) -> str:
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc)
+    if mark is not None:
+        return f"line {mark.line + 1}, column {mark.column + 1}: {problem}"
+    return str(problem)

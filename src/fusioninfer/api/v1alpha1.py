@@ -1,0 +1,380 @@
+"""The `InferenceService` API, `fusioninfer.io/v1alpha1`.
+
+These pydantic models are the single source of truth for the API: the CRD in
+`config/crd/bases/` is generated from them (see `fusioninfer.api.crd`), the CLI validates
+with them, and the controller reads every InferenceService through them.
+
+Field names follow the Kubernetes JSON (camelCase) via aliases; Python code uses snake_case.
+Defaults that depend on other fields (the router strategy, the engine) are applied in code,
+not in the CRD, so that a field that is only valid on one kind of role never appears on
+another one after admission.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+GROUP = "fusioninfer.io"
+VERSION = "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"
+KIND = "InferenceService"
+PLURAL = "inferenceservices"
+SINGULAR = "inferenceservice"
+# `isvc` belongs to KServe; `fisvc` cannot clash with it.
+SHORT_NAMES = ("fisvc",)
+CATEGORIES = ("fusioninfer",)
+
+MAX_ROLES = 16
+
+
+class _Model(BaseModel):
+    """Base for our own API structs: camelCase on the wire, unknown fields rejected."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="forbid",
+        validate_default=False,
+    )
+
+
+class ComponentType(StrEnum):
+    """The semantic role of a component in the serving topology."""
+
+    WORKER = "worker"
+    PREFILLER = "prefiller"
+    DECODER = "decoder"
+    ROUTER = "router"
+
+
+class RoutingStrategy(StrEnum):
+    """How the endpoint picker chooses a model server for each request."""
+
+    PREFIX_CACHE = "prefix-cache"
+    KV_CACHE_UTILIZATION = "kv-cache-utilization"
+    QUEUE_SIZE = "queue-size"
+    LORA_AFFINITY = "lora-affinity"
+    PD_DISAGGREGATION = "pd-disaggregation"
+
+
+DEFAULT_STRATEGY = RoutingStrategy.PREFIX_CACHE
+
+
+class Engine(StrEnum):
+    """The inference engine in the serving container; `auto` detects it from image/command."""
+
+    AUTO = "auto"
+    VLLM = "vllm"
+    SGLANG = "sglang"
+
+
+class MultinodeBackend(StrEnum):
+    """How the nodes of one multi-node replica find each other (vLLM only; SGLang has one way)."""
+
+    RAY = "ray"
+    MP = "mp"
+
+
+IntOrString = int | Annotated[str, Field(pattern=r"^[0-9]+%?$")]
+
+
+class Multinode(_Model):
+    """Distributed serving of one replica across several nodes (a LeaderWorkerSet group)."""
+
+    node_count: Annotated[int, Field(ge=1, le=64, description="Pods (nodes) per replica, leader included.")]
+    backend: MultinodeBackend | None = Field(
+        default=None,
+        description="vLLM distributed executor across nodes: `ray` (default) or `mp` (multiprocessing).",
+    )
+    rewrite_command: bool | None = Field(
+        default=None,
+        description=(
+            "Rewrite the serving container's command for leader/worker start-up (default true). "
+            "Set false when the template already carries the full multi-node command."
+        ),
+    )
+
+
+class RolloutStrategy(_Model):
+    """Rolling-update budget of a role's workload. Defaults suit clusters with no spare GPU."""
+
+    max_surge: IntOrString | None = Field(default=None, description="Default 0: never needs a spare GPU.")
+    max_unavailable: IntOrString | None = Field(default=None, description="Default 1.")
+    partition: Annotated[int, Field(ge=0)] | None = Field(
+        default=None, description="Multi-node roles only: groups with index below this keep the old template."
+    )
+
+
+class TemplateMetadata(BaseModel):
+    """The part of a pod template's metadata that we keep and merge into what we generate."""
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+    labels: dict[str, str] | None = None
+    annotations: dict[str, str] | None = None
+
+
+class PodTemplate(BaseModel):
+    """A PodTemplateSpec. `spec` is a PodSpec kept as-is (validated by the apiserver when applied)."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    metadata: TemplateMetadata | None = None
+    spec: dict[str, Any] | None = Field(
+        default=None,
+        json_schema_extra={"x-kubernetes-preserve-unknown-fields": True},
+    )
+
+
+class ScorerToggle(_Model):
+    """One scorer of the endpoint picker, switched on with a weight."""
+
+    enabled: bool = True
+    weight: Annotated[float, Field(gt=0, le=1000)] = 1
+
+
+class EndpointPickerPlugins(_Model):
+    """Weighted scorers (seed 003's idea). When any is given, they replace the strategy's scorer."""
+
+    prefix_cache_scorer: ScorerToggle | None = None
+    kv_cache_utilization_scorer: ScorerToggle | None = None
+    queue_scorer: ScorerToggle | None = None
+    lora_affinity_scorer: ScorerToggle | None = None
+    load_aware_scorer: ScorerToggle | None = None
+
+
+class EndpointPicker(_Model):
+    """Overrides for the endpoint picker (EPP) Deployment the router role becomes."""
+
+    image: str | None = Field(default=None, description="EPP image; the default depends on the strategy.")
+    extra_args: list[str] | None = Field(default=None, description="Extra flags appended to the EPP command.")
+    replicas: Annotated[int, Field(ge=0, le=10)] | None = None
+    plugins: EndpointPickerPlugins | None = None
+    resources: dict[str, Any] | None = Field(
+        default=None, json_schema_extra={"x-kubernetes-preserve-unknown-fields": True}
+    )
+    routing_sidecar_image: str | None = Field(
+        default=None, description="P/D only: the llm-d routing sidecar injected into decode pods."
+    )
+
+
+class GatewayServiceType(StrEnum):
+    LOAD_BALANCER = "LoadBalancer"
+    CLUSTER_IP = "ClusterIP"
+    NODE_PORT = "NodePort"
+
+
+class GatewayConfig(_Model):
+    """Have the operator create the Gateway the HTTPRoute attaches to (seed 003)."""
+
+    class_name: Annotated[str, Field(min_length=1, max_length=253)] = Field(
+        description="GatewayClass, e.g. kgateway, agentgateway, istio, gke-l7-regional-external-managed."
+    )
+    listener_port: Annotated[int, Field(ge=1, le=65535)] = 80
+    service_type: GatewayServiceType | None = Field(
+        default=None, description="Service type of the gateway's data plane (passed as an infrastructure hint)."
+    )
+
+
+class Role(_Model):
+    """A logical component of the serving topology, named by the user, typed by componentType."""
+
+    name: Annotated[str, Field(min_length=1, max_length=63)]
+    component_type: ComponentType
+    replicas: Annotated[int, Field(ge=0, le=10000)] | None = Field(
+        default=None, description="Independent instances of this role. Default 1."
+    )
+    role_replicas: Annotated[int, Field(ge=0, le=10000)] | None = Field(
+        default=None, description="Deprecated alias of `replicas` (seed design proposal)."
+    )
+    pod_replicas: Annotated[int, Field(ge=1, le=64)] | None = Field(
+        default=None, description="Deprecated alias of `multinode.nodeCount` (seed design proposal)."
+    )
+    multinode: Multinode | None = None
+    engine: Engine | None = Field(default=None, description="Inference engine; detected when absent or `auto`.")
+    rollout: RolloutStrategy | None = None
+    template: PodTemplate | None = None
+    # Router-only fields.
+    strategy: RoutingStrategy | None = Field(default=None, description="Router only. Default prefix-cache.")
+    httproute: dict[str, Any] | None = Field(
+        default=None,
+        description="Router only. An HTTPRoute spec fragment (parentRefs, hostnames, rules).",
+        json_schema_extra={"x-kubernetes-preserve-unknown-fields": True},
+    )
+    endpoint_picker_config: str | None = Field(
+        default=None, description="Router only. Raw EndpointPickerConfig YAML that replaces the generated one."
+    )
+    endpoint_picker: EndpointPicker | None = None
+    gateway: GatewayConfig | None = None
+
+    # Derived values; the only place the defaults and the seed aliases are resolved.
+    @property
+    def effective_replicas(self) -> int:
+        if self.replicas is not None:
+            return self.replicas
+        if self.role_replicas is not None:
+            return self.role_replicas
+        return 1
+
+    @property
+    def node_count(self) -> int:
+        if self.multinode is not None:
+            return self.multinode.node_count
+        if self.pod_replicas is not None:
+            return self.pod_replicas
+        return 1
+
+    @property
+    def is_multinode(self) -> bool:
+        return self.node_count >= 2
+
+    @property
+    def is_router(self) -> bool:
+        return self.component_type is ComponentType.ROUTER
+
+    @property
+    def effective_strategy(self) -> RoutingStrategy:
+        return self.strategy or DEFAULT_STRATEGY
+
+
+ROUTER_ONLY_FIELDS: tuple[str, ...] = ("strategy", "httproute", "endpointPickerConfig", "endpointPicker", "gateway")
+SERVING_ONLY_FIELDS: tuple[str, ...] = ("multinode", "podReplicas", "engine", "rollout")
+
+
+class GangScheduling(StrEnum):
+    """Whether roles that must start together get one Volcano PodGroup."""
+
+    AUTO = "Auto"
+    ENABLED = "Enabled"
+    DISABLED = "Disabled"
+
+
+class SchedulingStrategy(_Model):
+    """Pod-level scheduling for every serving role."""
+
+    scheduler_name: Annotated[str, Field(min_length=1, max_length=253)] | None = Field(
+        default=None, description="Scheduler for serving pods, e.g. `volcano` (which also turns on gang scheduling)."
+    )
+    queue: Annotated[str, Field(min_length=1, max_length=253)] | None = Field(
+        default=None, description="Volcano queue of the PodGroup."
+    )
+    priority_class_name: Annotated[str, Field(min_length=1, max_length=253)] | None = Field(
+        default=None, description="PriorityClass of the PodGroup and its pods."
+    )
+    gang_scheduling: GangScheduling | None = Field(
+        default=None,
+        description=(
+            "Auto (default): a PodGroup for P/D or multi-node services when Volcano is installed or requested. "
+            "Enabled: always (Volcano required). Disabled: never."
+        ),
+    )
+
+
+class InferenceServiceSpec(_Model):
+    roles: Annotated[list[Role], Field(min_length=1, max_length=MAX_ROLES)]
+    scheduling_strategy: SchedulingStrategy | None = None
+
+
+class ObjectMeta(BaseModel):
+    """The metadata fields we read; everything else is kept untouched."""
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+    name: str = ""
+    namespace: str | None = None
+    uid: str | None = None
+    generation: int | None = None
+    resource_version: str | None = Field(default=None, alias="resourceVersion")
+    labels: dict[str, str] | None = None
+    annotations: dict[str, str] | None = None
+    deletion_timestamp: str | None = Field(default=None, alias="deletionTimestamp")
+
+
+ConditionStatus = Literal["True", "False", "Unknown"]
+
+
+class Condition(BaseModel):
+    """The metav1.Condition shape."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+
+    type: Annotated[str, Field(min_length=1, max_length=316)]
+    status: ConditionStatus
+    observed_generation: Annotated[int, Field(ge=0)] | None = None
+    last_transition_time: str = Field(json_schema_extra={"format": "date-time"})
+    reason: Annotated[str, Field(min_length=1, max_length=1024)]
+    message: Annotated[str, Field(max_length=32768)] = ""
+
+
+class ComponentPhase(StrEnum):
+    PENDING = "Pending"
+    DEPLOYING = "Deploying"
+    RUNNING = "Running"
+    FAILED = "Failed"
+    UNKNOWN = "Unknown"
+
+
+class ComponentStatus(BaseModel):
+    """Aggregated runtime state of one role, exactly the fields of the design proposal."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+
+    desired_replicas: int
+    ready_replicas: int
+    nodes_per_replica: int
+    total_pods: int
+    ready_pods: int
+    phase: ComponentPhase
+    last_update_time: str | None = Field(default=None, json_schema_extra={"format": "date-time"})
+
+
+class InferenceServiceStatus(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+
+    observed_generation: int | None = None
+    conditions: list[Condition] | None = Field(
+        default=None,
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
+    )
+    components: dict[str, ComponentStatus] | None = None
+
+
+class InferenceService(BaseModel):
+    """One LLM service: its roles, how they are scheduled, and what the operator observed."""
+
+    model_config = ConfigDict(populate_by_name=True, extra="forbid")
+
+    api_version: Literal["fusioninfer.io/v1alpha1"] = Field(default=API_VERSION, alias="apiVersion")
+    kind: Literal["InferenceService"] = KIND
+    metadata: ObjectMeta
+    spec: InferenceServiceSpec
+    status: InferenceServiceStatus | None = None
+
+    @property
+    def name(self) -> str:
+        return self.metadata.name
+
+    @property
+    def namespace(self) -> str:
+        return self.metadata.namespace or "default"
+
+    @property
+    def roles(self) -> list[Role]:
+        return self.spec.roles
+
+    @property
+    def serving_roles(self) -> list[Role]:
+        return [r for r in self.spec.roles if not r.is_router]
+
+    @property
+    def router(self) -> Role | None:
+        return next((r for r in self.spec.roles if r.is_router), None)
+
+    @property
+    def is_disaggregated(self) -> bool:
+        types = {r.component_type for r in self.spec.roles}
+        return ComponentType.PREFILLER in types and ComponentType.DECODER in types
