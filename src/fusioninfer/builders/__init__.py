@@ -1,0 +1,35 @@
+"""Pure builders: a validated InferenceService in, the full desired set of child manifests out.
+
+`build()` is the one entry point used by `fusioninfer render` and by the controller. Each
+child kind has its own module; each exposes `build(ctx) -> list[Manifest]`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fusioninfer.api.v1alpha1 import InferenceService
+from fusioninfer.builders import deployment, gang, multinode, router
+from fusioninfer.builders.context import BuildContext, BuildOptions, Capabilities, Manifest, Notice
+from fusioninfer.builders.kinds import sort_key
+
+__all__ = ["BuildOptions", "BuildResult", "Capabilities", "Manifest", "Notice", "build"]
+
+_BUILDERS = (gang.build, deployment.build, multinode.build, router.build)
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    """The desired children, in apply order, and what could not be built (and why)."""
+
+    objects: list[Manifest]
+    notices: list[Notice]
+
+
+def build(isvc: InferenceService, options: BuildOptions | None = None) -> BuildResult:
+    ctx = BuildContext(isvc, options or BuildOptions())
+    objects: list[Manifest] = []
+    for builder in _BUILDERS:
+        objects.extend(builder(ctx))
+    objects.sort(key=sort_key)
+    return BuildResult(objects=objects, notices=list(ctx.notices))

@@ -1,0 +1,135 @@
+"""What every builder needs: the validated service, the build options, and our labels.
+
+Builders are pure: a `BuildContext` in, manifests (plain dicts) out, no I/O. The same code
+backs `fusioninfer render` (offline) and the controller.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from typing import Any
+
+from fusioninfer.api.v1alpha1 import API_VERSION, KIND, InferenceService, Role
+
+MANAGED_BY = "fusioninfer"
+
+LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
+LABEL_INSTANCE = "app.kubernetes.io/instance"
+LABEL_COMPONENT = "app.kubernetes.io/component"
+LABEL_SERVICE = "fusioninfer.io/service"
+LABEL_ROLE_NAME = "fusioninfer.io/role-name"
+LABEL_COMPONENT_TYPE = "fusioninfer.io/component-type"
+
+Manifest = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """Which optional APIs the target cluster serves. Offline rendering assumes all of them."""
+
+    lws: bool = True
+    volcano: bool = True
+    gateway_api: bool = True
+    inference_pool: bool = True
+    inference_objective: bool = True
+
+    def missing(self) -> list[str]:
+        return [name for name, present in self.__dict__.items() if not present]
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    """Knobs that do not come from the InferenceService itself."""
+
+    capabilities: Capabilities = field(default_factory=Capabilities)
+    # Filled in by the controller once the owner exists; offline renders leave it empty.
+    owner_uid: str | None = None
+    # Operator-wide image overrides (env EPP_IMAGE / PD_EPP_IMAGE / ROUTING_SIDECAR_IMAGE).
+    epp_image: str | None = None
+    pd_epp_image: str | None = None
+    routing_sidecar_image: str | None = None
+
+
+@dataclass(frozen=True)
+class Notice:
+    """Something a builder could not do, for a status condition and an Event.
+
+    `condition` is the condition type it belongs to (e.g. `PrerequisitesMet`), `reason` a
+    CamelCase reason, `message` what a person should do about it.
+    """
+
+    condition: str
+    reason: str
+    message: str
+
+
+@dataclass
+class BuildContext:
+    isvc: InferenceService
+    options: BuildOptions = field(default_factory=BuildOptions)
+    notices: list[Notice] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return self.isvc.name
+
+    @property
+    def namespace(self) -> str:
+        return self.isvc.namespace
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return self.options.capabilities
+
+    def notice(self, condition: str, reason: str, message: str) -> None:
+        self.notices.append(Notice(condition, reason, message))
+
+    # --- labels -------------------------------------------------------------------------------
+    def service_labels(self) -> dict[str, str]:
+        """Labels every child carries; the controller finds (and prunes) its children by them."""
+        return {
+            LABEL_MANAGED_BY: MANAGED_BY,
+            LABEL_INSTANCE: self.name,
+            LABEL_SERVICE: self.name,
+        }
+
+    def role_labels(self, role: Role) -> dict[str, str]:
+        return {
+            **self.service_labels(),
+            LABEL_COMPONENT: role.component_type.value,
+            LABEL_ROLE_NAME: role.name,
+            LABEL_COMPONENT_TYPE: role.component_type.value,
+        }
+
+    def role_selector(self, role: Role) -> dict[str, str]:
+        """The immutable selector of a role's workload: small, and never changes for a role."""
+        return {LABEL_SERVICE: self.name, LABEL_ROLE_NAME: role.name}
+
+    # --- metadata -----------------------------------------------------------------------------
+    def owner_references(self) -> list[dict[str, Any]]:
+        if not self.options.owner_uid:
+            return []
+        return [
+            {
+                "apiVersion": API_VERSION,
+                "kind": KIND,
+                "name": self.name,
+                "uid": self.options.owner_uid,
+                "controller": True,
+                "blockOwnerDeletion": True,
+            }
+        ]
+
+    def metadata(self, name: str, labels: dict[str, str], annotations: dict[str, str] | None = None) -> Manifest:
+        meta: Manifest = {"name": name, "namespace": self.namespace, "labels": dict(sorted(labels.items()))}
+        if annotations:
+            meta["annotations"] = dict(sorted(annotations.items()))
+        owners = self.owner_references()
+        if owners:
+            meta["ownerReferences"] = owners
+        return meta
+
+
+def deep_copy(obj: Any) -> Any:
+    return copy.deepcopy(obj)
