@@ -23,10 +23,12 @@ class Document:
     index: int
     service: InferenceService | None = None
     errors: list[FieldError] = field(default_factory=list)
+    # metadata.name as written, so an invalid document can still be named in messages.
+    raw_name: str | None = None
 
     @property
     def label(self) -> str:
-        name = self.service.name if self.service else None
+        name = self.service.name if self.service else self.raw_name
         where = f"{self.source} (document {self.index + 1})"
         return f"{where} {name}" if name else where
 
@@ -40,9 +42,7 @@ def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bo
     for key_node, _ in node.value:
         key = loader.construct_object(key_node, deep=deep)
         if key in seen:
-            raise yaml.constructor.ConstructorError(
-                None, None, f"duplicate key {key!r}", key_node.start_mark
-            )
+            raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
         seen.add(key)
     return loader.construct_mapping(node, deep=deep)
 
@@ -58,7 +58,7 @@ def load_documents(text: str, source: str = "<stdin>") -> list[Document]:
         return [Document(source, 0, errors=[FieldError("", f"malformed YAML: {_yaml_reason(exc)}")])]
     documents = []
     for index, obj in enumerate(raw):
-        doc = Document(source, index)
+        doc = Document(source, index, raw_name=_raw_name(obj))
         try:
             doc.service = parse(obj)
         except InvalidSpec as exc:
@@ -75,3 +75,9 @@ def _yaml_reason(exc: yaml.YAMLError) -> str:
     if mark is not None:
         return f"line {mark.line + 1}, column {mark.column + 1}: {problem}"
     return str(problem)
+
+
+def _raw_name(obj: object) -> str | None:
+    meta = obj.get("metadata") if isinstance(obj, dict) else None
+    name = meta.get("name") if isinstance(meta, dict) else None
+    return name if isinstance(name, str) and name else None

@@ -332,10 +332,23 @@ class ComponentStatus(BaseModel):
     last_update_time: str | None = Field(default=None, json_schema_extra={"format": "date-time"})
 
 
+class ServicePhase(StrEnum):
+    """Summary of the whole service, for the `kubectl get` column."""
+
+    PENDING = "Pending"
+    DEPLOYING = "Deploying"
+    RUNNING = "Running"
+    DEGRADED = "Degraded"
+    FAILED = "Failed"
+    INVALID = "Invalid"
+
+
 class InferenceServiceStatus(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
 
     observed_generation: int | None = None
+    phase: ServicePhase | None = Field(default=None, description="One-word summary for `kubectl get`.")
+    ready_roles: str | None = Field(default=None, description='Serving roles fully ready, e.g. "1/2".')
     conditions: list[Condition] | None = Field(
         default=None,
         json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
@@ -348,8 +361,8 @@ class InferenceService(BaseModel):
 
     model_config = ConfigDict(populate_by_name=True, extra="forbid")
 
-    api_version: Literal["fusioninfer.io/v1alpha1"] = Field(default=API_VERSION, alias="apiVersion")
-    kind: Literal["InferenceService"] = KIND
+    api_version: Literal["fusioninfer.io/v1alpha1"] = Field(default="fusioninfer.io/v1alpha1", alias="apiVersion")
+    kind: Literal["InferenceService"] = "InferenceService"
     metadata: ObjectMeta
     spec: InferenceServiceSpec
     status: InferenceServiceStatus | None = None

@@ -43,7 +43,9 @@ def parse(obj: Any) -> InferenceService:
         raise InvalidSpec([FieldError("", f"an InferenceService must be a mapping, got {type(obj).__name__}")])
     header: list[FieldError] = []
     if obj.get("apiVersion") != API_VERSION:
-        header.append(FieldError("apiVersion", f'Unsupported value: {obj.get("apiVersion")!r}: expected "{API_VERSION}"'))
+        header.append(
+            FieldError("apiVersion", f'Unsupported value: {obj.get("apiVersion")!r}: expected "{API_VERSION}"')
+        )
     if obj.get("kind") != KIND:
         header.append(FieldError("kind", f'Unsupported value: {obj.get("kind")!r}: expected "{KIND}"'))
     if header:
@@ -221,9 +223,7 @@ def _check_router(isvc: InferenceService, prefix: str, role: Role) -> list[Field
                 )
             )
     plugins = role.endpoint_picker.plugins if role.endpoint_picker else None
-    if plugins is not None and not any(
-        toggle is not None and toggle.enabled for toggle in plugins.__dict__.values()
-    ):
+    if plugins is not None and not any(toggle is not None and toggle.enabled for toggle in plugins.__dict__.values()):
         errors.append(FieldError(f"{prefix}.endpointPicker.plugins", "Required value: enable at least one scorer"))
     if role.httproute is not None:
         errors += _check_httproute(f"{prefix}.httproute", role.httproute)
@@ -251,7 +251,9 @@ def _check_epp_config(path: str, text: str) -> list[FieldError]:
     unknown = sorted(set(doc) - allowed)
     if unknown:
         # The picker decodes its config strictly: an unknown key stops it at start-up.
-        errors.append(FieldError(path, f"Invalid value: unknown top-level keys {unknown} (the picker would refuse them)"))
+        errors.append(
+            FieldError(path, f"Invalid value: unknown top-level keys {unknown} (the picker would refuse them)")
+        )
     for i, plugin in enumerate(doc.get("plugins") or []):
         if not isinstance(plugin, dict) or not plugin.get("type"):
             errors.append(FieldError(path, f"Invalid value: plugins[{i}] needs a type"))
@@ -318,9 +320,7 @@ def _check_rollout(prefix: str, role: Role) -> list[FieldError]:
     errors: list[FieldError] = []
     surge, unavailable = role.rollout.max_surge, role.rollout.max_unavailable
     if _is_zero(surge if surge is not None else 0) and _is_zero(unavailable if unavailable is not None else 1):
-        errors.append(
-            FieldError(f"{prefix}.rollout.maxUnavailable", "Invalid value: may not be 0 when maxSurge is 0")
-        )
+        errors.append(FieldError(f"{prefix}.rollout.maxUnavailable", "Invalid value: may not be 0 when maxSurge is 0"))
     if role.rollout.partition is not None and not role.is_multinode:
         errors.append(
             FieldError(f"{prefix}.rollout.partition", "Forbidden: only applies to multi-node roles (LeaderWorkerSet)")

@@ -82,10 +82,11 @@ def serving_container(role: Role) -> ServingContainer:
     The first container whose image or command names an engine wins; otherwise the first
     container. The engine is the role's explicit `engine`, else detected, else vLLM.
     """
-    assert role.template is not None and role.template.spec is not None
+    assert role.template is not None
+    assert role.template.spec is not None
     containers: list[dict[str, Any]] = role.template.spec["containers"]
     index = next((i for i, c in enumerate(containers) if detect_engine(c) is not None), 0)
     container = containers[index]
-    engine = role.engine if role.engine not in (None, Engine.AUTO) else None
-    engine = engine or detect_engine(container) or Engine.VLLM
+    explicit = role.engine if role.engine is not Engine.AUTO else None
+    engine: Engine = explicit or detect_engine(container) or Engine.VLLM
     return ServingContainer(index=index, container=container, engine=engine, port=_port(container, engine))

@@ -38,7 +38,9 @@ CHILD_KINDS: tuple[ChildKind, ...] = (
     ChildKind("v1", "Service", "services", order=40),
     ChildKind("apps/v1", "Deployment", "deployments", order=50),
     ChildKind("leaderworkerset.x-k8s.io/v1", "LeaderWorkerSet", "leaderworkersets", capability="lws", order=51),
-    ChildKind("inference.networking.k8s.io/v1", "InferencePool", "inferencepools", capability="inference_pool", order=60),
+    ChildKind(
+        "inference.networking.k8s.io/v1", "InferencePool", "inferencepools", capability="inference_pool", order=60
+    ),
     ChildKind("gateway.networking.k8s.io/v1", "Gateway", "gateways", capability="gateway_api", order=70),
     ChildKind("gateway.networking.k8s.io/v1", "HTTPRoute", "httproutes", capability="gateway_api", order=71),
 )
