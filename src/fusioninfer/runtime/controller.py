@@ -1,0 +1,301 @@
+"""A level-triggered controller: informers feed keys into a work queue; N workers reconcile them.
+
+Semantics follow controller-runtime:
+
+* ``reconcile(key)`` is given only an `ObjectKey`; it must read the current state itself (from
+  the informers' caches) and converge. It is never run twice at once for the same key (the work
+  queue guarantees it), and a key that changes while being reconciled is reconciled again after.
+* Return `Result()` (or None) for success: the key's backoff is forgotten.
+  ``Result(requeue_after=s)``: come back in ``s`` seconds (backoff forgotten; used for polling
+  something that has no watch). ``Result(requeue=True)``: come back after the rate limiter's
+  backoff. Raising an exception: logged, counted in ``controller_runtime_reconcile_errors_total``,
+  retried with per-key exponential backoff. `TerminalError` is logged and counted but *not*
+  retried (a spec that can never work; the next change to the object enqueues it again).
+* `watch_primary(informer)` enqueues the object's own key; `watch_owned(informer, api_version,
+  kind)` maps a child to its *controller* owner (the ownerReference with ``controller: true``
+  whose group and kind match; the version is ignored, as in controller-runtime); children
+  without one are ignored. `watch_mapped` takes any mapping function.
+* `run()` starts the informers it was given (unless told not to), waits until they have synced
+  (reconciling from a half-filled cache would prune objects that merely were not listed yet),
+  then runs the workers. `stop()` (or cancelling `run()`) stops taking new keys, lets the workers
+  finish what they hold (up to `drain_timeout`), then stops the informers it started.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+from fusioninfer.runtime.informer import Informer, Obj
+from fusioninfer.runtime.kinds import split_api_version
+from fusioninfer.runtime.logging import log_context
+from fusioninfer.runtime.metrics import (
+    RESULT_ERROR,
+    RESULT_REQUEUE,
+    RESULT_REQUEUE_AFTER,
+    RESULT_SUCCESS,
+    RuntimeMetrics,
+    default_metrics,
+)
+from fusioninfer.runtime.workqueue import RateLimiter, ShutDownError, WorkQueue
+
+log = logging.getLogger(__name__)
+
+
+class ObjectKey(NamedTuple):
+    """Identifies one object: ``namespace`` is "" for cluster-scoped objects."""
+
+    namespace: str
+    name: str
+
+    def __str__(self) -> str:
+        return f"{self.namespace}/{self.name}" if self.namespace else self.name
+
+    @classmethod
+    def of(cls, obj: Mapping[str, Any]) -> ObjectKey:
+        meta = obj.get("metadata") or {}
+        return cls(meta.get("namespace") or "", meta.get("name") or "")
+
+
+@dataclass(frozen=True)
+class Result:
+    """What a reconcile asks for next. Both unset = done until something changes."""
+
+    requeue: bool = False
+    requeue_after: float | None = None
+
+
+class TerminalError(Exception):
+    """A reconcile error that retrying cannot fix (e.g. an invalid spec): not requeued."""
+
+
+Reconcile = Callable[[ObjectKey], Awaitable[Result | None]]
+Mapper = Callable[[Obj], Iterable[ObjectKey]]
+Predicate = Callable[[Obj], bool]
+
+
+def _group_of(api_version: str) -> str:
+    return split_api_version(api_version)[0]
+
+
+def controller_owner(obj: Mapping[str, Any], owner_api_version: str, owner_kind: str) -> str | None:
+    """Name of `obj`'s controller owner of the given group/kind, or None."""
+    group = _group_of(owner_api_version)
+    refs = (obj.get("metadata") or {}).get("ownerReferences") or []
+    for ref in refs:
+        if not isinstance(ref, Mapping) or not ref.get("controller"):
+            continue
+        if ref.get("kind") == owner_kind and _group_of(str(ref.get("apiVersion", ""))) == group:
+            name = ref.get("name")
+            return str(name) if name else None
+    return None
+
+
+class Controller:
+    """Owns a `WorkQueue[ObjectKey]` and `workers` concurrent reconcile loops.
+
+    Create it, wire informers with `watch_primary`/`watch_owned`/`watch_mapped`, then
+    ``await controller.run()`` (until cancelled or `stop()`).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        reconcile: Reconcile,
+        *,
+        workers: int = 1,
+        rate_limiter: RateLimiter[ObjectKey] | None = None,
+        metrics: RuntimeMetrics | None = None,
+        drain_timeout: float = 30.0,
+    ) -> None:
+        if workers < 1:
+            raise ValueError("workers must be >= 1")
+        self.name = name
+        self.reconcile = reconcile
+        self.workers = workers
+        self.drain_timeout = drain_timeout
+        m = metrics if metrics is not None else default_metrics()
+        self.queue: WorkQueue[ObjectKey] = WorkQueue(name, rate_limiter=rate_limiter, metrics=m)
+        self._m_total = m.reconcile_total
+        self._m_errors = m.reconcile_errors_total.labels(controller=name)
+        self._m_time = m.reconcile_time_seconds.labels(controller=name)
+        self._m_active = m.active_workers.labels(controller=name)
+        m.max_concurrent_reconciles.labels(controller=name).set(workers)
+        self._m_active.set(0)
+        for result in (RESULT_SUCCESS, RESULT_ERROR, RESULT_REQUEUE, RESULT_REQUEUE_AFTER):
+            self._m_total.labels(controller=name, result=result)  # export zeros from the start
+        self._informers: list[Informer] = []
+        self._started_informers: list[Informer] = []
+        self._worker_tasks: list[asyncio.Task[None]] = []
+        self._stopped = asyncio.Event()
+        self._running = False
+
+    # -- wiring -------------------------------------------------------------------------------------
+
+    def _track(self, informer: Informer) -> None:
+        if informer not in self._informers:
+            self._informers.append(informer)
+
+    def watch_mapped(self, informer: Informer, mapper: Mapper, predicate: Predicate | None = None) -> None:
+        """Enqueue ``mapper(obj)`` keys for every add/update/delete of `informer`'s objects.
+
+        On update both the old and the new object are mapped (an object that moved from owner A
+        to owner B must wake both).
+        """
+        self._track(informer)
+
+        def enqueue(obj: Obj) -> None:
+            if predicate is not None and not predicate(obj):
+                return
+            for key in mapper(obj):
+                self.queue.add(key)
+
+        def on_update(old: Obj, new: Obj) -> None:
+            keys: set[ObjectKey] = set()
+            for obj in (old, new):
+                if predicate is None or predicate(obj):
+                    keys.update(mapper(obj))
+            for key in keys:
+                self.queue.add(key)
+
+        informer.add_event_handler(on_add=enqueue, on_update=on_update, on_delete=enqueue)
+
+    def watch_primary(self, informer: Informer, predicate: Predicate | None = None) -> None:
+        """Reconcile an object whenever it changes (the controller's own kind)."""
+        self.watch_mapped(informer, lambda obj: (ObjectKey.of(obj),), predicate)
+
+    def watch_owned(
+        self,
+        informer: Informer,
+        owner_api_version: str,
+        owner_kind: str,
+        predicate: Predicate | None = None,
+        *,
+        owner_namespaced: bool = True,
+    ) -> None:
+        """Reconcile the controller owner whenever one of its children changes.
+
+        The owner key is (child's namespace, owner name), or ("", owner name) when the owner
+        kind is cluster-scoped (`owner_namespaced=False`).
+        """
+
+        def mapper(obj: Obj) -> Iterable[ObjectKey]:
+            owner = controller_owner(obj, owner_api_version, owner_kind)
+            if owner is None:
+                return ()
+            ns = ((obj.get("metadata") or {}).get("namespace") or "") if owner_namespaced else ""
+            return (ObjectKey(ns, owner),)
+
+        self.watch_mapped(informer, mapper, predicate)
+
+    # -- running ------------------------------------------------------------------------------------
+
+    @property
+    def informers(self) -> list[Informer]:
+        return list(self._informers)
+
+    def ready(self) -> bool:
+        """All watched informers synced and the workers running (for `/readyz`)."""
+        return self._running and all(i.has_synced() for i in self._informers)
+
+    async def run(self, *, start_informers: bool = True) -> None:
+        """Start informers, wait for their sync, run the workers until `stop()` or cancellation."""
+        if self._running:
+            raise RuntimeError(f"controller {self.name} is already running")
+        try:
+            if start_informers:
+                for inf in self._informers:
+                    if not inf.running:
+                        inf.start()
+                        self._started_informers.append(inf)
+            for inf in self._informers:
+                await inf.wait_synced()
+            self._running = True
+            log.info("controller %s: caches synced, starting %d workers", self.name, self.workers)
+            self._worker_tasks = [
+                asyncio.create_task(self._worker(), name=f"{self.name}-worker-{i}") for i in range(self.workers)
+            ]
+            await self._stopped.wait()
+        finally:
+            await self._shutdown()
+
+    async def stop(self) -> None:
+        """Ask `run()` to finish in-flight reconciles and return."""
+        self._stopped.set()
+
+    async def _shutdown(self) -> None:
+        self._running = False
+        self.queue.shutdown(discard_pending=True)
+        if self._worker_tasks:
+            _, pending = await asyncio.wait(self._worker_tasks, timeout=self.drain_timeout)
+            for t in pending:
+                t.cancel()
+            for t in pending:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await t
+            self._worker_tasks = []
+        for inf in self._started_informers:
+            await inf.stop()
+        self._started_informers = []
+        log.info("controller %s stopped", self.name)
+
+    async def _worker(self) -> None:
+        while True:
+            try:
+                key = await self.queue.get()
+            except ShutDownError:
+                return
+            try:
+                await self.process(key)
+            finally:
+                self.queue.done(key)
+
+    async def process(self, key: ObjectKey) -> str:
+        """Reconcile one key and apply the outcome to the queue. Returns the result label.
+
+        Exposed so tests (and tools) can drive a single reconcile deterministically.
+        """
+        reconcile_id = str(uuid.uuid4())
+        self._m_active.inc()
+        start = time.perf_counter()
+        outcome = RESULT_SUCCESS
+        with log_context(controller=self.name, namespace=key.namespace, name=key.name, reconcileID=reconcile_id):
+            try:
+                result = await self.reconcile(key)
+            except asyncio.CancelledError:
+                outcome = ""  # interrupted (shutdown): neither a success nor an error
+                raise
+            except TerminalError as exc:
+                outcome = RESULT_ERROR
+                self._m_errors.inc()
+                self.queue.forget(key)
+                log.error("reconcile failed (terminal, not retried): %s", exc)
+            except Exception as exc:
+                outcome = RESULT_ERROR
+                self._m_errors.inc()
+                self.queue.add_rate_limited(key)
+                log.error(
+                    "reconcile failed, retry %d: %s", self.queue.num_requeues(key), exc, exc_info=exc
+                )
+            else:
+                if result is not None and result.requeue_after is not None and result.requeue_after > 0:
+                    outcome = RESULT_REQUEUE_AFTER
+                    self.queue.forget(key)
+                    self.queue.add_after(key, result.requeue_after)
+                elif result is not None and result.requeue:
+                    outcome = RESULT_REQUEUE
+                    self.queue.add_rate_limited(key)
+                else:
+                    self.queue.forget(key)
+            finally:
+                self._m_time.observe(time.perf_counter() - start)
+                self._m_active.dec()
+                if outcome:
+                    self._m_total.labels(controller=self.name, result=outcome).inc()
+        return outcome
