@@ -122,8 +122,13 @@ _IGNORED_META = frozenset({"resourceVersion", "managedFields", "creationTimestam
 
 
 def _is_zero(value: object) -> bool:
-    return value is None or value == "" or value is False or value == {} or value == [] or (
-        type(value) in (int, float) and value == 0
+    return (
+        value is None
+        or value == ""
+        or value is False
+        or value == {}
+        or value == []
+        or (type(value) in (int, float) and value == 0)
     )
 
 
@@ -229,9 +234,7 @@ def manifest_hash(manifest: Mapping[str, Any], *, annotation: str = APPLIED_HASH
     return hashlib.sha256(raw.encode()).hexdigest()[:20]
 
 
-def with_hash_annotation(
-    manifest: Mapping[str, Any], *, annotation: str = APPLIED_HASH_ANNOTATION
-) -> dict[str, Any]:
+def with_hash_annotation(manifest: Mapping[str, Any], *, annotation: str = APPLIED_HASH_ANNOTATION) -> dict[str, Any]:
     """A deep copy of `manifest` with ``metadata.annotations[annotation] = manifest_hash(...)``."""
     out = copy.deepcopy(dict(manifest))
     meta = out.setdefault("metadata", {})
@@ -313,9 +316,7 @@ def instrument_client(
 
     async def on_response(response: httpx2.Response) -> None:
         req = response.request
-        m.rest_client_requests_total.labels(
-            code=str(response.status_code), method=req.method, host=req.url.host
-        ).inc()
+        m.rest_client_requests_total.labels(code=str(response.status_code), method=req.method, host=req.url.host).inc()
 
     hooks = hx.event_hooks
     hooks["request"].append(on_request)

@@ -280,9 +280,7 @@ class Controller:
                 outcome = RESULT_ERROR
                 self._m_errors.inc()
                 self.queue.add_rate_limited(key)
-                log.error(
-                    "reconcile failed, retry %d: %s", self.queue.num_requeues(key), exc, exc_info=exc
-                )
+                log.error("reconcile failed, retry %d: %s", self.queue.num_requeues(key), exc, exc_info=exc)
             else:
                 if result is not None and result.requeue_after is not None and result.requeue_after > 0:
                     outcome = RESULT_REQUEUE_AFTER

@@ -353,9 +353,7 @@ class Informer:
 
     async def _list(self, reason: str) -> None:
         self._m_relists.labels(resource=self.name, reason=reason).inc()
-        listing = self._client.list(
-            self._res, namespace=self._ns_param, chunk_size=self.page_size, labels=self.labels
-        )
+        listing = self._client.list(self._res, namespace=self._ns_param, chunk_size=self.page_size, labels=self.labels)
         items = [self._clean(o) async for o in listing]
         rv = listing.resourceVersion
         await self._replace(items)
@@ -438,9 +436,7 @@ class Informer:
                 self._m_errors.inc()
                 delay = self._backoff(attempt)
                 attempt += 1
-                log.warning(
-                    "informer %s: %s: %s, retrying in %.2fs", self.name, type(exc).__name__, exc, delay
-                )
+                log.warning("informer %s: %s: %s, retrying in %.2fs", self.name, type(exc).__name__, exc, delay)
                 if self._rv is None:
                     reason = "error"
                 await asyncio.sleep(delay)

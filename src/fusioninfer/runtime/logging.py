@@ -30,13 +30,13 @@ CONTEXT_FIELDS: tuple[str, ...] = ("controller", "namespace", "name", "reconcile
 
 # The default is never mutated (log_context always sets a new dict), so sharing it is safe.
 _context: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar(
-    "fusioninfer_log_context", default={}  # noqa: B039
+    "fusioninfer_log_context",
+    default={},  # noqa: B039
 )
 
 # Attributes every LogRecord has; anything else on a record came from `extra=` or our filter.
 _STANDARD_ATTRS = frozenset(
-    vars(logging.LogRecord("x", logging.INFO, "x", 0, "x", None, None)).keys()
-    | {"message", "asctime", "taskName"}
+    vars(logging.LogRecord("x", logging.INFO, "x", 0, "x", None, None)).keys() | {"message", "asctime", "taskName"}
 )
 
 

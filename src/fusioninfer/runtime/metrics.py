@@ -82,9 +82,7 @@ class RuntimeMetrics:
             registry=r,
         )
         # -- workqueue ----------------------------------------------------------------------------
-        self.workqueue_depth = Gauge(
-            "workqueue_depth", "Current depth of workqueue", ["name"], registry=r
-        )
+        self.workqueue_depth = Gauge("workqueue_depth", "Current depth of workqueue", ["name"], registry=r)
         self.workqueue_adds_total = Counter(
             "workqueue_adds_total", "Total number of adds handled by workqueue", ["name"], registry=r
         )

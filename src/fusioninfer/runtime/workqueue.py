@@ -144,9 +144,7 @@ def default_controller_rate_limiter(
     burst: int = 100,
 ) -> MaxOfRateLimiter[K]:
     """client-go's DefaultControllerRateLimiter (with a 5 min cap instead of 1000 s)."""
-    return MaxOfRateLimiter(
-        ItemExponentialFailureRateLimiter(base_delay, max_delay), BucketRateLimiter(qps, burst)
-    )
+    return MaxOfRateLimiter(ItemExponentialFailureRateLimiter(base_delay, max_delay), BucketRateLimiter(qps, burst))
 
 
 # ---------------------------------------------------------------------------------------------------
