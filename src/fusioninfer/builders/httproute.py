@@ -1,0 +1,106 @@
+"""The `gateway.networking.k8s.io/v1` HTTPRoute `{service}-route` that sends traffic to the pool.
+
+The user's `httproute` fragment is kept: parentRefs, hostnames, and every rule's name, matches,
+filters and timeouts (the Go original replaced all rules, losing them). We add the InferencePool
+backendRef to every rule (validation forbids users' own backendRefs), a PathPrefix `/` rule when
+there is none, and the Gateway we create, if any, as a parent.
+
+Everything the apiserver would default is written out (parentRef group/kind, match path type,
+backendRef group/kind/weight) so server-side apply does not see a diff on every reconcile, and
+`timeouts.request` is an explicit non-zero duration: kgateway 2.1 mishandles `0s`, and LLM
+responses often take longer than gateways' 15 s defaults.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fusioninfer.api import naming
+from fusioninfer.api.v1alpha1 import Role
+from fusioninfer.builders import gateway, inferencepool
+from fusioninfer.builders.context import BuildContext, Manifest, deep_copy
+
+API_VERSION = "gateway.networking.k8s.io/v1"
+KIND = "HTTPRoute"
+DEFAULT_REQUEST_TIMEOUT = "300s"
+DEFAULT_PATH: dict[str, str] = {"type": "PathPrefix", "value": "/"}
+SPEC_WARNINGS = "SpecWarnings"
+
+
+def _zero_duration(value: Any) -> bool:
+    """Gateway API durations are e.g. `0s`, `1h0m`, `500ms`; zero when every number is 0."""
+    text = str(value)
+    digits = [c for c in text if c.isdigit()]
+    return bool(digits) and all(c == "0" for c in digits)
+
+
+def _parent_refs(ctx: BuildContext, router: Role, spec: dict[str, Any]) -> list[dict[str, Any]]:
+    refs: list[dict[str, Any]] = [
+        {"group": gateway.GROUP, "kind": gateway.KIND, **ref} for ref in spec.get("parentRefs") or []
+    ]
+    if router.gateway is not None:
+        ours = gateway.parent_ref(ctx)
+        already = any(
+            r.get("name") == ours["name"]
+            and r.get("kind") == gateway.KIND
+            and r.get("group") == gateway.GROUP
+            and r.get("namespace") in (None, ctx.namespace)
+            for r in refs
+        )
+        if not already:
+            refs.append(ours)
+    return refs
+
+
+def _rule(ctx: BuildContext, router: Role, index: int, user_rule: dict[str, Any]) -> dict[str, Any]:
+    rule: dict[str, Any] = dict(deep_copy(user_rule))
+    matches = rule.get("matches") or [{}]
+    rule["matches"] = [{**match, "path": {**DEFAULT_PATH, **(match.get("path") or {})}} for match in matches]
+    rule["backendRefs"] = [
+        {
+            "group": inferencepool.GROUP,
+            "kind": inferencepool.KIND,
+            "name": naming.pool_name(ctx.name),
+            "weight": 1,
+        }
+    ]
+    timeouts = dict(rule.get("timeouts") or {})
+    if "request" not in timeouts:
+        timeouts["request"] = DEFAULT_REQUEST_TIMEOUT
+    elif _zero_duration(timeouts["request"]):
+        ctx.notice(
+            SPEC_WARNINGS,
+            "ZeroRequestTimeout",
+            f"router {router.name}: httproute.rules[{index}].timeouts.request is {timeouts['request']!r} "
+            f"(no timeout), which kgateway 2.1 mishandles; prefer a long explicit value such as "
+            f"{DEFAULT_REQUEST_TIMEOUT}",
+        )
+    rule["timeouts"] = timeouts
+    return rule
+
+
+def build(ctx: BuildContext, router: Role) -> Manifest:
+    spec_in: dict[str, Any] = dict(deep_copy(router.httproute or {}))
+    spec: dict[str, Any] = {}
+    parents = _parent_refs(ctx, router, spec_in)
+    if parents:
+        spec["parentRefs"] = parents
+    else:
+        ctx.notice(
+            SPEC_WARNINGS,
+            "RouteWithoutParent",
+            f"router {router.name}: the HTTPRoute attaches to no Gateway; set httproute.parentRefs or gateway",
+        )
+    if spec_in.get("hostnames"):
+        spec["hostnames"] = spec_in["hostnames"]
+    rules = spec_in.get("rules") or [{}]
+    spec["rules"] = [_rule(ctx, router, i, r) for i, r in enumerate(rules)]
+    # Anything else the user wrote (future fields) rides along untouched.
+    for key, value in spec_in.items():
+        spec.setdefault(key, value)
+    return {
+        "apiVersion": API_VERSION,
+        "kind": KIND,
+        "metadata": ctx.metadata(naming.route_name(ctx.name), ctx.role_labels(router)),
+        "spec": spec,
+    }
