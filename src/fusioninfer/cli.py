@@ -127,6 +127,85 @@ def crd() -> None:
     typer.echo(crd_yaml(), nl=False)
 
 
+class LogFormat(StrEnum):
+    JSON = "json"
+    CONSOLE = "console"
+
+
+@app.command()
+def run(
+    kubeconfig: Annotated[
+        str | None,
+        typer.Option(envvar="KUBECONFIG", help="Kubeconfig file (default: $KUBECONFIG, then in-cluster config)."),
+    ] = None,
+    namespace: Annotated[
+        list[str] | None,
+        typer.Option(
+            "-n", "--namespace", envvar="WATCH_NAMESPACES", help="Namespace to watch (repeatable; default: all)."
+        ),
+    ] = None,
+    workers: Annotated[int, typer.Option(envvar="WORKERS", min=1, help="Concurrent reconciles.")] = 4,
+    metrics_bind_address: Annotated[
+        str, typer.Option(envvar="METRICS_BIND_ADDRESS", help="[HOST]:PORT for /metrics; 0 disables.")
+    ] = ":8080",
+    health_probe_bind_address: Annotated[
+        str, typer.Option(envvar="HEALTH_PROBE_BIND_ADDRESS", help="[HOST]:PORT for /healthz and /readyz.")
+    ] = ":8081",
+    leader_elect: Annotated[
+        bool, typer.Option(envvar="LEADER_ELECT", help="Elect a leader on a Lease; only the leader reconciles.")
+    ] = True,
+    leader_election_namespace: Annotated[
+        str | None, typer.Option(envvar="LEADER_ELECTION_NAMESPACE", help="Namespace of the Lease.")
+    ] = None,
+    lease_duration: Annotated[float, typer.Option(help="Seconds a lease is valid without renewal.")] = 15.0,
+    renew_deadline: Annotated[float, typer.Option(help="Seconds the leader retries renewing.")] = 10.0,
+    retry_period: Annotated[float, typer.Option(help="Seconds between lease attempts.")] = 2.0,
+    log_format: Annotated[LogFormat, typer.Option(envvar="LOG_FORMAT")] = LogFormat.CONSOLE,
+    log_level: Annotated[str, typer.Option(envvar="LOG_LEVEL")] = "info",
+    epp_image: Annotated[str | None, typer.Option(envvar="EPP_IMAGE", help="Default endpoint picker image.")] = None,
+    pd_epp_image: Annotated[
+        str | None, typer.Option(envvar="PD_EPP_IMAGE", help="Default endpoint picker image for P/D.")
+    ] = None,
+    routing_sidecar_image: Annotated[
+        str | None, typer.Option(envvar="ROUTING_SIDECAR_IMAGE", help="Default P/D routing sidecar image.")
+    ] = None,
+) -> None:
+    """Run the operator: watch InferenceServices and reconcile their children until SIGTERM."""
+    from fusioninfer.controller.main import RunOptions, default_lease_namespace, parse_bind
+    from fusioninfer.controller.main import run as run_operator
+    from fusioninfer.controller.operator import OperatorConfig, ProcessConfig
+    from fusioninfer.runtime.logging import setup_logging
+
+    setup_logging(log_format.value, log_level)  # type: ignore[arg-type]
+    namespaces = [n for item in namespace or [] for n in item.split(",") if n] or None
+    try:
+        metrics = parse_bind(metrics_bind_address)
+        health = parse_bind(health_probe_bind_address)
+    except ValueError as exc:
+        stderr.print(f"error: {exc}")
+        raise typer.Exit(2) from None
+    options = RunOptions(
+        kubeconfig=kubeconfig,
+        operator=OperatorConfig(
+            namespaces=namespaces,
+            workers=workers,
+            build_options=BuildOptions(
+                epp_image=epp_image, pd_epp_image=pd_epp_image, routing_sidecar_image=routing_sidecar_image
+            ),
+        ),
+        process=ProcessConfig(
+            metrics_bind=metrics,
+            health_bind=health,
+            leader_election=leader_elect,
+            lease_namespace=leader_election_namespace or default_lease_namespace(),
+            lease_duration=lease_duration,
+            renew_deadline=renew_deadline,
+            retry_period=retry_period,
+        ),
+    )
+    run_operator(options)
+
+
 def _mount_subcommands() -> None:
     import importlib.util
 

@@ -1,0 +1,236 @@
+"""Wiring: informers for InferenceServices, their children, their pods and the prerequisite
+CRDs; the controller with N workers; and the process around it (metrics, health, leader
+election) used by `fusioninfer run` and by the tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from lightkube import AsyncClient
+from lightkube.resources.apiextensions_v1 import CustomResourceDefinition
+from lightkube.resources.core_v1 import Pod
+
+from fusioninfer.api.v1alpha1 import API_VERSION, KIND, PLURAL
+from fusioninfer.builders import BuildOptions, Capabilities
+from fusioninfer.builders.context import LABEL_MANAGED_BY, LABEL_SERVICE, MANAGED_BY
+from fusioninfer.builders.kinds import CHILD_KINDS, ChildKind
+from fusioninfer.controller.discovery import CRD_NAMES, capabilities_from, slim_crd
+from fusioninfer.controller.reconciler import Caches, InferenceServiceReconciler
+from fusioninfer.runtime.controller import Controller, ObjectKey
+from fusioninfer.runtime.informer import Informer
+from fusioninfer.runtime.kinds import default_registry
+from fusioninfer.runtime.leader import LeaderElectionConfig, LeaderElector
+from fusioninfer.runtime.metrics import MetricsServer
+
+log = logging.getLogger(__name__)
+
+Obj = dict[str, Any]
+ObjList = list[Obj]
+CONTROLLER_NAME = "inferenceservice"
+MANAGED = {LABEL_MANAGED_BY: MANAGED_BY}
+
+
+class InformerGroup:
+    """One informer per watched namespace (or one for all), read as one cache."""
+
+    def __init__(self, informers: Sequence[Informer]):
+        self.informers = list(informers)
+
+    def get(self, namespace: str | None, name: str) -> Obj | None:
+        for inf in self.informers:
+            if inf.namespace in (None, namespace):
+                found = inf.get(namespace, name)
+                if found is not None:
+                    return found
+        return None
+
+    def list(self, namespace: str | None = None, labels: dict[str, str] | None = None) -> ObjList:
+        return [o for inf in self.informers for o in inf.list(namespace=namespace, labels=labels)]
+
+    def by_owner(self, uid: str) -> ObjList:
+        return [o for inf in self.informers for o in inf.by_owner(uid)]
+
+    def has_synced(self) -> bool:
+        return all(inf.has_synced() for inf in self.informers)
+
+
+@dataclass
+class OperatorConfig:
+    namespaces: list[str] | None = None  # None: every namespace
+    workers: int = 4
+    build_options: BuildOptions = field(default_factory=BuildOptions)
+    resync_period: float | None = 600.0
+
+
+def _resource_for(kind: ChildKind) -> type[Any]:
+    return (
+        default_registry.register(kind.api_version, kind.kind, plural=kind.plural, namespaced=True)
+        if (kind.capability is not None)
+        else default_registry.resolve(kind.api_version, kind.kind)
+    )
+
+
+class Operator:
+    """The InferenceService controller and everything it watches."""
+
+    def __init__(self, client: AsyncClient, config: OperatorConfig | None = None) -> None:
+        self.client = client
+        self.config = config or OperatorConfig()
+        namespaces: list[str | None] = list(self.config.namespaces) if self.config.namespaces else [None]
+        self._namespaces = namespaces
+        isvc_resource = default_registry.register(API_VERSION, KIND, plural=PLURAL, namespaced=True)
+        self.services = InformerGroup(
+            [
+                Informer(client, isvc_resource, namespace=ns, resync_period=self.config.resync_period)
+                for ns in namespaces
+            ]
+        )
+        self.pods = InformerGroup([Informer(client, Pod, namespace=ns, labels=MANAGED) for ns in namespaces])
+        self.crds = Informer(client, CustomResourceDefinition, transform=slim_crd, name="crds")
+        self.children: dict[str, InformerGroup] = {}
+        self.caches = Caches(services=self.services, pods=self.pods)
+        self.reconciler = InferenceServiceReconciler(
+            client, self.caches, self.capabilities, options=self.config.build_options
+        )
+        self.controller = Controller(CONTROLLER_NAME, self.reconciler.reconcile, workers=self.config.workers)
+        for inf in self.services.informers:
+            self.controller.watch_primary(inf)
+        for inf in self.pods.informers:
+            self.controller.watch_mapped(inf, _service_of)
+        self.crds.add_event_handler(
+            on_add=self._on_crd_event, on_update=lambda _old, new: self._on_crd_event(new), on_delete=self._on_crd_event
+        )
+        self._kind_lock = asyncio.Lock()
+
+    # -- prerequisites ------------------------------------------------------------------------------
+    def installed(self) -> Capabilities:
+        """Optional APIs whose CRDs are established (ignores whether we watch them yet)."""
+        return capabilities_from(self.crds.list())
+
+    def capabilities(self) -> Capabilities:
+        """Optional APIs that are installed AND whose children we already cache."""
+        installed = self.installed()
+        ready = {}
+        for name, present in installed.__dict__.items():
+            kinds = [k for k in CHILD_KINDS if k.capability == name]
+            ready[name] = present and all(k.kind in self.children and self.children[k.kind].has_synced() for k in kinds)
+        return Capabilities(**ready)
+
+    def _on_crd_event(self, obj: Obj) -> None:
+        if obj.get("metadata", {}).get("name") in CRD_NAMES and self.crds.has_synced():
+            task = asyncio.ensure_future(self._sync_child_informers())
+            task.add_done_callback(_log_failure)
+
+    async def _sync_child_informers(self) -> None:
+        """Watch the children of every installed kind; then reconcile every service again."""
+        async with self._kind_lock:
+            installed = self.installed()
+            started = []
+            for kind in CHILD_KINDS:
+                wanted = kind.capability is None or getattr(installed, kind.capability)
+                if wanted and kind.kind not in self.children:
+                    group = InformerGroup(
+                        [
+                            Informer(self.client, _resource_for(kind), namespace=ns, labels=MANAGED)
+                            for ns in self._namespaces
+                        ]
+                    )
+                    for inf in group.informers:
+                        self.controller.watch_owned(inf, API_VERSION, KIND)
+                        inf.start()
+                    self.children[kind.kind] = group
+                    self.caches.children[kind.kind] = group
+                    started.append(group)
+                elif not wanted and kind.kind in self.children:
+                    group = self.children.pop(kind.kind)
+                    self.caches.children.pop(kind.kind, None)
+                    for inf in group.informers:
+                        await inf.stop()
+                    log.info("stopped watching %s: its CRD is gone", kind.kind)
+            for group in started:
+                for inf in group.informers:
+                    await inf.wait_synced()
+        if started:
+            self.enqueue_all()
+
+    def enqueue_all(self) -> None:
+        for obj in self.services.list():
+            self.controller.queue.add(ObjectKey.of(obj))
+
+    # -- running ------------------------------------------------------------------------------------
+    def ready(self) -> bool:
+        return self.controller.ready() and self.crds.has_synced()
+
+    async def run(self) -> None:
+        """Start watching, then reconcile until cancelled."""
+        self.crds.start()
+        try:
+            await self.crds.wait_synced()
+            await self._sync_child_informers()
+            await self.controller.run()
+        finally:
+            for group in self.children.values():
+                for inf in group.informers:
+                    await inf.stop()
+            await self.crds.stop()
+
+
+def _service_of(pod: Obj) -> Iterable[ObjectKey]:
+    meta = pod.get("metadata") or {}
+    service = (meta.get("labels") or {}).get(LABEL_SERVICE)
+    return (ObjectKey(meta.get("namespace") or "", service),) if service else ()
+
+
+def _log_failure(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("watching prerequisite APIs failed: %s", task.exception())
+
+
+@dataclass
+class ProcessConfig:
+    """What `fusioninfer run` adds around the operator."""
+
+    metrics_bind: tuple[str, int] | None = ("0.0.0.0", 8080)
+    health_bind: tuple[str, int] | None = ("0.0.0.0", 8081)
+    leader_election: bool = True
+    lease_name: str = "fusioninfer-controller"
+    lease_namespace: str = "default"
+    lease_duration: float = 15.0
+    renew_deadline: float = 10.0
+    retry_period: float = 2.0
+
+
+async def run_process(client: AsyncClient, operator: Operator, process: ProcessConfig) -> None:
+    """Serve metrics and health, elect a leader, run the operator while leading."""
+    servers: list[MetricsServer] = []
+    if process.metrics_bind is not None:
+        servers.append(MetricsServer(*process.metrics_bind, ready_check=operator.ready))
+    if process.health_bind is not None and process.health_bind != process.metrics_bind:
+        servers.append(MetricsServer(*process.health_bind, ready_check=operator.ready))
+    async with contextlib.AsyncExitStack() as stack:
+        for server in servers:
+            await stack.enter_async_context(server)
+            log.info("serving /metrics, /healthz, /readyz on %s:%d", server.host, server.port)
+        if not process.leader_election:
+            await operator.run()
+            return
+        elector = LeaderElector(
+            client,
+            LeaderElectionConfig(
+                lease_name=process.lease_name,
+                lease_namespace=process.lease_namespace,
+                lease_duration=process.lease_duration,
+                renew_deadline=process.renew_deadline,
+                retry_period=process.retry_period,
+            ),
+            on_started_leading=lambda: log.info("became leader"),
+            on_new_leader=lambda who: log.info("current leader: %s", who),
+        )
+        log.info("waiting for leadership of lease %s/%s", process.lease_namespace, process.lease_name)
+        await elector.run(operator.run)

@@ -1,0 +1,224 @@
+"""The InferenceService reconciler: level-triggered, idempotent, one field manager.
+
+`reconcile(key)` reads the InferenceService from the cache, computes the full desired set of
+children with the pure builders, server-side-applies what differs from the cached live object,
+prunes children it owns that are no longer desired, and writes status once, only if it changed.
+Nothing is remembered between reconciles: every decision is made from the spec and the caches,
+so a restart at any point loses nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from lightkube import ApiError, AsyncClient
+
+from fusioninfer.api.errors import InvalidSpec
+from fusioninfer.api.v1alpha1 import API_VERSION, KIND
+from fusioninfer.api.validation import parse
+from fusioninfer.builders import BuildOptions, Capabilities, build
+from fusioninfer.builders.context import LABEL_SERVICE
+from fusioninfer.builders.kinds import CHILD_KINDS, ChildKind
+from fusioninfer.controller import conditions as C
+from fusioninfer.controller.events import EventRecorder
+from fusioninfer.controller.status import Observed, compute_status, invalid_status
+from fusioninfer.runtime.apply import apply, apply_status, delete, first_difference, with_hash_annotation
+from fusioninfer.runtime.controller import ObjectKey, Result
+
+log = logging.getLogger(__name__)
+
+FIELD_MANAGER = "fusioninfer"
+Obj = dict[str, Any]
+
+
+class ReconcileError(Exception):
+    """Some children could not be applied or pruned; retried with backoff."""
+
+
+ObjList = list[Obj]
+
+
+class ObjectCache(Protocol):
+    """The read side of an informer (or of a group of them, one per namespace)."""
+
+    def get(self, namespace: str | None, name: str) -> Obj | None: ...
+    def list(self, namespace: str | None = None, labels: dict[str, str] | None = None) -> ObjList: ...
+    def by_owner(self, uid: str) -> ObjList: ...
+
+
+@dataclass
+class Caches:
+    """Where the reconciler reads the world from. Filled by the operator (`operator.py`)."""
+
+    services: ObjectCache
+    pods: ObjectCache | None = None
+    # Child caches by kind name; a kind whose API is not installed has none.
+    children: dict[str, ObjectCache] = field(default_factory=dict)
+
+    def child(self, kind: str, namespace: str, name: str) -> Obj | None:
+        informer = self.children.get(kind)
+        return informer.get(namespace, name) if informer else None
+
+
+def owned_by(obj: Obj, uid: str) -> bool:
+    return any(
+        ref.get("uid") == uid and ref.get("controller") for ref in obj.get("metadata", {}).get("ownerReferences") or []
+    )
+
+
+def _api_message(exc: ApiError) -> str:
+    status = getattr(exc, "status", None)
+    message = getattr(status, "message", None) or str(exc)
+    code = getattr(status, "code", None)
+    return f"{message} (HTTP {code})" if code else str(message)
+
+
+class InferenceServiceReconciler:
+    def __init__(
+        self,
+        client: AsyncClient,
+        caches: Caches,
+        capabilities: Callable[[], Capabilities],
+        *,
+        options: BuildOptions | None = None,
+        events: EventRecorder | None = None,
+    ) -> None:
+        self.client = client
+        self.caches = caches
+        self.capabilities = capabilities
+        self.options = options or BuildOptions()
+        self.events = events or EventRecorder(client)
+
+    async def reconcile(self, key: ObjectKey) -> Result:
+        raw = self.caches.services.get(key.namespace, key.name)
+        if raw is None:
+            return Result()  # deleted: its children go with it (ownerReferences + garbage collector)
+        meta = raw.get("metadata") or {}
+        if meta.get("deletionTimestamp"):
+            return Result()
+        previous: Obj = raw.get("status") or {}
+        generation = meta.get("generation")
+        try:
+            isvc = parse(raw)
+        except InvalidSpec as exc:
+            # Children are left as they are: a typo must not tear down a serving model.
+            new = invalid_status(exc.errors, generation, previous)
+            await self._write_status(raw, previous, new)
+            return Result()  # not retried: the next edit of the spec enqueues it again
+        uid = meta["uid"]
+        caps = self.capabilities()
+        options = BuildOptions(
+            capabilities=caps,
+            owner_uid=uid,
+            epp_image=self.options.epp_image,
+            pd_epp_image=self.options.pd_epp_image,
+            routing_sidecar_image=self.options.routing_sidecar_image,
+        )
+        result = build(isvc, options)
+        observed = Observed()
+        desired_keys: set[tuple[str, str]] = set()
+        for manifest in result.objects:
+            desired = with_hash_annotation(manifest)
+            kind, name = desired["kind"], desired["metadata"]["name"]
+            desired_keys.add((kind, name))
+            live = self.caches.child(kind, key.namespace, name)
+            if live is not None and not owned_by(live, uid):
+                message = f"{kind} {name} already exists and is not owned by this InferenceService; not touching it"
+                observed.apply_errors.append(message)
+                continue
+            diff = first_difference(desired, live)
+            if diff is None:
+                assert live is not None
+                observed.children[(kind, name)] = live
+                continue
+            try:
+                applied = await apply(self.client, desired, FIELD_MANAGER)
+            except ApiError as exc:
+                message = f"applying {kind} {name}: {_api_message(exc)}"
+                observed.apply_errors.append(message)
+                await self.events.emit(raw, "Warning", "ApplyFailed", message)
+                if live is not None:
+                    observed.children[(kind, name)] = live
+                continue
+            observed.children[(kind, name)] = applied
+            verb = "Created" if live is None else "Updated"
+            log.info("%s %s %s (%s)", verb.lower(), kind, name, diff)
+            await self.events.emit(raw, "Normal", verb, f"{verb} {kind} {name}")
+
+        await self._prune(raw, uid, desired_keys, observed)
+
+        if self.caches.pods is not None:
+            observed.pods = self.caches.pods.list(namespace=key.namespace, labels={LABEL_SERVICE: key.name})
+        new = compute_status(isvc, result, observed, previous)
+        await self._write_status(raw, previous, new)
+        if observed.apply_errors:
+            raise ReconcileError("; ".join(observed.apply_errors))
+        return Result()
+
+    async def _prune(self, raw: Obj, uid: str, desired: set[tuple[str, str]], observed: Observed) -> None:
+        namespace = raw["metadata"]["namespace"]
+        for child_kind in CHILD_KINDS:
+            informer = self.caches.children.get(child_kind.kind)
+            if informer is None:
+                continue
+            for live in informer.by_owner(uid):
+                name = live["metadata"]["name"]
+                if (child_kind.kind, name) in desired or not owned_by(live, uid):
+                    continue
+                if live["metadata"].get("deletionTimestamp"):
+                    continue
+                await self._delete(raw, child_kind, name, namespace, observed)
+
+    async def _delete(self, raw: Obj, kind: ChildKind, name: str, namespace: str, observed: Observed) -> None:
+        try:
+            await delete(self.client, kind.api_version, kind.kind, name, namespace)
+        except ApiError as exc:
+            message = f"pruning {kind.kind} {name}: {_api_message(exc)}"
+            observed.apply_errors.append(message)
+            await self.events.emit(raw, "Warning", "PruneFailed", message)
+            return
+        log.info("pruned %s %s", kind.kind, name)
+        await self.events.emit(raw, "Normal", "Pruned", f"Deleted {kind.kind} {name}: no longer desired")
+
+    async def _write_status(self, raw: Obj, previous: Obj, new: Obj) -> None:
+        if new == previous:
+            return
+        meta = raw["metadata"]
+        body = {
+            "apiVersion": API_VERSION,
+            "kind": KIND,
+            "metadata": {"name": meta["name"], "namespace": meta["namespace"]},
+            "status": new,
+        }
+        try:
+            await apply_status(self.client, body, FIELD_MANAGER)
+        except ApiError as exc:
+            if getattr(getattr(exc, "status", None), "code", None) == 404:
+                return  # deleted meanwhile
+            raise
+        await self._announce_transitions(raw, previous.get("conditions"), new.get("conditions"))
+
+    async def _announce_transitions(self, raw: Obj, before: list[Obj] | None, after: list[Obj] | None) -> None:
+        """One Event per condition flip (or new message on a problem condition), none otherwise."""
+        for cond in after or []:
+            old = C.find(before, cond["type"])
+            flipped = old is None or old.get("status") != cond["status"]
+            problem = (cond["type"] in (C.VALID, C.PREREQUISITES_MET, C.READY) and cond["status"] == "False") or (
+                cond["type"] == C.DEGRADED and cond["status"] == "True"
+            )
+            reworded = old is not None and old.get("message") != cond["message"] and problem
+            if not (flipped or reworded):
+                continue
+            if old is None and not problem and cond["type"] != C.READY:
+                continue  # a new service: only the problems and Ready are news
+            if cond["type"] == C.READY and cond["status"] == "False" and not reworded and old is None:
+                continue  # "not ready yet" right after creation is not news
+            await self.events.emit(
+                raw,
+                "Warning" if problem else "Normal",
+                cond["reason"],
+                f"{cond['type']}={cond['status']}: {cond['message']}",
+            )
