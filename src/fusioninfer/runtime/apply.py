@@ -227,9 +227,11 @@ def needs_apply(desired: Mapping[str, Any], live: Mapping[str, Any] | None) -> b
 def manifest_hash(manifest: Mapping[str, Any], *, annotation: str = APPLIED_HASH_ANNOTATION) -> str:
     """A stable hash of `manifest`, ignoring the hash annotation itself."""
     body = copy.deepcopy(dict(manifest))
-    annotations = (body.get("metadata") or {}).get("annotations")
-    if isinstance(annotations, dict):
-        annotations.pop(annotation, None)
+    meta = body.get("metadata")
+    if isinstance(meta, dict) and isinstance(meta.get("annotations"), dict):
+        meta["annotations"].pop(annotation, None)
+        if not meta["annotations"]:
+            del meta["annotations"]  # {} and absent mean the same
     raw = json.dumps(body, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(raw.encode()).hexdigest()[:20]
 
