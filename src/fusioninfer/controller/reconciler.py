@@ -23,7 +23,7 @@ from fusioninfer.builders import BuildOptions, Capabilities, build
 from fusioninfer.builders.context import LABEL_SERVICE
 from fusioninfer.builders.kinds import CHILD_KINDS, ChildKind
 from fusioninfer.controller import conditions as C
-from fusioninfer.controller.events import EventRecorder
+from fusioninfer.controller.events import EventRecorder, EventType
 from fusioninfer.controller.status import Observed, compute_status, invalid_status
 from fusioninfer.runtime.apply import apply, apply_status, delete, first_difference, with_hash_annotation
 from fusioninfer.runtime.controller import ObjectKey, Result
@@ -202,23 +202,18 @@ class InferenceServiceReconciler:
         await self._announce_transitions(raw, previous.get("conditions"), new.get("conditions"))
 
     async def _announce_transitions(self, raw: Obj, before: list[Obj] | None, after: list[Obj] | None) -> None:
-        """One Event per condition flip (or new message on a problem condition), none otherwise."""
+        """Events for news only: a problem appearing (or changing), Ready flipping. Never on a quiet pass."""
         for cond in after or []:
             old = C.find(before, cond["type"])
             flipped = old is None or old.get("status") != cond["status"]
-            problem = (cond["type"] in (C.VALID, C.PREREQUISITES_MET, C.READY) and cond["status"] == "False") or (
-                cond["type"] == C.DEGRADED and cond["status"] == "True"
-            )
-            reworded = old is not None and old.get("message") != cond["message"] and problem
-            if not (flipped or reworded):
-                continue
-            if old is None and not problem and cond["type"] != C.READY:
-                continue  # a new service: only the problems and Ready are news
-            if cond["type"] == C.READY and cond["status"] == "False" and not reworded and old is None:
-                continue  # "not ready yet" right after creation is not news
-            await self.events.emit(
-                raw,
-                "Warning" if problem else "Normal",
-                cond["reason"],
-                f"{cond['type']}={cond['status']}: {cond['message']}",
-            )
+            reworded = old is not None and old.get("message") != cond["message"]
+            problem = cond["status"] == ("True" if cond["type"] == C.DEGRADED else "False")
+            if cond["type"] in (C.VALID, C.PREREQUISITES_MET, C.DEGRADED) and problem and (flipped or reworded):
+                await self.events.emit(
+                    raw, "Warning", cond["reason"], f"{cond['type']}={cond['status']}: {cond['message']}"
+                )
+            elif cond["type"] == C.READY and old is not None and flipped:
+                type_: EventType = "Normal" if cond["status"] == "True" else "Warning"
+                await self.events.emit(raw, type_, cond["reason"], f"Ready={cond['status']}: {cond['message']}")
+            elif cond["type"] == C.READY and old is None and cond["status"] == "True":
+                await self.events.emit(raw, "Normal", cond["reason"], f"Ready=True: {cond['message']}")
