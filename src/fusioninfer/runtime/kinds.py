@@ -58,11 +58,13 @@ def raw_resource(res: ResourceType) -> ResourceType:
 
 
 def default_plural(kind: str) -> str:
-    """Kubernetes' own guess (meta.UnsafeGuessKindToResource): lowercase, then s/es/ies."""
+    """Kubernetes' guess (meta.UnsafeGuessKindToResource), lowercase + s/es/ies, except that a
+    vowel before the final y keeps the y (``Gateway`` -> ``gateways``, as every CRD spells it,
+    where Kubernetes' guess would say ``gatewaies``)."""
     singular = kind.lower()
     if singular.endswith("s"):
         return singular + "es"
-    if singular.endswith("y"):
+    if singular.endswith("y") and singular[-2:-1] not in ("a", "e", "i", "o", "u"):
         return singular[:-1] + "ies"
     return singular + "s"
 
