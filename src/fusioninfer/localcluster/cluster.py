@@ -430,6 +430,12 @@ class LocalCluster:
         self._require_state()
         return dict(self._state["ports"])
 
+    @property
+    def startup_seconds(self) -> float | None:
+        """How long the last `up` took (None before the first)."""
+        value = self._state.get("startup_seconds")
+        return float(value) if value is not None else None
+
     def log_path(self, component: str) -> Path:
         """Where `component`'s stdout+stderr go."""
         return self.logs_dir / f"{component}.log"
@@ -749,6 +755,8 @@ class LocalCluster:
                     path.unlink(missing_ok=True)
             with contextlib.suppress(OSError):
                 self.state_dir.rmdir()  # only if empty: never delete what we did not create
+                if self.state_dir.parent.name == DEFAULT_STATE_DIR.parent.name:
+                    self.state_dir.parent.rmdir()  # the default's `.fusioninfer`, again only if empty
             self._state = {}
         return stopped
 

@@ -817,6 +817,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                         dest="rule", help="shorthand for --rule SELECTOR:fail")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx2").setLevel(logging.WARNING)  # one line per request otherwise
     sim = NodeSimulator(
         args.kubeconfig,
         nodes=args.nodes,
