@@ -116,9 +116,7 @@ def ensure_binaries(
             say(line)
         rc = proc.wait()
         if rc != 0:
-            raise BuildError(
-                f"build-k8s.sh failed with exit code {rc}; last lines:\n" + "\n".join(tail)
-            )
+            raise BuildError(f"build-k8s.sh failed with exit code {rc}; last lines:\n" + "\n".join(tail))
     still_missing = missing_binaries(target)
     if still_missing or find_etcd() is None:
         raise BuildError(f"build finished but still missing: {still_missing or ['etcd']}")

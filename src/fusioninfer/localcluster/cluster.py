@@ -589,9 +589,7 @@ class LocalCluster:
         deadline = time.monotonic() + 2.0
         while proc.poll() is None and _proc_cmdline(proc.pid) != argv and time.monotonic() < deadline:
             time.sleep(0.005)
-        record = ProcessRecord(
-            name=name, pid=proc.pid, argv=argv, start_time=_proc_start_time(proc.pid), log=str(log)
-        )
+        record = ProcessRecord(name=name, pid=proc.pid, argv=argv, start_time=_proc_start_time(proc.pid), log=str(log))
         self._state.setdefault("processes", {})[name] = asdict(record)
         self._save_state()
         return record
@@ -767,9 +765,7 @@ class LocalCluster:
             return ClusterStatus(state_dir=self.state_dir, exists=False)
         comps = [
             ComponentStatus(name=name, pid=rec.pid, alive=is_our_process(rec))
-            for name, rec in sorted(
-                self.processes().items(), key=lambda kv: COMPONENT_ORDER.index(kv[0])
-            )
+            for name, rec in sorted(self.processes().items(), key=lambda kv: COMPONENT_ORDER.index(kv[0]))
         ]
         ready = False
         try:
@@ -872,10 +868,6 @@ def _generate_sa_keypair(key: Path, pub: Path) -> None:
     openssl = shutil.which("openssl")
     if openssl is None:
         raise ClusterError("openssl not found; install Debian's openssl package")
-    subprocess.run(
-        [openssl, "genrsa", "-out", str(key), "2048"], check=True, capture_output=True
-    )
+    subprocess.run([openssl, "genrsa", "-out", str(key), "2048"], check=True, capture_output=True)
     os.chmod(key, 0o600)
-    subprocess.run(
-        [openssl, "rsa", "-in", str(key), "-pubout", "-out", str(pub)], check=True, capture_output=True
-    )
+    subprocess.run([openssl, "rsa", "-in", str(key), "-pubout", "-out", str(pub)], check=True, capture_output=True)

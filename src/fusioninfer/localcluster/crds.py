@@ -133,7 +133,12 @@ def served_versions(crds: Iterable[dict[str, Any]]) -> list[tuple[str, str, str,
         for version in spec["versions"]:
             if version.get("served", True):
                 out.append(
-                    (spec["group"], version["name"], spec["names"]["kind"], spec["names"]["plural"],
-                     spec["scope"] == "Namespaced")
+                    (
+                        spec["group"],
+                        version["name"],
+                        spec["names"]["kind"],
+                        spec["names"]["plural"],
+                        spec["scope"] == "Namespaced",
+                    )
                 )
     return out

@@ -125,8 +125,15 @@ def node_manifest(name: str, index: int, spec: NodeSpec, prefix: str) -> dict[st
         "kubernetes.io/arch": "amd64",
         "node.kubernetes.io/instance-type": "fusioninfer-sim",
         SIMULATED_NODE_LABEL: prefix,
-        **({"nvidia.com/gpu.present": "true", "nvidia.com/gpu.product": spec.gpu_product,
-            "nvidia.com/gpu.count": str(spec.gpus)} if spec.gpus > 0 else {}),
+        **(
+            {
+                "nvidia.com/gpu.present": "true",
+                "nvidia.com/gpu.product": spec.gpu_product,
+                "nvidia.com/gpu.count": str(spec.gpus),
+            }
+            if spec.gpus > 0
+            else {}
+        ),
         **spec.labels,
     }
     return {
@@ -273,8 +280,15 @@ def compute_pod_status(
         }
         if init:
             if started:
-                status["state"] = {"terminated": {"exitCode": 0, "reason": "Completed",
-                                                  "startedAt": stamp, "finishedAt": stamp, "containerID": cid}}
+                status["state"] = {
+                    "terminated": {
+                        "exitCode": 0,
+                        "reason": "Completed",
+                        "startedAt": stamp,
+                        "finishedAt": stamp,
+                        "containerID": cid,
+                    }
+                }
                 status["containerID"] = cid
             else:
                 status["state"] = {"waiting": {"reason": "PodInitializing"}}
@@ -285,25 +299,37 @@ def compute_pod_status(
         status["containerID"] = cid
         if mode is PodMode.SUCCEED:
             prev = (old_state.get("terminated") or {}) if "terminated" in old_state else {}
-            status["state"] = {"terminated": {
-                "exitCode": 0, "reason": "Completed", "containerID": cid,
-                "startedAt": prev.get("startedAt", stamp), "finishedAt": prev.get("finishedAt", stamp)}}
+            status["state"] = {
+                "terminated": {
+                    "exitCode": 0,
+                    "reason": "Completed",
+                    "containerID": cid,
+                    "startedAt": prev.get("startedAt", stamp),
+                    "finishedAt": prev.get("finishedAt", stamp),
+                }
+            }
             return status
         if mode is PodMode.FAIL:
             prev_term = (old.get("lastState") or {}).get("terminated") or (old_state.get("terminated") or {})
             terminated = {
-                "exitCode": 1, "reason": "Error", "containerID": cid,
+                "exitCode": 1,
+                "reason": "Error",
+                "containerID": cid,
                 "message": "simulated failure (fusioninfer.io/simulate=fail)",
-                "startedAt": prev_term.get("startedAt", stamp), "finishedAt": prev_term.get("finishedAt", stamp),
+                "startedAt": prev_term.get("startedAt", stamp),
+                "finishedAt": prev_term.get("finishedAt", stamp),
             }
             if restart_policy == "Never":
                 status["state"] = {"terminated": terminated}
             else:
                 status["restartCount"] = 3
                 status["lastState"] = {"terminated": terminated}
-                status["state"] = {"waiting": {
-                    "reason": "CrashLoopBackOff",
-                    "message": f"back-off 40s restarting failed container={name} pod={meta.get('name')}"}}
+                status["state"] = {
+                    "waiting": {
+                        "reason": "CrashLoopBackOff",
+                        "message": f"back-off 40s restarting failed container={name} pod={meta.get('name')}",
+                    }
+                }
             return status
         running = old_state.get("running") or {}
         status["state"] = {"running": {"startedAt": running.get("startedAt", stamp)}}
@@ -316,9 +342,7 @@ def compute_pod_status(
 
     other_conditions = [c for c in current.get("conditions") or [] if c.get("type") not in OWN_POD_CONDITIONS]
     gate_types = [g.get("conditionType") for g in spec.get("readinessGates") or []]
-    gates_ok = all(
-        any(c.get("type") == t and c.get("status") == "True" for c in other_conditions) for t in gate_types
-    )
+    gates_ok = all(any(c.get("type") == t and c.get("status") == "True" for c in other_conditions) for t in gate_types)
     ready = containers_ready and gates_ok and phase == "Running"
     old_conditions = {c.get("type"): c for c in current.get("conditions") or []}
 
@@ -345,16 +369,24 @@ def compute_pod_status(
     else:
         ready_reason = "ReadinessGatesNotReady"
     ready_message = (
-        f"containers with unready status: [{' '.join(not_ready)}]" if not_ready
+        f"containers with unready status: [{' '.join(not_ready)}]"
+        if not_ready
         else f"corresponding condition of pod readiness gate {gate_types} is not True"
     )
     conditions = [
-        condition("Initialized", started or not init_statuses, "ContainersNotInitialized",
-                  "containers with incomplete status: [" + " ".join(s["name"] for s in init_statuses) + "]"),
+        condition(
+            "Initialized",
+            started or not init_statuses,
+            "ContainersNotInitialized",
+            "containers with incomplete status: [" + " ".join(s["name"] for s in init_statuses) + "]",
+        ),
         condition("Ready", ready, ready_reason, ready_message),
-        condition("ContainersReady", containers_ready and phase == "Running",
-                  "PodCompleted" if phase == "Succeeded" else "ContainersNotReady",
-                  None if phase == "Succeeded" else ready_message),
+        condition(
+            "ContainersReady",
+            containers_ready and phase == "Running",
+            "PodCompleted" if phase == "Succeeded" else "ContainersNotReady",
+            None if phase == "Succeeded" else ready_message,
+        ),
         condition("PodScheduled", True),
         *other_conditions,
     ]
@@ -383,11 +415,19 @@ def status_signature(status: Mapping[str, Any] | None) -> tuple[Any, ...]:
     status = status or {}
 
     def containers(key: str) -> tuple[Any, ...]:
-        return tuple(sorted(
-            (str(c.get("name")), bool(c.get("ready")), bool(c.get("started")), int(c.get("restartCount") or 0),
-             next(iter(c.get("state") or {}), None), str(c.get("containerID") or ""))
-            for c in status.get(key) or []
-        ))
+        return tuple(
+            sorted(
+                (
+                    str(c.get("name")),
+                    bool(c.get("ready")),
+                    bool(c.get("started")),
+                    int(c.get("restartCount") or 0),
+                    next(iter(c.get("state") or {}), None),
+                    str(c.get("containerID") or ""),
+                )
+                for c in status.get(key) or []
+            )
+        )
 
     conditions = tuple(sorted((str(c.get("type")), str(c.get("status"))) for c in status.get("conditions") or []))
     return (
@@ -568,8 +608,12 @@ class NodeSimulator:
 
         index = self._node_index[name]
         node = await client.patch(
-            Node, name, node_manifest(name, index, self.node_spec, self.name_prefix),
-            patch_type=PatchType.APPLY, field_manager=FIELD_MANAGER, force=True,
+            Node,
+            name,
+            node_manifest(name, index, self.node_spec, self.name_prefix),
+            patch_type=PatchType.APPLY,
+            field_manager=FIELD_MANAGER,
+            force=True,
         )
         # The TaintNodesByCondition admission plugin taints new Nodes not-ready; normally the node
         # lifecycle controller lifts that once the kubelet reports Ready, but there is none here.
@@ -602,10 +646,18 @@ class NodeSimulator:
         }
         try:
             node = await client.get(Node, name)
-            lease["metadata"]["ownerReferences"] = [{
-                "apiVersion": "v1", "kind": "Node", "name": name, "uid": node.metadata.uid}]
-            await client.patch(Lease, name, lease, namespace=NODE_LEASE_NAMESPACE,
-                               patch_type=PatchType.APPLY, field_manager=FIELD_MANAGER, force=True)
+            lease["metadata"]["ownerReferences"] = [
+                {"apiVersion": "v1", "kind": "Node", "name": name, "uid": node.metadata.uid}
+            ]
+            await client.patch(
+                Lease,
+                name,
+                lease,
+                namespace=NODE_LEASE_NAMESPACE,
+                patch_type=PatchType.APPLY,
+                field_manager=FIELD_MANAGER,
+                force=True,
+            )
         except ApiError as exc:
             if exc.status.code != 404:
                 raise
@@ -654,8 +706,7 @@ class NodeSimulator:
                         seen.add(uid)
                 for uid in set(self._pods) - seen:
                     self._forget(uid)
-                async for event, pod in client.watch(Pod, namespace="*",
-                                                     resource_version=listing.resourceVersion):
+                async for event, pod in client.watch(Pod, namespace="*", resource_version=listing.resourceVersion):
                     data = pod.to_dict()
                     if event == "DELETED":
                         self._forget(str((data.get("metadata") or {}).get("uid")))
@@ -747,8 +798,7 @@ class NodeSimulator:
             return
         annotation = (meta.get("annotations") or {}).get(SIMULATE_ANNOTATION)
         if annotation and annotation.strip().lower() not in {m.value for m in PodMode}:
-            log.warning("pod %s/%s: unknown %s=%r, treating as 'run'", namespace, name,
-                        SIMULATE_ANNOTATION, annotation)
+            log.warning("pod %s/%s: unknown %s=%r, treating as 'run'", namespace, name, SIMULATE_ANNOTATION, annotation)
         mode = pod_mode(pod, self._rules)
         delay = pod_delay(pod, self.start_delay)
         loop = asyncio.get_running_loop()
@@ -800,8 +850,11 @@ def parse_rule(text: str) -> SimulationRule:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m fusioninfer.localcluster.nodesim", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m fusioninfer.localcluster.nodesim",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--kubeconfig", required=True, type=Path)
     parser.add_argument("--nodes", type=int, default=4)
     parser.add_argument("--gpus-per-node", type=int, default=8)
@@ -811,10 +864,21 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--name-prefix", default="sim-node")
     parser.add_argument("--start-delay", type=float, default=0.0, help="seconds before a bound pod starts")
     parser.add_argument("--heartbeat-interval", type=float, default=10.0)
-    parser.add_argument("--rule", type=parse_rule, action="append", default=[],
-                        help="label rule `key=value[,key=value]:mode` (mode: run|fail|unready|pending|succeed)")
-    parser.add_argument("--fail-selector", type=lambda s: parse_rule(f"{s}:fail"), action="append", default=[],
-                        dest="rule", help="shorthand for --rule SELECTOR:fail")
+    parser.add_argument(
+        "--rule",
+        type=parse_rule,
+        action="append",
+        default=[],
+        help="label rule `key=value[,key=value]:mode` (mode: run|fail|unready|pending|succeed)",
+    )
+    parser.add_argument(
+        "--fail-selector",
+        type=lambda s: parse_rule(f"{s}:fail"),
+        action="append",
+        default=[],
+        dest="rule",
+        help="shorthand for --rule SELECTOR:fail",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx2").setLevel(logging.WARNING)  # one line per request otherwise
