@@ -206,6 +206,62 @@ def run(
     run_operator(options)
 
 
+KubeconfigOption = Annotated[
+    str | None, typer.Option(envvar="KUBECONFIG", help="Kubeconfig file (default: $KUBECONFIG, then in-cluster).")
+]
+
+
+@app.command()
+def install(
+    kubeconfig: KubeconfigOption = None,
+    with_crds: Annotated[
+        list[Path] | None,
+        typer.Option("--with-crds", help="Also install the CRDs in this file or directory (repeatable)."),
+    ] = None,
+) -> None:
+    """Install (or update) the InferenceService CRD, adapted to the server's Kubernetes version."""
+    from fusioninfer.install import install_crds
+
+    for name in install_crds(kubeconfig, with_crds or []):
+        typer.echo(f"customresourcedefinition {name} established")
+
+
+@app.command()
+def uninstall(kubeconfig: KubeconfigOption = None) -> None:
+    """Delete the InferenceService CRD (and with it every InferenceService and its children)."""
+    from fusioninfer.install import uninstall_crds
+
+    removed = uninstall_crds(kubeconfig)
+    typer.echo("customresourcedefinition inferenceservices.fusioninfer.io " + ("deleted" if removed else "not found"))
+
+
+@app.command()
+def demo(
+    state_dir: Annotated[Path, typer.Option(help="Where the demo cluster keeps its state.")] = Path(
+        ".fusioninfer/demo"
+    ),
+    example: Annotated[
+        list[Path] | None, typer.Option("--example", "-f", help="InferenceService file(s) to deploy.")
+    ] = None,
+    nodes: Annotated[int, typer.Option(min=1, help="Simulated GPU nodes.")] = 4,
+    gpus_per_node: Annotated[int, typer.Option(min=0)] = 8,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for Ready.")] = 180.0,
+    teardown: Annotated[bool, typer.Option(help="Stop everything at the end.")] = False,
+) -> None:
+    """Local demo: control plane + simulated GPU nodes + operator + examples, until every service is Ready."""
+    from fusioninfer.demo import DemoFailed, DemoOptions, run_demo
+
+    options = DemoOptions(state_dir=state_dir, nodes=nodes, gpus_per_node=gpus_per_node, timeout=timeout)
+    options.teardown = teardown
+    if example:
+        options.examples = list(example)
+    try:
+        run_demo(options)
+    except DemoFailed as exc:
+        stderr.print(f"demo failed: {exc}", markup=False)
+        raise typer.Exit(1) from None
+
+
 def _mount_subcommands() -> None:
     import importlib.util
 

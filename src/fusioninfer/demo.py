@@ -1,0 +1,214 @@
+"""`fusioninfer demo`: the whole product on one machine, no GPU and no input needed.
+
+Brings up the local control plane (real kube-apiserver, controller-manager, scheduler) with
+simulated GPU nodes, installs the CRDs, starts the operator as a background process, applies
+examples, waits until every InferenceService is Ready, and prints what was created.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from lightkube import AsyncClient, KubeConfig
+from rich.console import Console
+from rich.table import Table
+from rich.tree import Tree
+
+from fusioninfer.api.v1alpha1 import API_VERSION, KIND, PLURAL
+from fusioninfer.builders.context import LABEL_SERVICE
+from fusioninfer.builders.kinds import CHILD_KINDS
+from fusioninfer.controller.conditions import find
+from fusioninfer.install import install_crds
+from fusioninfer.runtime.apply import apply
+from fusioninfer.runtime.kinds import default_registry
+
+DEFAULT_EXAMPLES = ("examples/monolithic.yaml", "examples/pd-disaggregated.yaml")
+NAMESPACE = "fusioninfer-demo"
+
+
+class DemoFailed(RuntimeError):
+    """The demo could not reach its goal; the message says why and where to look."""
+
+
+@dataclass
+class DemoOptions:
+    state_dir: Path = Path(".fusioninfer/demo")
+    examples: list[Path] = field(default_factory=lambda: [Path(p) for p in DEFAULT_EXAMPLES])
+    nodes: int = 4
+    gpus_per_node: int = 8
+    timeout: float = 180.0
+    teardown: bool = False
+
+
+def _load_examples(paths: list[Path]) -> list[dict[str, Any]]:
+    docs = []
+    for path in paths:
+        if not path.exists():
+            raise DemoFailed(f"example {path} not found (run the demo from the repository root)")
+        for doc in yaml.safe_load_all(path.read_text()):
+            if isinstance(doc, dict):
+                doc.setdefault("metadata", {})["namespace"] = NAMESPACE
+                docs.append(doc)
+    return docs
+
+
+def _ready(obj: dict[str, Any]) -> bool:
+    return (find((obj.get("status") or {}).get("conditions"), "Ready") or {}).get("status") == "True"
+
+
+async def _wait_ready(client: AsyncClient, names: list[str], wait: float, console: Console) -> dict[str, Any]:
+    resource = default_registry.register(API_VERSION, KIND, plural=PLURAL, namespaced=True)
+    deadline = time.monotonic() + wait
+    last: dict[str, Any] = {}
+    shown: dict[str, str] = {}
+    while time.monotonic() < deadline:
+        for name in names:
+            obj = dict(await client.get(resource, name, namespace=NAMESPACE))
+            last[name] = obj
+            status = obj.get("status") or {}
+            line = f"{status.get('phase', 'Pending')} ({status.get('readyRoles', '0/?')} roles ready)"
+            if shown.get(name) != line:
+                console.print(f"  {name}: {line}")
+                shown[name] = line
+        if all(
+            (find((o.get("status") or {}).get("conditions"), "Ready") or {}).get("status") == "True"
+            for o in last.values()
+        ):
+            return last
+        await asyncio.sleep(1.0)
+    not_ready = {
+        n: (find((o.get("status") or {}).get("conditions"), "Ready") or {}).get("message", "no status yet")
+        for n, o in last.items()
+    }
+    raise DemoFailed(f"not Ready within {wait:.0f}s: {not_ready}")
+
+
+async def _children(client: AsyncClient, service: str) -> list[dict[str, Any]]:
+    out = []
+    for kind in CHILD_KINDS:
+        resource = default_registry.resolve(kind.api_version, kind.kind)
+        if kind.capability is not None:
+            resource = default_registry.register(kind.api_version, kind.kind, plural=kind.plural, namespaced=True)
+        async for obj in client.list(resource, namespace=NAMESPACE, labels={LABEL_SERVICE: service}):
+            out.append(obj if isinstance(obj, dict) else obj.to_dict())
+    return out
+
+
+def _describe(obj: dict[str, Any]) -> str:
+    status = obj.get("status") or {}
+    spec = obj.get("spec") or {}
+    if obj["kind"] == "Deployment":
+        return f"{status.get('readyReplicas', 0)}/{spec.get('replicas', 1)} ready"
+    if obj["kind"] == "LeaderWorkerSet":
+        return f"{status.get('readyReplicas', 0)}/{spec.get('replicas', 1)} groups ready"
+    return ""
+
+
+def _render(console: Console, services: dict[str, Any], children: dict[str, list[dict[str, Any]]]) -> None:
+    for name, obj in services.items():
+        status = obj.get("status") or {}
+        tree = Tree(f"[bold]InferenceService {NAMESPACE}/{name}[/] — {status.get('phase')}")
+        for child in children[name]:
+            tree.add(f"{child['kind']} {child['metadata']['name']} {_describe(child)}".rstrip())
+        console.print(tree)
+        table = Table(title=f"{name}: components", show_lines=False)
+        for col in ("role", "phase", "replicas ready", "pods ready", "nodes/replica"):
+            table.add_column(col)
+        for role, comp in (status.get("components") or {}).items():
+            table.add_row(
+                role,
+                comp["phase"],
+                f"{comp['readyReplicas']}/{comp['desiredReplicas']}",
+                f"{comp['readyPods']}/{comp['totalPods']}",
+                str(comp["nodesPerReplica"]),
+            )
+        console.print(table)
+        conds = Table(title=f"{name}: conditions")
+        for col in ("type", "status", "reason", "message"):
+            conds.add_column(col)
+        for cond in status.get("conditions") or []:
+            conds.add_row(cond["type"], cond["status"], cond["reason"], cond.get("message", ""))
+        console.print(conds)
+
+
+async def _run_demo(kubeconfig: Path, options: DemoOptions, console: Console) -> None:
+    client = AsyncClient(config=KubeConfig.from_file(kubeconfig), field_manager="fusioninfer-demo")
+    try:
+        await apply(client, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}}, "demo")
+        docs = _load_examples(options.examples)
+        for doc in docs:
+            console.print(f"applying InferenceService {NAMESPACE}/{doc['metadata']['name']}")
+            await apply(client, doc, "fusioninfer-demo")
+        console.print("waiting until every InferenceService is Ready ...")
+        names = [d["metadata"]["name"] for d in docs]
+        services = await _wait_ready(client, names, options.timeout, console)
+        children = {name: await _children(client, name) for name in names}
+        _render(console, services, children)
+    finally:
+        await client.close()
+
+
+def run_demo(options: DemoOptions, console: Console | None = None) -> None:
+    """Everything `make demo` does. Raises DemoFailed with a reason on failure."""
+    from fusioninfer.localcluster.cluster import LocalCluster, pick_free_ports
+    from fusioninfer.localcluster.crds import BUNDLED_CRD_DIR
+
+    console = console or Console(highlight=False)
+    cluster = LocalCluster(options.state_dir)
+    if cluster.is_running():
+        console.print(f"stopping the previous demo cluster in {options.state_dir}")
+        cluster.down()
+    console.print("[bold]1/5[/] starting the local control plane (etcd, kube-apiserver, controller-manager, scheduler)")
+    cluster.up(nodes=options.nodes, gpus_per_node=options.gpus_per_node)
+    kubeconfig = cluster.kubeconfig_path
+    console.print(f"      {options.nodes} simulated nodes with {options.gpus_per_node} nvidia.com/gpu each")
+    try:
+        console.print("[bold]2/5[/] installing CRDs: InferenceService + LWS, Volcano, Gateway API, Inference Extension")
+        install_crds(kubeconfig, [BUNDLED_CRD_DIR])
+        (metrics_port,) = pick_free_ports(1)
+        console.print(f"[bold]3/5[/] starting the operator (metrics on http://127.0.0.1:{metrics_port}/metrics)")
+        cluster.start_process(
+            "operator",
+            [
+                sys.executable,
+                "-m",
+                "fusioninfer.cli",
+                "run",
+                "--kubeconfig",
+                str(kubeconfig),
+                "--metrics-bind-address",
+                f"127.0.0.1:{metrics_port}",
+                "--health-probe-bind-address",
+                "0",
+                "--leader-election-namespace",
+                "default",
+            ],
+        )
+        console.print("[bold]4/5[/] applying examples: " + ", ".join(str(p) for p in options.examples))
+        asyncio.run(_run_demo(kubeconfig, options, console))
+        console.print("[bold]5/5[/] done: every InferenceService is Ready\n")
+    except BaseException:
+        console.print(f"operator log: {cluster.log_path('operator')}")
+        if options.teardown:
+            cluster.down()
+        raise
+    if options.teardown:
+        cluster.down()
+        console.print("torn down (--teardown)")
+        return
+    console.print(
+        "Look around (kubectl 1.20 talks to this server; newer kubectl works for get/describe):\n"
+        f"  export KUBECONFIG={kubeconfig}\n"
+        f"  kubectl get fisvc -n {NAMESPACE}\n"
+        f"  kubectl describe fisvc qwen-inference -n {NAMESPACE}\n"
+        f"  kubectl get deploy,pods,inferencepools,httproutes -n {NAMESPACE}\n"
+        f"  fusioninfer cluster status --state-dir {options.state_dir}\n"
+        f"Operator log: {cluster.log_path('operator')}\n"
+        f"Tear down: fusioninfer cluster down --state-dir {options.state_dir}"
+    )

@@ -1,0 +1,111 @@
+"""Install and uninstall FusionInfer's CRD (and, for local clusters, third-party CRDs).
+
+The CRD carries CEL rules (`x-kubernetes-validations`), which apiservers before 1.25 do not
+know: server-side apply there fails with "field not declared in schema". On such a server the
+rules are stripped before applying, with a warning: the operator enforces the same rules itself
+(the `Valid` condition), so nothing is lost but the early rejection at `kubectl apply` time.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+import time
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from lightkube import ApiError, Client, KubeConfig
+from lightkube.resources.apiextensions_v1 import CustomResourceDefinition
+from lightkube.types import PatchType
+
+from fusioninfer.api.crd import crd as generate_crd
+
+FIELD_MANAGER = "fusioninfer-install"
+CEL_MIN_MINOR = 25
+
+
+def strip_cel(obj: Any) -> Any:
+    """A copy of `obj` without any `x-kubernetes-validations`."""
+    if isinstance(obj, dict):
+        return {k: strip_cel(v) for k, v in obj.items() if k != "x-kubernetes-validations"}
+    if isinstance(obj, list):
+        return [strip_cel(v) for v in obj]
+    return copy.deepcopy(obj)
+
+
+def server_minor(client: Client) -> int:
+    """The apiserver's minor version (`/version`), e.g. 20 for v1.20.2."""
+    version = client._client._client.get("/version").json()  # lightkube exposes no /version call
+    match = re.match(r"(\d+)", str(version.get("minor", "0")))
+    return int(match.group(1)) if match else 0
+
+
+def adapt_crd(crd: dict[str, Any], minor: int) -> tuple[dict[str, Any], list[str]]:
+    """The CRD as this server can store it, and warnings about what was left out."""
+    if minor >= CEL_MIN_MINOR:
+        return crd, []
+    stripped = strip_cel(crd)
+    if stripped != crd:
+        return stripped, [
+            f"Kubernetes 1.{minor} does not support CEL validation rules: removed them from "
+            f"{crd['metadata']['name']}; the operator still enforces them (condition Valid=False)"
+        ]
+    return crd, []
+
+
+def _established(crd: Any) -> bool:
+    conditions = (crd.status.conditions if crd.status else None) or []
+    ok = {c.type for c in conditions if c.status == "True"}
+    return {"Established", "NamesAccepted"} <= ok
+
+
+def apply_crds(client: Client, crds: Iterable[dict[str, Any]], timeout: float = 60.0) -> list[str]:
+    """Server-side apply CRDs (adapted to the server) and wait until each is Established."""
+    minor = server_minor(client)
+    names: list[str] = []
+    warnings: list[str] = []
+    for crd in crds:
+        body, notes = adapt_crd(crd, minor)
+        warnings.extend(notes)
+        name = body["metadata"]["name"]
+        client.patch(
+            CustomResourceDefinition, name, body, patch_type=PatchType.APPLY, field_manager=FIELD_MANAGER, force=True
+        )
+        names.append(name)
+    deadline = time.monotonic() + timeout
+    for name in names:
+        while not _established(client.get(CustomResourceDefinition, name)):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"CRD {name} not Established after {timeout:.0f}s")
+            time.sleep(0.05)
+    for warning in warnings:
+        print(f"warning: {warning}")
+    return names
+
+
+def install_crds(kubeconfig: Path | str | None, extra_sources: Sequence[Path | str] = ()) -> list[str]:
+    """Install our CRD plus every CRD under `extra_sources` (files or directories)."""
+    from fusioninfer.localcluster.crds import load_crds
+
+    config = KubeConfig.from_file(kubeconfig) if kubeconfig else KubeConfig.from_env()
+    client = Client(config=config, field_manager=FIELD_MANAGER)
+    try:
+        return apply_crds(client, [generate_crd(), *load_crds(*extra_sources)] if extra_sources else [generate_crd()])
+    finally:
+        client.close()
+
+
+def uninstall_crds(kubeconfig: Path | str | None) -> bool:
+    """Delete our CRD (and with it every InferenceService). False if it was not installed."""
+    config = KubeConfig.from_file(kubeconfig) if kubeconfig else KubeConfig.from_env()
+    client = Client(config=config, field_manager=FIELD_MANAGER)
+    try:
+        client.delete(CustomResourceDefinition, generate_crd()["metadata"]["name"])
+        return True
+    except ApiError as exc:
+        if exc.status.code == 404:
+            return False
+        raise
+    finally:
+        client.close()
