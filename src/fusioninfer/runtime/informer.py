@@ -209,7 +209,7 @@ class Informer:
     def __len__(self) -> int:
         return len(self._store)
 
-    def keys(self) -> list[StoreKey]:
+    def list_keys(self) -> list[StoreKey]:
         return list(self._store)
 
     def list(self, namespace: str | None = None, labels: Mapping[str, str] | None = None) -> ObjList:
