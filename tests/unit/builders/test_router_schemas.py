@@ -1,0 +1,218 @@
+"""Our InferencePool, HTTPRoute and Gateway manifests against the upstream CRDs' OpenAPI schemas.
+
+The apiserver prunes fields a CRD schema does not know, silently: a misspelt field would just
+vanish. So every field we emit must exist in the schema of the pinned versions (GIE v1.2.1,
+Gateway API v1.4.1), with the right type, enum value and bounds. The schemas are read from
+`../shared/crds/upstream/` (beside the checkout, as in CI); the test skips where it is absent.
+
+A small structural validator is used rather than a dependency: CRD schemas are structural
+(types everywhere, no $ref), so types, properties, required, enums, bounds and patterns cover
+them. CEL rules (`x-kubernetes-validations`) are not evaluated here; the ones that concern our
+objects are asserted directly below.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from fusioninfer.api.validation import parse
+from fusioninfer.builders import build
+from fusioninfer.builders.context import Manifest
+
+UPSTREAM = Path(__file__).resolve().parents[3].parent / "shared" / "crds" / "upstream"
+CRD_FILES = {
+    ("inference.networking.k8s.io", "InferencePool"): "gie_inference.networking.k8s.io_inferencepools.yaml",
+    ("gateway.networking.k8s.io", "HTTPRoute"): "gwapi_httproutes.yaml",
+    ("gateway.networking.k8s.io", "Gateway"): "gwapi_gateways.yaml",
+}
+
+pytestmark = pytest.mark.skipif(not UPSTREAM.is_dir(), reason=f"upstream CRDs not found at {UPSTREAM}")
+
+_TYPES: dict[str, tuple[type, ...]] = {
+    "object": (dict,),
+    "array": (list,),
+    "string": (str,),
+    "integer": (int,),
+    "number": (int, float),
+    "boolean": (bool,),
+}
+
+
+def validate(value: Any, schema: dict[str, Any], path: str = "") -> list[str]:
+    """Errors of `value` against a structural OpenAPI v3 schema (as the apiserver would see them)."""
+    errors: list[str] = []
+    if schema.get("x-kubernetes-int-or-string"):
+        if not isinstance(value, int | str) or isinstance(value, bool):
+            errors.append(f"{path}: must be int or string")
+        return errors
+    expected = schema.get("type")
+    if expected is not None:
+        types = _TYPES[expected]
+        if not isinstance(value, types) or (expected in ("integer", "number") and isinstance(value, bool)):
+            return [f"{path}: must be {expected}, got {type(value).__name__}"]
+    if "enum" in schema and value not in schema["enum"]:
+        errors.append(f"{path}: {value!r} not in {schema['enum']}")
+    for sub in schema.get("allOf", []):
+        errors += validate(value, sub, path)
+    for key in ("anyOf", "oneOf"):
+        if key in schema and all(validate(value, sub, path) for sub in schema[key]):
+            errors.append(f"{path}: matches none of {key}")
+    if isinstance(value, str):
+        if "maxLength" in schema and len(value) > schema["maxLength"]:
+            errors.append(f"{path}: longer than {schema['maxLength']}")
+        if "minLength" in schema and len(value) < schema["minLength"]:
+            errors.append(f"{path}: shorter than {schema['minLength']}")
+        if "pattern" in schema and re.search(schema["pattern"], value) is None:
+            errors.append(f"{path}: {value!r} does not match {schema['pattern']}")
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        if "minimum" in schema and value < schema["minimum"]:
+            errors.append(f"{path}: below {schema['minimum']}")
+        if "maximum" in schema and value > schema["maximum"]:
+            errors.append(f"{path}: above {schema['maximum']}")
+    if isinstance(value, list):
+        if "maxItems" in schema and len(value) > schema["maxItems"]:
+            errors.append(f"{path}: more than {schema['maxItems']} items")
+        if "minItems" in schema and len(value) < schema["minItems"]:
+            errors.append(f"{path}: fewer than {schema['minItems']} items")
+        for i, item in enumerate(value):
+            errors += validate(item, schema.get("items", {}), f"{path}[{i}]")
+    if isinstance(value, dict):
+        for name in schema.get("required", []):
+            if name not in value:
+                errors.append(f"{path}.{name}: required")
+        if "maxProperties" in schema and len(value) > schema["maxProperties"]:
+            errors.append(f"{path}: more than {schema['maxProperties']} properties")
+        properties = schema.get("properties", {})
+        extra = schema.get("additionalProperties")
+        for key, item in value.items():
+            if key in properties:
+                errors += validate(item, properties[key], f"{path}.{key}")
+            elif isinstance(extra, dict):
+                errors += validate(item, extra, f"{path}.{key}")
+            elif not schema.get("x-kubernetes-preserve-unknown-fields") and expected == "object":
+                errors.append(f"{path}.{key}: unknown field (would be pruned)")
+    return errors
+
+
+_SCHEMAS: dict[tuple[str, str, str], dict[str, Any]] = {}
+
+
+def schema_for(manifest: Manifest) -> dict[str, Any]:
+    group, _, version = str(manifest["apiVersion"]).rpartition("/")
+    key = (group, str(manifest["kind"]), version)
+    if key not in _SCHEMAS:
+        crd = yaml.safe_load((UPSTREAM / CRD_FILES[(group, key[1])]).read_text())
+        served = {v["name"]: v for v in crd["spec"]["versions"]}
+        assert version in served, f"{manifest['kind']} {version} is not served by the pinned CRD"
+        assert served[version]["served"]
+        _SCHEMAS[key] = served[version]["schema"]["openAPIV3Schema"]
+    return _SCHEMAS[key]
+
+
+def _checked(manifest: Manifest) -> dict[str, Any]:
+    """The part the CRD schema covers (metadata is ObjectMeta, validated by the apiserver itself)."""
+    return {k: v for k, v in manifest.items() if k != "metadata"}
+
+
+VLLM = {"name": "vllm", "image": "vllm/vllm-openai:v0.11.0", "args": ["--model", "m"]}
+
+
+def _isvc(router: dict[str, Any], pd: bool = False) -> Any:
+    roles: list[dict[str, Any]] = [{"name": "router", "componentType": "router", **router}]
+    if pd:
+        roles += [
+            {"name": "p", "componentType": "prefiller", "template": {"spec": {"containers": [VLLM]}}},
+            {"name": "d", "componentType": "decoder", "template": {"spec": {"containers": [VLLM]}}},
+        ]
+    else:
+        roles.append({"name": "w", "componentType": "worker", "template": {"spec": {"containers": [VLLM]}}})
+    return parse(
+        {
+            "apiVersion": "fusioninfer.io/v1alpha1",
+            "kind": "InferenceService",
+            "metadata": {"name": "svc", "namespace": "ns"},
+            "spec": {"roles": roles},
+        }
+    )
+
+
+FULL_ROUTE = {
+    "parentRefs": [{"name": "gw", "namespace": "infra", "sectionName": "http", "port": 80}],
+    "hostnames": ["llm.example.com", "*.models.example.com"],
+    "rules": [
+        {
+            "name": "chat",
+            "matches": [
+                {"path": {"type": "Exact", "value": "/v1/chat/completions"}, "method": "POST"},
+                {"headers": [{"name": "x-model", "value": "qwen"}], "queryParams": [{"name": "a", "value": "b"}]},
+            ],
+            "filters": [
+                {"type": "RequestHeaderModifier", "requestHeaderModifier": {"set": [{"name": "x-a", "value": "1"}]}}
+            ],
+            "timeouts": {"request": "600s", "backendRequest": "590s"},
+        },
+        {},
+    ],
+}
+
+CASES = {
+    "prefix-cache": _isvc({"httproute": {"parentRefs": [{"name": "gw"}]}}),
+    "pd": _isvc({"strategy": "pd-disaggregation", "httproute": {"parentRefs": [{"name": "gw"}]}}, pd=True),
+    "full-route-and-gateway": _isvc(
+        {"httproute": FULL_ROUTE, "gateway": {"className": "istio", "listenerPort": 8080, "serviceType": "ClusterIP"}}
+    ),
+    "gateway-only": _isvc({"gateway": {"className": "kgateway"}}),
+}
+
+
+def _routing_objects(isvc: Any) -> list[Manifest]:
+    return [o for o in build(isvc).objects if o["kind"] in ("InferencePool", "HTTPRoute", "Gateway")]
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_routing_objects_match_the_upstream_schemas(case: str) -> None:
+    objects = _routing_objects(CASES[case])
+    assert {o["kind"] for o in objects} >= {"InferencePool", "HTTPRoute"}
+    for obj in objects:
+        assert validate(_checked(obj), schema_for(obj)) == [], obj["kind"]
+
+
+def test_the_validator_catches_what_the_apiserver_would_prune_or_reject() -> None:
+    pool = next(o for o in _routing_objects(CASES["prefix-cache"]) if o["kind"] == "InferencePool")
+    schema = schema_for(pool)
+    bad = _checked(pool)
+    bad["spec"] = {**bad["spec"], "targetPortNumber": 8000}  # the v1alpha2 field name
+    assert any("targetPortNumber: unknown field" in e for e in validate(bad, schema))
+    bad = _checked(pool)
+    bad["spec"] = {**bad["spec"], "endpointPickerRef": {**bad["spec"]["endpointPickerRef"], "failureMode": "Open"}}
+    assert any("failureMode" in e for e in validate(bad, schema))
+
+
+def test_cel_rules_that_concern_our_objects() -> None:
+    """What the v1 InferencePool and v1 HTTPRoute CEL rules demand, checked by hand (1.20 skips CEL)."""
+    for case in CASES.values():
+        for obj in _routing_objects(case):
+            spec = obj["spec"]
+            if obj["kind"] == "InferencePool":
+                numbers = [p["number"] for p in spec["targetPorts"]]
+                assert len(numbers) == len(set(numbers)), "port numbers must be unique"
+                ref = spec["endpointPickerRef"]
+                assert ref["kind"] != "Service" or "port" in ref, "port is required when kind is Service"
+            if obj["kind"] == "HTTPRoute":
+                for rule in spec["rules"]:
+                    timeouts = rule.get("timeouts", {})
+                    if "backendRequest" in timeouts:
+                        assert _seconds(timeouts["backendRequest"]) <= _seconds(timeouts["request"])
+                    for match in rule["matches"]:
+                        if match["path"]["type"] == "PathPrefix":
+                            assert match["path"]["value"].startswith("/")
+
+
+def _seconds(duration: str) -> float:
+    units = {"h": 3600, "m": 60, "s": 1, "ms": 0.001}
+    return sum(float(n) * units[u] for n, u in re.findall(r"(\d+)(ms|h|m|s)", duration))
