@@ -1,18 +1,170 @@
-"""Gang scheduling with a Volcano PodGroup.
+"""Gang scheduling: one Volcano PodGroup per service, for the roles that must start together.
 
-Placeholder: filled in by the multi-node / gang-scheduling work (issue 6).
+Why: a multi-node replica is useless until all of its pods run, and a P/D service is useless
+until both prefill and decode run. With the default scheduler, two such services on a full
+cluster can each grab half of the GPUs they need and wait for each other forever. A Volcano
+PodGroup makes the scheduler place all `minMember` pods at once, or none.
+
+When a PodGroup is emitted (`plan`):
+* `gangScheduling: Disabled` -> never.
+* `gangScheduling: Enabled` or `schedulerName: volcano` (an explicit request) -> always, covering
+  every serving role (the user asked for all of the service to start together).
+* `Auto` (the default), no scheduler named -> for a P/D service (its prefiller and decoder roles)
+  or a service with multi-node roles (those roles), when Volcano is installed.
+* `Auto` with another scheduler named -> never: gang scheduling needs Volcano's scheduler, and the
+  user chose a different one.
+Roles whose workload cannot be created (a multi-node role without LeaderWorkerSet) are left out:
+pods that never appear would hold every other member Pending.
+
+If Volcano is requested but not installed, nothing Volcano-specific is written (no PodGroup, no
+`schedulerName: volcano`: no scheduler would ever bind those pods), and a `PrerequisitesMet`
+notice says how to install it. A service that stops needing gang scheduling stops emitting the
+PodGroup, and the controller prunes it.
 """
 
 from __future__ import annotations
 
-from fusioninfer.api.v1alpha1 import Role
-from fusioninfer.builders.context import BuildContext, Manifest
-from fusioninfer.builders.podtemplate import PodPart
+from dataclasses import dataclass
+
+from fusioninfer.api import naming
+from fusioninfer.api.v1alpha1 import ComponentType, GangScheduling, Role, SchedulingStrategy
+from fusioninfer.builders import resources
+from fusioninfer.builders.context import BuildContext, Manifest, Notice
+from fusioninfer.builders.podtemplate import PodPart, add_annotations, serving_pod_template
+
+PODGROUP_API_VERSION = "scheduling.volcano.sh/v1beta1"
+PODGROUP_KIND = "PodGroup"
+VOLCANO = "volcano"
+DEFAULT_QUEUE = "default"
+VOLCANO_INSTALL = (
+    "kubectl apply -f https://raw.githubusercontent.com/volcano-sh/volcano/v1.13.1/installer/volcano-development.yaml"
+)
+
+# How a pod joins a PodGroup, and which `minTaskMember` entry it counts towards.
+GROUP_NAME_ANNOTATION = "scheduling.k8s.io/group-name"
+TASK_SPEC_ANNOTATION = "volcano.sh/task-spec"
+# The queue of the PodGroup Volcano creates by itself for a pod outside any PodGroup.
+QUEUE_NAME_ANNOTATION = "scheduling.volcano.sh/queue-name"
+
+PREREQUISITES_MET = "PrerequisitesMet"
+MISSING_APIS = "MissingAPIs"
+
+
+@dataclass(frozen=True)
+class GangPlan:
+    """What gang scheduling means for one service, computed once from spec and capabilities."""
+
+    # Roles whose pods join the PodGroup; empty means no PodGroup.
+    members: tuple[Role, ...]
+    # Scheduler for serving pods outside the PodGroup (None: leave the template's choice).
+    scheduler_name: str | None
+    queue: str
+    priority_class_name: str | None
+    # Volcano was asked for explicitly but is not installed.
+    volcano_missing: bool
+
+    @property
+    def member_names(self) -> frozenset[str]:
+        return frozenset(role.name for role in self.members)
+
+
+def plan(ctx: BuildContext) -> GangPlan:
+    strategy = ctx.isvc.spec.scheduling_strategy or SchedulingStrategy()
+    mode = strategy.gang_scheduling or GangScheduling.AUTO
+    named = strategy.scheduler_name
+    explicit = named == VOLCANO or mode is GangScheduling.ENABLED
+    installed = ctx.capabilities.volcano
+
+    buildable = [r for r in ctx.isvc.serving_roles if ctx.capabilities.lws or not r.is_multinode]
+    candidates: list[Role]
+    if mode is GangScheduling.DISABLED:
+        candidates = []
+    elif explicit:
+        candidates = buildable
+    elif named is not None:
+        candidates = []
+    elif ctx.isvc.is_disaggregated:
+        candidates = [r for r in buildable if r.component_type in (ComponentType.PREFILLER, ComponentType.DECODER)]
+    else:
+        candidates = [r for r in buildable if r.is_multinode]
+
+    return GangPlan(
+        members=tuple(candidates) if installed else (),
+        scheduler_name=None if named == VOLCANO and not installed else named,
+        queue=strategy.queue or DEFAULT_QUEUE,
+        priority_class_name=strategy.priority_class_name,
+        volcano_missing=explicit and not installed,
+    )
 
 
 def decorate(ctx: BuildContext, role: Role, template: Manifest, part: PodPart) -> Manifest:
+    """Scheduler, PodGroup membership and priority of a serving pod template."""
+    gang = plan(ctx)
+    spec = template.setdefault("spec", {})
+    if role.name in gang.member_names:
+        # Members must be bound by Volcano, whatever the template says, or the group never forms.
+        spec["schedulerName"] = VOLCANO
+        add_annotations(
+            template,
+            {GROUP_NAME_ANNOTATION: naming.podgroup_name(ctx.name), TASK_SPEC_ANNOTATION: role.name},
+        )
+    elif gang.scheduler_name is not None and "schedulerName" not in spec:
+        spec["schedulerName"] = gang.scheduler_name
+        if gang.scheduler_name == VOLCANO:
+            add_annotations(template, {QUEUE_NAME_ANNOTATION: gang.queue})
+    if gang.priority_class_name is not None and "priorityClassName" not in spec:
+        spec["priorityClassName"] = gang.priority_class_name
     return template
 
 
+def role_pods(role: Role) -> int:
+    return role.effective_replicas * role.node_count
+
+
+def role_requests(ctx: BuildContext, role: Role) -> resources.Resources:
+    """What all pods of a role reserve, from the final pod templates (sidecars included)."""
+    replicas = role.effective_replicas
+    if not role.is_multinode:
+        single = serving_pod_template(ctx, role, PodPart.SINGLE)
+        return resources.scale(resources.pod_requests(single["spec"]), replicas)
+    leader = serving_pod_template(ctx, role, PodPart.LEADER)
+    worker = serving_pod_template(ctx, role, PodPart.WORKER)
+    return resources.add(
+        resources.scale(resources.pod_requests(leader["spec"]), replicas),
+        resources.scale(resources.pod_requests(worker["spec"]), replicas * (role.node_count - 1)),
+    )
+
+
+def build_podgroup(ctx: BuildContext, gang: GangPlan) -> Manifest:
+    members = sorted(gang.members, key=lambda r: r.name)
+    spec: Manifest = {
+        "minMember": sum(role_pods(role) for role in members),
+        "minTaskMember": {role.name: role_pods(role) for role in members},
+        "queue": gang.queue,
+    }
+    min_resources = resources.add(*(role_requests(ctx, role) for role in members))
+    if min_resources:
+        spec["minResources"] = resources.to_manifest(min_resources)
+    if gang.priority_class_name is not None:
+        spec["priorityClassName"] = gang.priority_class_name
+    return {
+        "apiVersion": PODGROUP_API_VERSION,
+        "kind": PODGROUP_KIND,
+        "metadata": ctx.metadata(naming.podgroup_name(ctx.name), ctx.service_labels()),
+        "spec": spec,
+    }
+
+
 def build(ctx: BuildContext) -> list[Manifest]:
-    return []
+    gang = plan(ctx)
+    if gang.volcano_missing:
+        message = (
+            "Volcano (scheduling.volcano.sh/v1beta1 PodGroup) is not installed, so the gang scheduling asked "
+            "for in spec.schedulingStrategy is not applied and the pods use the default scheduler; install "
+            f"Volcano v1.13.1: {VOLCANO_INSTALL}"
+        )
+        if Notice(PREREQUISITES_MET, MISSING_APIS, message) not in ctx.notices:
+            ctx.notice(PREREQUISITES_MET, MISSING_APIS, message)
+    if not gang.members:
+        return []
+    return [build_podgroup(ctx, gang)]

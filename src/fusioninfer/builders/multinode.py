@@ -1,18 +1,342 @@
-"""Multi-node roles -> one LeaderWorkerSet, with engine-aware leader/worker commands.
+"""Multi-node roles -> one LeaderWorkerSet each, with engine-aware leader/worker commands.
 
-Placeholder: filled in by the multi-node work (issue 6).
+One LWS per role (not one per replica, as the Go original does): `replicas` groups of
+`nodeCount` pods, so a rolling update replaces one whole group at a time under the role's
+surge/unavailable budget, and the LWS scale subresource still means "replicas of this role".
+
+Every field the LWS webhook would default is written out (`startupPolicy`, `restartPolicy`,
+`rolloutStrategy`, `networkConfig`), so what we apply is what the apiserver stores and a
+server-side-apply comparison never sees a phantom difference.
+
+Start-up commands (`decorate`) are rewritten on the serving container only, and only by adding
+what is missing: a flag the user already wrote is never added again. Addresses use Kubernetes'
+own `$(VAR)` expansion of the variables the LWS pod webhook injects (`LWS_LEADER_ADDRESS`,
+`LWS_WORKER_INDEX`), in exec-form arguments and in `sh -c` scripts alike: the kubelet expands
+them before any shell runs, so no shell is needed just to read them, and a variable that is
+missing stays visible as the literal `$(LWS_LEADER_ADDRESS)` in the error instead of silently
+expanding to an empty string.
 """
 
 from __future__ import annotations
 
-from fusioninfer.api.v1alpha1 import Role
-from fusioninfer.builders.context import BuildContext, Manifest
-from fusioninfer.builders.podtemplate import PodPart
+import re
+import shlex
+from collections.abc import Sequence
+from typing import Any
+
+from fusioninfer.api import naming
+from fusioninfer.api.v1alpha1 import Engine, MultinodeBackend, Role
+from fusioninfer.builders import engine as engines
+from fusioninfer.builders.context import BuildContext, Manifest, Notice
+from fusioninfer.builders.deployment import rolling_update
+from fusioninfer.builders.podtemplate import PodPart, serving_pod_template
+
+LWS_API_VERSION = "leaderworkerset.x-k8s.io/v1"
+LWS_KIND = "LeaderWorkerSet"
+LWS_INSTALL = "kubectl create -f https://github.com/kubernetes-sigs/lws/releases/download/v0.7.0/manifests.yaml"
+
+# Injected into every container of an LWS pod by the LWS pod webhook; expanded by the kubelet.
+LEADER_ADDRESS = "$(LWS_LEADER_ADDRESS)"
+WORKER_INDEX = "$(LWS_WORKER_INDEX)"
+
+RAY_PORT = 6379
+MP_MASTER_PORT = 29500
+SGLANG_DIST_PORT = 20000
+# The vllm/vllm-openai image's entrypoint; used when the template relies on it (no command).
+VLLM_ENTRYPOINT = ("vllm", "serve")
+HEALTH_PATH = "/health"
+SHELL = "/bin/sh"
+
+RAY_HEAD = f"ray start --head --port={RAY_PORT}"
+# Workers retry until the head listens: the leader may still be pulling its image, and a worker
+# that exits would restart, which under RecreateGroupOnPodRestart recreates the whole group.
+RAY_WORKER_SCRIPT = (
+    f"until ray start --address={LEADER_ADDRESS}:{RAY_PORT} --block; do echo waiting for the Ray head; sleep 5; done"
+)
+
+PREREQUISITES_MET = "PrerequisitesMet"
+MISSING_APIS = "MissingAPIs"
+SPEC_WARNINGS = "SpecWarnings"
+CANNOT_REWRITE = "CannotRewriteCommand"
+
+_SHELLS = frozenset({"sh", "bash", "dash", "ash", "zsh", "ksh"})
+_SHELL_C = re.compile(r"^-[a-zA-Z]*c[a-zA-Z]*$")
+# Short spellings the engines accept for the flags we add (vLLM: `-n`, `-r`).
+_ALIASES: dict[Engine, dict[str, tuple[str, ...]]] = {
+    Engine.VLLM: {"--nnodes": ("-n",), "--node-rank": ("-r",)},
+    Engine.SGLANG: {"--dist-init-addr": ("--nccl-init-addr",)},
+}
+
+Flag = tuple[str, str | None]
 
 
-def decorate(ctx: BuildContext, role: Role, template: Manifest, part: PodPart) -> Manifest:
-    return template
+# --- LeaderWorkerSet ----------------------------------------------------------------------------
+def build_leaderworkerset(ctx: BuildContext, role: Role) -> Manifest:
+    budget = rolling_update(role)
+    partition = role.rollout.partition if role.rollout and role.rollout.partition is not None else 0
+    return {
+        "apiVersion": LWS_API_VERSION,
+        "kind": LWS_KIND,
+        "metadata": ctx.metadata(naming.workload_name(ctx.name, role.name), ctx.role_labels(role)),
+        "spec": {
+            "replicas": role.effective_replicas,
+            # LeaderCreated, not LeaderReady: the leader only turns Ready once its workers have
+            # joined, and under gang scheduling no pod runs before all exist.
+            "startupPolicy": "LeaderCreated",
+            "rolloutStrategy": {
+                "type": "RollingUpdate",
+                "rollingUpdateConfiguration": {
+                    "maxUnavailable": budget["maxUnavailable"],
+                    "maxSurge": budget["maxSurge"],
+                    "partition": partition,
+                },
+            },
+            "networkConfig": {"subdomainPolicy": "Shared"},
+            "leaderWorkerTemplate": {
+                "size": role.node_count,
+                # A lost pod breaks the collective (NCCL/Ray) of its group: restart the group.
+                "restartPolicy": "RecreateGroupOnPodRestart",
+                "leaderTemplate": serving_pod_template(ctx, role, PodPart.LEADER),
+                "workerTemplate": serving_pod_template(ctx, role, PodPart.WORKER),
+            },
+        },
+    }
 
 
 def build(ctx: BuildContext) -> list[Manifest]:
-    return []
+    roles = [role for role in ctx.isvc.serving_roles if role.is_multinode]
+    if not roles:
+        return []
+    if not ctx.capabilities.lws:
+        names = ", ".join(repr(role.name) for role in roles)
+        _notice_once(
+            ctx,
+            PREREQUISITES_MET,
+            MISSING_APIS,
+            f"LeaderWorkerSet (leaderworkerset.x-k8s.io/v1) is not installed, so the multi-node "
+            f"role(s) {names} are not deployed; install LeaderWorkerSet v0.7.0: {LWS_INSTALL}",
+        )
+        return []
+    return [build_leaderworkerset(ctx, role) for role in roles]
+
+
+# --- pod templates ------------------------------------------------------------------------------
+def decorate(ctx: BuildContext, role: Role, template: Manifest, part: PodPart) -> Manifest:
+    """Leader/worker start-up and probes of the serving container of a multi-node role."""
+    if part is PodPart.SINGLE or not role.is_multinode:
+        return template
+    serving = engines.serving_container(role)
+    container = _find_container(template, serving)
+    if container is None:
+        return template
+    port = _listen_port(container, serving.port)
+    if role.multinode is None or role.multinode.rewrite_command is not False:
+        _rewrite(ctx, role, container, serving.engine, part)
+    if part is PodPart.LEADER:
+        if "readinessProbe" not in container:
+            # The leader serves the OpenAI API: ready means the engine answers, not that Ray is up.
+            container["readinessProbe"] = http_readiness_probe(port)
+    else:
+        _drop_probes_on_port(container, port)
+    return template
+
+
+def http_readiness_probe(port: int) -> dict[str, Any]:
+    """`GET /health` (vLLM and SGLang), every field written as the apiserver would default it."""
+    return {
+        "httpGet": {"path": HEALTH_PATH, "port": port, "scheme": "HTTP"},
+        "periodSeconds": 10,
+        "timeoutSeconds": 5,
+        "successThreshold": 1,
+        "failureThreshold": 3,
+    }
+
+
+def vllm_backend(role: Role, words: Sequence[str]) -> MultinodeBackend:
+    """The user's own `--distributed-executor-backend` wins, then `multinode.backend`, then Ray."""
+    given = _flag_value(words, "--distributed-executor-backend")
+    if given in {b.value for b in MultinodeBackend}:
+        return MultinodeBackend(given)
+    if role.multinode is not None and role.multinode.backend is not None:
+        return role.multinode.backend
+    return MultinodeBackend.RAY
+
+
+def _rewrite(ctx: BuildContext, role: Role, container: dict[str, Any], engine: Engine, part: PodPart) -> None:
+    words = command_words(container)
+    nodes = str(role.node_count)
+    if engine is Engine.SGLANG:
+        flags: list[Flag] = [
+            ("--dist-init-addr", f"{LEADER_ADDRESS}:{SGLANG_DIST_PORT}"),
+            ("--nnodes", nodes),
+            ("--node-rank", WORKER_INDEX),
+        ]
+        if part is PodPart.LEADER:
+            # SGLang listens on 127.0.0.1 by default: unreachable for the probe and the pool.
+            flags.append(("--host", "0.0.0.0"))
+        _append_flags(ctx, role, container, part, missing_flags(words, flags, engine))
+        return
+
+    backend = vllm_backend(role, words)
+    if backend is MultinodeBackend.MP:
+        flags = [
+            ("--distributed-executor-backend", "mp"),
+            ("--nnodes", nodes),
+            ("--node-rank", WORKER_INDEX),
+            ("--master-addr", LEADER_ADDRESS),
+            ("--master-port", str(MP_MASTER_PORT)),
+        ]
+        if part is PodPart.WORKER:
+            flags.append(("--headless", None))
+        _append_flags(ctx, role, container, part, missing_flags(words, flags, engine))
+        return
+
+    # Ray: workers only join the leader's Ray cluster; the leader starts the head, then vLLM.
+    if part is PodPart.WORKER:
+        container["command"] = [SHELL, "-c", RAY_WORKER_SCRIPT]
+        container.pop("args", None)
+        return
+    script_at = shell_script(container)
+    if script_at is not None:
+        # vLLM picks the Ray executor by itself when the world size exceeds the local GPUs, which
+        # is always so across nodes; the user's script is run as written, after the head is up.
+        field, index = script_at
+        container[field][index] = f"{RAY_HEAD} && {container[field][index]}"
+        return
+    command = [str(c) for c in container.get("command") or []] or list(VLLM_ENTRYPOINT)
+    args = [str(a) for a in container.get("args") or []]
+    extra = missing_flags(words, [("--distributed-executor-backend", "ray")], engine)
+    container["command"] = [SHELL, "-c", f"{RAY_HEAD} && exec {shlex.join([*command, *args, *extra])}"]
+    container.pop("args", None)
+
+
+def _append_flags(ctx: BuildContext, role: Role, container: dict[str, Any], part: PodPart, flags: list[str]) -> None:
+    """Append to exec-form args; a shell script is not edited (the flags could land after `&&`)."""
+    if not flags:
+        return
+    if shell_script(container) is None:
+        container["args"] = [*(str(a) for a in container.get("args") or []), *flags]
+        return
+    _notice_once(
+        ctx,
+        SPEC_WARNINGS,
+        CANNOT_REWRITE,
+        f"role {role.name}: the serving container {container.get('name')!r} runs a shell script, so the "
+        f"multi-node flags were not added; add `{shlex.join(flags)}` to the {part.value}'s server command, "
+        f"or write the whole multi-node command and set multinode.rewriteCommand: false",
+    )
+
+
+def _drop_probes_on_port(container: dict[str, Any], port: int) -> None:
+    """Workers serve no HTTP: a probe on the API port would keep them unready (readiness) or
+    restart them forever (liveness/startup), which recreates the whole group."""
+    named = {
+        str(p.get("name")): p.get("containerPort")
+        for p in container.get("ports") or []
+        if isinstance(p, dict) and p.get("name")
+    }
+    for key in ("readinessProbe", "livenessProbe", "startupProbe"):
+        probe = container.get(key)
+        if not isinstance(probe, dict):
+            continue
+        for handler in ("httpGet", "tcpSocket", "grpc"):
+            action = probe.get(handler)
+            if not isinstance(action, dict):
+                continue
+            target = action.get("port")
+            if target == port or str(target) == str(port) or named.get(str(target)) == port:
+                del container[key]
+                break
+
+
+# --- command lines ------------------------------------------------------------------------------
+def _find_container(template: Manifest, serving: engines.ServingContainer) -> dict[str, Any] | None:
+    containers = template.get("spec", {}).get("containers")
+    if not isinstance(containers, list):
+        return None
+    for container in containers:
+        if isinstance(container, dict) and container.get("name") == serving.name:
+            return container
+    if serving.index < len(containers) and isinstance(containers[serving.index], dict):
+        found: dict[str, Any] = containers[serving.index]
+        return found
+    return None
+
+
+def argv(container: dict[str, Any]) -> list[str]:
+    return [str(w) for key in ("command", "args") for w in container.get(key) or []]
+
+
+def shell_script(container: dict[str, Any]) -> tuple[str, int] | None:
+    """Where the script of a `sh -c SCRIPT` start-up line is: (field, index), else None.
+
+    The script may be in `command` (`[sh, -c, SCRIPT]`) or in `args` (`command: [sh, -c]`).
+    """
+    slots = [(key, i) for key in ("command", "args") for i in range(len(container.get(key) or []))]
+    words = argv(container)
+    if not words or words[0].rsplit("/", 1)[-1] not in _SHELLS:
+        return None
+    for position in range(1, len(words)):
+        word = words[position]
+        if not word.startswith("-"):
+            return None
+        if _SHELL_C.match(word):
+            return slots[position + 1] if position + 1 < len(words) else None
+    return None
+
+
+def command_words(container: dict[str, Any]) -> list[str]:
+    """The words of the server's command line: the script's tokens for `sh -c`, else argv."""
+    at = shell_script(container)
+    if at is None:
+        return argv(container)
+    script = str(container[at[0]][at[1]])
+    try:
+        return shlex.split(script, comments=True)
+    except ValueError:
+        return script.split()
+
+
+def _flag_name(word: str) -> str:
+    """`--max_model_len=5` -> `--max-model-len` (vLLM and SGLang accept both spellings)."""
+    if word.startswith("--"):
+        return "--" + word[2:].split("=", 1)[0].replace("_", "-")
+    return word.split("=", 1)[0]
+
+
+def has_flag(words: Sequence[str], *names: str) -> bool:
+    return any(_flag_name(word) in names for word in words)
+
+
+def _flag_value(words: Sequence[str], *names: str) -> str | None:
+    for i, word in enumerate(words):
+        if _flag_name(word) in names:
+            if "=" in word:
+                return word.split("=", 1)[1]
+            return words[i + 1] if i + 1 < len(words) else ""
+    return None
+
+
+def missing_flags(words: Sequence[str], flags: Sequence[Flag], engine: Engine) -> list[str]:
+    """The flags (with values) not already on the command line, in any spelling."""
+    aliases = _ALIASES.get(engine, {})
+    out: list[str] = []
+    for flag, value in flags:
+        if has_flag(words, flag, *aliases.get(flag, ())):
+            continue
+        out += [flag] if value is None else [flag, value]
+    return out
+
+
+def _listen_port(container: dict[str, Any], default: int) -> int:
+    """The port the server listens on: its `--port` flag, else what the template declares."""
+    value = _flag_value(command_words(container), "--port")
+    if value is not None and value.isdigit():
+        return int(value)
+    return default
+
+
+def _notice_once(ctx: BuildContext, condition: str, reason: str, message: str) -> None:
+    """Pod templates are rendered more than once per build (the PodGroup sums their resources)."""
+    if Notice(condition, reason, message) not in ctx.notices:
+        ctx.notice(condition, reason, message)
