@@ -675,7 +675,7 @@ class LocalCluster:
         self._spawn(APISERVER, list(self._state["argv"][APISERVER]))
         self.wait_ready()
 
-    def stop_apiserver(self, timeout: float = 3.0) -> None:
+    def stop_apiserver(self, timeout: float = 1.0) -> None:
         """Stop only kube-apiserver (SIGTERM, then SIGKILL after `timeout`: with watches open a
         1.20 apiserver can take 15 s to drain, and a hard stop is a realistic outage anyway); etcd,
         the controllers and any node simulator keep running, as in a real control-plane outage."""
@@ -693,18 +693,48 @@ class LocalCluster:
     ) -> ProcessRecord:
         """Run the node simulator as a background process that `down` stops (what `cluster up
         --nodes N` does; tests usually run `NodeSimulator` in-process instead)."""
+        return self.start_process(NODESIM, nodesim_args(self.kubeconfig_path, nodes, gpus_per_node, extra_args))
+
+    def start_process(
+        self,
+        name: str,
+        argv: Sequence[str],
+        *,
+        env: Mapping[str, str] | None = None,
+        check_alive_for: float = 0.3,
+    ) -> ProcessRecord:
+        """Start an extra background process that belongs to this cluster (the demo's operator,
+        the node simulator): logged to `logs/<name>.log`, recorded in the state, stopped by `down`
+        before the control plane. Raises ClusterError if it exits within `check_alive_for` s."""
         self._require_state()
-        rec = self.processes().get(NODESIM)
+        if name in (ETCD, APISERVER, CONTROLLER_MANAGER, SCHEDULER):
+            raise ValueError(f"{name} is a control-plane component; use up/start_apiserver")
+        rec = self.processes().get(name)
         if rec is not None and is_our_process(rec):
-            raise ClusterError("a node simulator process is already running for this cluster")
-        env = dict(os.environ)
-        # The child must import this very package even when started from another cwd.
+            raise ClusterError(f"process {name!r} is already running for this cluster (pid {rec.pid})")
+        full_env = dict(os.environ if env is None else env)
+        # A Python child must import this very package even when started from another cwd.
         src = str(Path(__file__).resolve().parents[2])
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (src, env.get("PYTHONPATH", "")) if p)
-        record = self._spawn(NODESIM, nodesim_args(self.kubeconfig_path, nodes, gpus_per_node, extra_args), env)
-        time.sleep(0.3)
-        self._check_alive(NODESIM)
+        full_env["PYTHONPATH"] = os.pathsep.join(p for p in (src, full_env.get("PYTHONPATH", "")) if p)
+        record = self._spawn(name, list(argv), full_env)
+        deadline = time.monotonic() + check_alive_for
+        while time.monotonic() < deadline:
+            self._check_alive(name)
+            time.sleep(0.05)
+        self._check_alive(name)
         return record
+
+    def stop_process(self, name: str, timeout: float = 10.0) -> bool:
+        """Stop one recorded process (if it is still ours). True if it was running."""
+        rec = self.processes().get(name)
+        return rec is not None and self._terminate(rec, timeout)
+
+    def _stop_order(self) -> list[str]:
+        """Extra processes (newest first), then the node simulator, then the control plane in
+        reverse start order."""
+        names = list(self.processes())
+        extras = [n for n in names if n not in COMPONENT_ORDER]
+        return [*reversed(extras), *(n for n in reversed(COMPONENT_ORDER) if n in names)]
 
     def _terminate(self, rec: ProcessRecord, timeout: float) -> bool:
         """Stop `rec` if and only if it is still exactly our process. Returns True if signalled."""
@@ -736,10 +766,9 @@ class LocalCluster:
         Returns the names of the components that were stopped. Safe to call twice."""
         stopped: list[str] = []
         procs = self.processes()
-        for name in reversed(COMPONENT_ORDER):
-            rec = procs.get(name)
+        for name in self._stop_order():
             grace = min(timeout, 3.0) if name == APISERVER else timeout
-            if rec is not None and self._terminate(rec, grace):
+            if self._terminate(procs[name], grace):
                 stopped.append(name)
         if remove_state:
             data_dir = self._state.get("etcd_data_dir")
@@ -765,7 +794,7 @@ class LocalCluster:
             return ClusterStatus(state_dir=self.state_dir, exists=False)
         comps = [
             ComponentStatus(name=name, pid=rec.pid, alive=is_our_process(rec))
-            for name, rec in sorted(self.processes().items(), key=lambda kv: COMPONENT_ORDER.index(kv[0]))
+            for name, rec in reversed([(n, self.processes()[n]) for n in self._stop_order()])
         ]
         ready = False
         try:
