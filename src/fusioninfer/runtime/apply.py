@@ -256,7 +256,7 @@ class RequestCounter:
     """Counts every HTTP request a lightkube client sends (see `instrument_client`).
 
     ``writes`` is POST+PUT+PATCH+DELETE: applies, creates, status updates, deletes. ``recent``
-    keeps the last requests as ``(method, path)`` so a failing "zero writes" test can say which
+    keeps the last requests as ``(method, path?query)`` so a failing "zero writes" test can say which
     write happened.
     """
 
@@ -314,7 +314,7 @@ def instrument_client(
     hx = _httpx_client(client)
 
     async def on_request(request: httpx2.Request) -> None:
-        counter.record(request.method, request.url.path)
+        counter.record(request.method, request.url.raw_path.decode("ascii", "replace"))
 
     async def on_response(response: httpx2.Response) -> None:
         req = response.request
