@@ -34,10 +34,17 @@ def _zero_duration(value: Any) -> bool:
     return bool(digits) and all(c == "0" for c in digits)
 
 
+def _parent_ref(ref: dict[str, Any]) -> dict[str, Any]:
+    """The CRD's defaults written out (group and kind of a Gateway); whatever the user set wins.
+
+    Exactly the apiserver's defaulting, even for a mesh `kind: Service` parent, which needs an
+    explicit `group: ""` from the user just as it would without us.
+    """
+    return {"group": gateway.GROUP, "kind": gateway.KIND, **ref}
+
+
 def _parent_refs(ctx: BuildContext, router: Role, spec: dict[str, Any]) -> list[dict[str, Any]]:
-    refs: list[dict[str, Any]] = [
-        {"group": gateway.GROUP, "kind": gateway.KIND, **ref} for ref in spec.get("parentRefs") or []
-    ]
+    refs: list[dict[str, Any]] = [_parent_ref(ref) for ref in spec.get("parentRefs") or []]
     if router.gateway is not None:
         ours = gateway.parent_ref(ctx)
         already = any(

@@ -93,6 +93,22 @@ def decode_internal_port(ctx: BuildContext) -> int:
     return DECODE_INTERNAL_PORT if port != DECODE_INTERNAL_PORT else DECODE_INTERNAL_PORT + 1
 
 
+def has_routing_sidecar(ctx: BuildContext, role: Role, part: PodPart) -> bool:
+    return ctx.isvc.is_disaggregated and role.component_type is ComponentType.DECODER and serves_http(part)
+
+
+def engine_port(ctx: BuildContext, role: Role, part: PodPart) -> int:
+    """Where the engine itself listens in `part` of `role` once decorated.
+
+    Equal to `engine.serving_container(role).port`, except on decode pods of a P/D service that
+    serve HTTP: there the routing sidecar owns the pool port and the engine sits behind it.
+    Probes meant to check the engine (not the sidecar) must use this port.
+    """
+    if has_routing_sidecar(ctx, role, part):
+        return decode_internal_port(ctx)
+    return engines.serving_container(role).port
+
+
 def sidecar_image(ctx: BuildContext) -> str:
     """The router's `endpointPicker.routingSidecarImage`, else the operator default, else ours."""
     router = ctx.isvc.router
@@ -227,13 +243,14 @@ def decorate(ctx: BuildContext, role: Role, template: Manifest, part: PodPart) -
     container: dict[str, Any] = containers[serving.index]
 
     if serving.engine is Engine.VLLM:
-        _wire_nixl(ctx, role, container)
-    if is_decode and serves_http(part):
+        # Notices once per role: multi-node roles are decorated once per part.
+        _wire_nixl(ctx, role, container, report=serves_http(part))
+    if has_routing_sidecar(ctx, role, part):
         _add_routing_sidecar(ctx, role, template, container, serving.engine, serving.port)
     return template
 
 
-def _wire_nixl(ctx: BuildContext, role: Role, container: dict[str, Any]) -> None:
+def _wire_nixl(ctx: BuildContext, role: Role, container: dict[str, Any], report: bool) -> None:
     """NIXL side channel + a KV connector on a vLLM prefill/decode container (user's wins)."""
     _add_env(
         container,
@@ -244,7 +261,7 @@ def _wire_nixl(ctx: BuildContext, role: Role, container: dict[str, Any]) -> None
     )
     given = flag_value(container, KV_TRANSFER_FLAG)
     if given is None:
-        if not set_flag(container, KV_TRANSFER_FLAG, DEFAULT_KV_TRANSFER_CONFIG):
+        if not set_flag(container, KV_TRANSFER_FLAG, DEFAULT_KV_TRANSFER_CONFIG) and report:
             ctx.notice(
                 SPEC_WARNINGS,
                 "CannotRewriteCommand",
@@ -254,7 +271,7 @@ def _wire_nixl(ctx: BuildContext, role: Role, container: dict[str, Any]) -> None
         return
     removed = next((c for c in REMOVED_CONNECTORS if c in _all_text(container)), None)
     version = vllm_version(str(container.get("image", "")))
-    if removed is not None and version is not None and version >= (0, 11):
+    if report and removed is not None and version is not None and version >= (0, 11):
         ctx.notice(
             SPEC_WARNINGS,
             "DeprecatedKVConnector",

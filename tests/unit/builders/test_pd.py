@@ -15,6 +15,7 @@ from fusioninfer.builders.pd import (
     LABEL_SERVING,
     ROUTING_SIDECAR_IMAGE,
     decorate,
+    engine_port,
     flag_value,
     set_flag,
     vllm_version,
@@ -222,6 +223,33 @@ def test_multinode_decode_leader_gets_the_sidecar_and_workers_do_not() -> None:
     assert flag_value(worker.container("vllm"), "--port") is None
     assert worker.labels[LABEL_LLMD_ROLE] == "decode"
     assert LABEL_SERVING not in worker.labels
+
+
+def test_notices_are_reported_once_per_role_not_per_part() -> None:
+    old = '{"kv_connector":"PyNcclConnector","kv_role":"kv_both"}'
+    isvc = _isvc(
+        [
+            _role("prefill", "prefiller", _vllm("--kv-transfer-config", old), multinode={"nodeCount": 2}),
+            _role("decode", "decoder", _vllm()),
+        ],
+        router={"strategy": "pd-disaggregation"},
+    )
+    assert [n.reason for n in _decorate(isvc, "prefill", PodPart.LEADER).ctx.notices] == ["DeprecatedKVConnector"]
+    assert _decorate(isvc, "prefill", PodPart.WORKER).ctx.notices == []
+
+
+def test_engine_port_is_the_internal_port_only_behind_the_sidecar() -> None:
+    isvc = _isvc(
+        [_role("prefill", "prefiller", _vllm()), _role("decode", "decoder", _vllm(), multinode={"nodeCount": 2})],
+        router={"strategy": "pd-disaggregation"},
+    )
+    ctx = BuildContext(isvc)
+    prefill, decode = isvc.serving_roles
+    assert engine_port(ctx, prefill, PodPart.SINGLE) == 8000
+    assert engine_port(ctx, decode, PodPart.LEADER) == 8200
+    assert engine_port(ctx, decode, PodPart.WORKER) == 8000
+    mono = _isvc([_role("inference", "worker", _vllm())])
+    assert engine_port(BuildContext(mono), mono.serving_roles[0], PodPart.SINGLE) == 8000
 
 
 def test_sidecar_image_overrides() -> None:

@@ -441,6 +441,12 @@ def test_route_keeps_user_parent_refs_hostnames_matches_filters_timeouts_and_nam
     assert second["timeouts"] == {"request": "300s"}
 
 
+def test_route_parent_ref_defaults_never_override_the_user() -> None:
+    mesh = {"group": "", "kind": "Service", "name": "svc-mesh", "port": 80}
+    spec, _ = _route({"httproute": {"parentRefs": [mesh]}})
+    assert spec["parentRefs"] == [mesh]
+
+
 def test_zero_timeout_is_kept_but_reported_and_missing_parents_are_reported() -> None:
     spec, notices = _route({"httproute": {"rules": [{"timeouts": {"request": "0s"}}]}})
     assert spec["rules"][0]["timeouts"] == {"request": "0s"}
