@@ -27,6 +27,7 @@ from typing import Any
 from fusioninfer.api import naming
 from fusioninfer.api.v1alpha1 import Engine, MultinodeBackend, Role
 from fusioninfer.builders import engine as engines
+from fusioninfer.builders import pd
 from fusioninfer.builders.context import BuildContext, Manifest, Notice
 from fusioninfer.builders.deployment import rolling_update
 from fusioninfer.builders.podtemplate import PodPart, serving_pod_template
@@ -129,7 +130,8 @@ def decorate(ctx: BuildContext, role: Role, template: Manifest, part: PodPart) -
     container = _find_container(template, serving)
     if container is None:
         return template
-    port = _listen_port(container, serving.port)
+    # Before any rewrite: `--port` is easiest to read from the user's own argv.
+    port = _listen_port(container, pd.engine_port(ctx, role, part))
     if role.multinode is None or role.multinode.rewrite_command is not False:
         _rewrite(ctx, role, container, serving.engine, part)
     if part is PodPart.LEADER:
@@ -329,7 +331,7 @@ def missing_flags(words: Sequence[str], flags: Sequence[Flag], engine: Engine) -
 
 
 def _listen_port(container: dict[str, Any], default: int) -> int:
-    """The port the server listens on: its `--port` flag, else what the template declares."""
+    """The port the server listens on: its `--port` flag, else `default` (declared or engine default)."""
     value = _flag_value(command_words(container), "--port")
     if value is not None and value.isdigit():
         return int(value)
