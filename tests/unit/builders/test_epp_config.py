@@ -140,7 +140,9 @@ def test_pd_config_has_prefill_and_decode_profiles_filters_header_and_pd_handler
     # The P/D handler's block size must equal the prefix scorer's, or threshold > 0 misjudges hits.
     prefix = next(p for p in config["plugins"] if p["type"] == "prefix-cache-scorer")
     assert handler["parameters"]["hashBlockSize"] == prefix["parameters"]["blockSize"]
-    assert picker_config(_service({"strategy": "pd-disaggregation"}, True).router).needs_llmd_image  # type: ignore[arg-type]
+    isvc = _service({"strategy": "pd-disaggregation"}, disaggregated=True)
+    assert isvc.router is not None
+    assert picker_config(isvc.router).needs_llmd_image
 
 
 # --- weighted scorers (seed 003) ----------------------------------------------------------------
