@@ -15,6 +15,7 @@ from rich.console import Console
 
 from fusioninfer.api.documents import Document, load_documents
 from fusioninfer.builders import BuildOptions, Capabilities, build
+from fusioninfer.builders.context import OPTIONAL_APIS
 
 app = typer.Typer(
     name="fusioninfer",
@@ -84,9 +85,7 @@ def render(
         list[str] | None,
         typer.Option(
             "--without",
-            help="Render as for a cluster without this optional API: "
-            + ", ".join(Capabilities().__dict__)
-            + " (repeatable).",
+            help="Render as for a cluster without this optional API: " + ", ".join(OPTIONAL_APIS) + " (repeatable).",
         ),
     ] = None,
     namespace: Annotated[
@@ -94,13 +93,13 @@ def render(
     ] = None,
 ) -> None:
     """Print every child object the operator would create, sorted in apply order."""
-    known = set(Capabilities().__dict__)
+    known = set(OPTIONAL_APIS)
     missing = {name.replace("-", "_") for name in without or []}
     unknown = sorted(missing - known)
     if unknown:
         stderr.print(f"error: unknown API for --without: {', '.join(unknown)} (known: {', '.join(sorted(known))})")
         raise typer.Exit(2)
-    capabilities = Capabilities(**{name: name not in missing for name in known})
+    capabilities = Capabilities.of({name: name not in missing for name in known})
     documents = _read_documents(filename)
     if _report_errors(documents):
         raise typer.Exit(1)

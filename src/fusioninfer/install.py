@@ -9,7 +9,6 @@ rules are stripped before applying, with a warning: the operator enforces the sa
 from __future__ import annotations
 
 import copy
-import re
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -20,6 +19,7 @@ from lightkube.resources.apiextensions_v1 import CustomResourceDefinition
 from lightkube.types import PatchType
 
 from fusioninfer.api.crd import crd as generate_crd
+from fusioninfer.runtime.version import server_version
 
 FIELD_MANAGER = "fusioninfer-install"
 CEL_MIN_MINOR = 25
@@ -32,13 +32,6 @@ def strip_cel(obj: Any) -> Any:
     if isinstance(obj, list):
         return [strip_cel(v) for v in obj]
     return copy.deepcopy(obj)
-
-
-def server_minor(client: Client) -> int:
-    """The apiserver's minor version (`/version`), e.g. 20 for v1.20.2."""
-    version = client._client._client.get("/version").json()  # lightkube exposes no /version call
-    match = re.match(r"(\d+)", str(version.get("minor", "0")))
-    return int(match.group(1)) if match else 0
 
 
 def adapt_crd(crd: dict[str, Any], minor: int) -> tuple[dict[str, Any], list[str]]:
@@ -62,7 +55,8 @@ def _established(crd: Any) -> bool:
 
 def apply_crds(client: Client, crds: Iterable[dict[str, Any]], timeout: float = 60.0) -> list[str]:
     """Server-side apply CRDs (adapted to the server) and wait until each is Established."""
-    minor = server_minor(client)
+    version = server_version(client)
+    minor = version[1] if version else CEL_MIN_MINOR
     names: list[str] = []
     warnings: list[str] = []
     for crd in crds:

@@ -7,6 +7,7 @@ backs `fusioninfer render` (offline) and the controller.
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,18 +25,40 @@ LABEL_COMPONENT_TYPE = "fusioninfer.io/component-type"
 Manifest = dict[str, Any]
 
 
+OPTIONAL_APIS = ("lws", "volcano", "gateway_api", "inference_pool", "inference_objective")
+
+
 @dataclass(frozen=True)
 class Capabilities:
-    """Which optional APIs the target cluster serves. Offline rendering assumes all of them."""
+    """What the target cluster offers. Offline rendering assumes a recent cluster with every API."""
 
     lws: bool = True
     volcano: bool = True
     gateway_api: bool = True
     inference_pool: bool = True
     inference_objective: bool = True
+    # (major, minor) of the apiserver; None means "recent". Older servers lack gRPC probes
+    # (< 1.24) and native sidecars (< 1.29); builders fall back to what they support.
+    server_version: tuple[int, int] | None = None
 
     def missing(self) -> list[str]:
-        return [name for name, present in self.__dict__.items() if not present]
+        return [name for name in OPTIONAL_APIS if not getattr(self, name)]
+
+    @classmethod
+    def of(cls, present: Mapping[str, bool], server_version: tuple[int, int] | None = None) -> Capabilities:
+        """From {api name: installed}; names not given count as installed."""
+        unknown = set(present) - set(OPTIONAL_APIS)
+        if unknown:
+            raise ValueError(f"unknown optional APIs: {sorted(unknown)}")
+        flags = {name: bool(present.get(name, True)) for name in OPTIONAL_APIS}
+        return cls(
+            lws=flags["lws"],
+            volcano=flags["volcano"],
+            gateway_api=flags["gateway_api"],
+            inference_pool=flags["inference_pool"],
+            inference_objective=flags["inference_objective"],
+            server_version=server_version,
+        )
 
 
 @dataclass(frozen=True)
@@ -83,7 +106,10 @@ class BuildContext:
         return self.options.capabilities
 
     def notice(self, condition: str, reason: str, message: str) -> None:
-        self.notices.append(Notice(condition, reason, message))
+        """Record a notice once: a builder may build the same pod template more than once."""
+        notice = Notice(condition, reason, message)
+        if notice not in self.notices:
+            self.notices.append(notice)
 
     # --- labels -------------------------------------------------------------------------------
     def service_labels(self) -> dict[str, str]:

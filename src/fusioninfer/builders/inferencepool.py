@@ -6,7 +6,7 @@ multi-node leaders of every serving role (never on multi-node workers, never on 
 The target port is the serving container's real port (8000 only when nothing says otherwise);
 decode pods of a P/D service expose the routing sidecar on that same port.
 
-Every defaulted field is written out (`group`, `kind`, `failureMode`) so server-side apply
+Defaulted fields are written out (`kind`, `failureMode`; not the empty core `group`) so server-side apply
 compares like with like.
 """
 
@@ -52,7 +52,7 @@ def build(ctx: BuildContext, router: Role) -> Manifest:
             "selector": {"matchLabels": dict(sorted(selector(ctx).items()))},
             "targetPorts": [{"number": pd.pool_port(ctx)}],
             "endpointPickerRef": {
-                "group": "",
+                # group "" (core) is the default; written out it trips 1.20's apply ("null").
                 "kind": "Service",
                 "name": naming.epp_name(ctx.name),
                 "port": {"number": GRPC_PORT},

@@ -49,7 +49,7 @@ def capabilities_from(crds: Iterable[dict[str, Any]]) -> Capabilities:
         crd = by_name.get(req.name)
         ok = crd is not None and crd_serves(crd, req.version)
         present[req.capability] = present.get(req.capability, True) and ok
-    return Capabilities(**present)
+    return Capabilities.of(present)
 
 
 def slim_crd(crd: dict[str, Any]) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from lightkube.resources.core_v1 import Pod
 
 from fusioninfer.api.v1alpha1 import API_VERSION, KIND, PLURAL
 from fusioninfer.builders import BuildOptions, Capabilities
-from fusioninfer.builders.context import LABEL_MANAGED_BY, LABEL_SERVICE, MANAGED_BY
+from fusioninfer.builders.context import LABEL_MANAGED_BY, LABEL_SERVICE, MANAGED_BY, OPTIONAL_APIS
 from fusioninfer.builders.kinds import CHILD_KINDS, ChildKind
 from fusioninfer.controller.discovery import CRD_NAMES, capabilities_from, slim_crd
 from fusioninfer.controller.reconciler import Caches, InferenceServiceReconciler
@@ -27,6 +27,7 @@ from fusioninfer.runtime.informer import Informer
 from fusioninfer.runtime.kinds import default_registry
 from fusioninfer.runtime.leader import LeaderElectionConfig, LeaderElector
 from fusioninfer.runtime.metrics import MetricsServer
+from fusioninfer.runtime.version import fetch_server_version
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +108,7 @@ class Operator:
             on_add=self._on_crd_event, on_update=lambda _old, new: self._on_crd_event(new), on_delete=self._on_crd_event
         )
         self._kind_lock = asyncio.Lock()
+        self.server_version: tuple[int, int] | None = None
 
     # -- prerequisites ------------------------------------------------------------------------------
     def installed(self) -> Capabilities:
@@ -116,11 +118,13 @@ class Operator:
     def capabilities(self) -> Capabilities:
         """Optional APIs that are installed AND whose children we already cache."""
         installed = self.installed()
-        ready = {}
-        for name, present in installed.__dict__.items():
+        ready: dict[str, bool] = {}
+        for name in OPTIONAL_APIS:
             kinds = [k for k in CHILD_KINDS if k.capability == name]
-            ready[name] = present and all(k.kind in self.children and self.children[k.kind].has_synced() for k in kinds)
-        return Capabilities(**ready)
+            ready[name] = getattr(installed, name) and all(
+                k.kind in self.children and self.children[k.kind].has_synced() for k in kinds
+            )
+        return Capabilities.of(ready, self.server_version)
 
     def _on_crd_event(self, obj: Obj) -> None:
         if obj.get("metadata", {}).get("name") in CRD_NAMES and self.crds.has_synced():
@@ -169,6 +173,8 @@ class Operator:
 
     async def run(self) -> None:
         """Start watching, then reconcile until cancelled."""
+        self.server_version = await fetch_server_version(self.client)
+        log.info("apiserver version %s", ".".join(map(str, self.server_version or ("unknown",))))
         self.crds.start()
         try:
             await self.crds.wait_synced()

@@ -318,7 +318,6 @@ def test_pool_selects_serving_pods_and_references_the_picker_explicitly() -> Non
         "selector": {"matchLabels": {"fusioninfer.io/service": "svc", "fusioninfer.io/serving": "true"}},
         "targetPorts": [{"number": 8000}],
         "endpointPickerRef": {
-            "group": "",
             "kind": "Service",
             "name": "svc-epp",
             "port": {"number": 9002},
