@@ -13,7 +13,7 @@ import asyncio
 import inspect
 import time
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar, overload
 
 T = TypeVar("T")
 
@@ -59,14 +59,36 @@ def eventually(
     raise _timeout(fn, timeout, attempts, last_error, last_value, message)
 
 
+@overload
 async def eventually_async(
-    fn: Callable[[], Awaitable[T]] | Callable[[], T],
+    fn: Callable[[], Awaitable[T]],
+    *,
+    timeout: float = ...,  # noqa: ASYNC109
+    interval: float = ...,
+    retry_on: tuple[type[BaseException], ...] = ...,
+    message: str = ...,
+) -> T: ...
+
+
+@overload
+async def eventually_async(
+    fn: Callable[[], T],
+    *,
+    timeout: float = ...,  # noqa: ASYNC109
+    interval: float = ...,
+    retry_on: tuple[type[BaseException], ...] = ...,
+    message: str = ...,
+) -> T: ...
+
+
+async def eventually_async(
+    fn: Callable[[], Any],
     *,
     timeout: float = DEFAULT_TIMEOUT,  # noqa: ASYNC109 - same signature as the sync flavour, on purpose
     interval: float = DEFAULT_INTERVAL,
     retry_on: tuple[type[BaseException], ...] = (),
     message: str = "",
-) -> T:
+) -> Any:
     """`eventually` for async code: `fn` may be a coroutine function or a plain function; waits
     with `asyncio.sleep` so the event loop (and whatever runs on it) keeps going."""
     loop = asyncio.get_running_loop()
@@ -81,7 +103,7 @@ async def eventually_async(
             result = fn()
             value = await result if inspect.isawaitable(result) else result
             if value:
-                return value  # type: ignore[return-value]
+                return value
             last_value, last_error = value, None
         except retryable as exc:
             last_error = exc

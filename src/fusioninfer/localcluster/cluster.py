@@ -849,10 +849,14 @@ class LocalCluster:
         """A token for ServiceAccount `namespace/name` via the TokenRequest API (the SA must exist).
         The apiserver authenticates it as `system:serviceaccount:<ns>:<name>`, no restart needed."""
         from lightkube.models.authentication_v1 import TokenRequestSpec
+        from lightkube.models.meta_v1 import ObjectMeta
         from lightkube.resources.core_v1 import ServiceAccountToken
 
         with self.client() as client:
-            req = ServiceAccountToken(spec=TokenRequestSpec(audiences=[], expirationSeconds=expiration_seconds))
+            req = ServiceAccountToken(
+                metadata=ObjectMeta(),  # lightkube needs one; empty audiences = the apiserver's own
+                spec=TokenRequestSpec(audiences=[], expirationSeconds=expiration_seconds),
+            )
             res = client.create(req, name, namespace=namespace)
         if res.status is None:
             raise ClusterError("TokenRequest returned no status")
