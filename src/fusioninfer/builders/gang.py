@@ -142,7 +142,9 @@ def build_podgroup(ctx: BuildContext, gang: GangPlan) -> Manifest:
         "minTaskMember": {role.name: role_pods(role) for role in members},
         "queue": gang.queue,
     }
-    min_resources = resources.add(*(role_requests(ctx, role) for role in members))
+    total = resources.add(*(role_requests(ctx, role) for role in members))
+    # Zero entries (a role scaled to 0) say nothing to the scheduler; leave them out.
+    min_resources = {name: quantity for name, quantity in total.items() if quantity.nanos}
     if min_resources:
         spec["minResources"] = resources.to_manifest(min_resources)
     if gang.priority_class_name is not None:
