@@ -1,0 +1,1003 @@
+"""`parse()` / `validate()`: one test per rule, each with the exact message and field path.
+
+A person reads these messages in `fusioninfer validate`, in a `Valid=False` condition and in an
+Event, so the wording and the path are part of the contract: a change must be deliberate.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+
+from fusioninfer.api.errors import FieldError, InvalidSpec
+from fusioninfer.api.v1alpha1 import InferenceService
+from fusioninfer.api.validation import parse, validate
+from fusioninfer.builders import build
+
+API_VERSION = "fusioninfer.io/v1alpha1"
+DNS_HINT = (
+    "must be a DNS-1035 label (lowercase letters, digits and '-', starting with a letter and ending with a letter "
+    "or digit)"
+)
+TOPOLOGY = "a service has exactly one worker role (monolithic) or prefiller and decoder roles (disaggregated)"
+
+
+# --- builders of input documents -------------------------------------------------------------------
+def container(name: str = "vllm", image: str = "vllm/vllm-openai:v0.11.0", **extra: Any) -> dict[str, Any]:
+    return {"name": name, "image": image, **extra}
+
+
+def serving(name: str, ctype: str, *containers: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    return {
+        "name": name,
+        "componentType": ctype,
+        "template": {"spec": {"containers": list(containers) or [container()]}},
+        **extra,
+    }
+
+
+def worker(name: str = "inference", *containers: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    return serving(name, "worker", *containers, **extra)
+
+
+def prefiller(name: str = "prefill", **extra: Any) -> dict[str, Any]:
+    return serving(name, "prefiller", **extra)
+
+
+def decoder(name: str = "decode", **extra: Any) -> dict[str, Any]:
+    return serving(name, "decoder", **extra)
+
+
+def router(name: str = "router", **extra: Any) -> dict[str, Any]:
+    return {"name": name, "componentType": "router", **extra}
+
+
+def service(*roles: dict[str, Any], name: str = "svc", **spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "InferenceService",
+        "metadata": {"name": name, "namespace": "ns"},
+        "spec": {"roles": list(roles), **spec},
+    }
+
+
+def errors(obj: Any) -> list[str]:
+    with pytest.raises(InvalidSpec) as info:
+        parse(obj)
+    assert info.value.errors, "InvalidSpec must carry at least one error"
+    return [str(e) for e in info.value.errors]
+
+
+def assert_error(obj: Any, expected: str) -> None:
+    """`obj` is rejected with exactly this one error."""
+    assert errors(obj) == [expected]
+
+
+def assert_valid(obj: Any) -> InferenceService:
+    isvc = parse(obj)
+    assert validate(isvc) == []
+    build(isvc)  # a valid spec always renders
+    return isvc
+
+
+# --- baseline --------------------------------------------------------------------------------------
+def test_minimal_monolithic_service_is_valid() -> None:
+    isvc = assert_valid(service(worker()))
+    assert isvc.name == "svc"
+    assert [r.name for r in isvc.roles] == ["inference"]
+
+
+def test_disaggregated_service_with_router_is_valid() -> None:
+    assert_valid(service(router(strategy="pd-disaggregation"), prefiller(), decoder()))
+
+
+def test_invalid_spec_message_joins_every_error() -> None:
+    with pytest.raises(InvalidSpec) as info:
+        parse(service(worker("Bad"), worker("Bad2")))
+    assert str(info.value) == "; ".join(str(e) for e in info.value.errors)
+    assert len(info.value.errors) == 3
+
+
+# --- role names ------------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", ["Inference", "1abc", "a_b", "abc-", "a.b", "-abc", "ab c"])
+def test_role_name_must_be_dns1035_label(name: str) -> None:
+    assert_error(service(worker(name)), f"spec.roles[0].name: Invalid value: {name!r}: {DNS_HINT}")
+
+
+@pytest.mark.parametrize("name", ["a", "a1", "a-b", "x" * 59])
+def test_role_name_accepts_dns1035_labels(name: str) -> None:
+    assert_valid(service(worker(name)))
+
+
+def test_empty_role_name_is_required() -> None:
+    assert_error(service(worker("")), "spec.roles[0].name: Required value: must not be empty")
+
+
+def test_role_names_must_be_unique() -> None:
+    assert_error(
+        service(router("same"), worker("same")),
+        "spec.roles[1].name: Duplicate value: 'same': role names must be unique",
+    )
+
+
+def test_every_duplicate_role_name_is_reported() -> None:
+    obj = service(router("a"), prefiller("a"), decoder("a"))
+    assert errors(obj) == [
+        "spec.roles[1].name: Duplicate value: 'a': role names must be unique",
+        "spec.roles[2].name: Duplicate value: 'a': role names must be unique",
+    ]
+
+
+# --- child-name length budgets ---------------------------------------------------------------------
+def test_deployment_name_budget_is_63() -> None:
+    role = "r" * 60  # "svc-" + 60 = 64
+    assert_error(
+        service(worker(role)),
+        f"spec.roles[0].name: Too long: the Deployment name 'svc-{role}' (64 characters) would exceed 63 "
+        "characters; shorten the role or service name",
+    )
+
+
+def test_deployment_name_of_exactly_63_fits() -> None:
+    assert_valid(service(worker("r" * 59)))
+
+
+@pytest.mark.parametrize(
+    "multinode",
+    [{"multinode": {"nodeCount": 2}}, {"podReplicas": 2}],
+    ids=["multinode", "podReplicas-alias"],
+)
+def test_multinode_leaderworkerset_name_budget_is_46(multinode: dict[str, Any]) -> None:
+    role = "r" * 43  # "svc-" + 43 = 47
+    assert_error(
+        service(worker(role, **multinode)),
+        f"spec.roles[0].name: Too long: the LeaderWorkerSet name 'svc-{role}' (47 characters) would exceed 46 "
+        "characters; shorten the role or service name",
+    )
+
+
+def test_multinode_name_of_exactly_46_fits() -> None:
+    assert_valid(service(worker("r" * 42, multinode={"nodeCount": 2})))
+
+
+def test_single_node_multinode_block_uses_the_deployment_budget() -> None:
+    # nodeCount 1 renders a Deployment, whose budget is 63, not 46.
+    assert_valid(service(worker("r" * 50, multinode={"nodeCount": 1})))
+
+
+@pytest.mark.parametrize(
+    ("length", "what", "suffix"),
+    [(60, "endpoint picker Service", "-epp"), (59, "InferencePool", "-pool"), (56, "Gateway", "-gateway")],
+)
+def test_service_level_child_names_must_fit(length: int, what: str, suffix: str) -> None:
+    name = "s" * length
+    assert_error(
+        service(worker("w"), name=name),
+        f"metadata.name: Too long: {length} characters: the {what} name '{name}{suffix}' would exceed 63 characters",
+    )
+
+
+def test_service_name_of_55_fits_every_service_level_name() -> None:
+    assert_valid(service(worker("w"), name="s" * 55))
+
+
+# --- service name ----------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", ["My-Svc", "1svc", "svc.example", "svc_1", "svc-"])
+def test_service_name_must_be_dns1035_label(name: str) -> None:
+    assert_error(
+        service(worker(), name=name),
+        f"metadata.name: Invalid value: {name!r}: {DNS_HINT}, as it names Services",
+    )
+
+
+def test_service_name_is_required() -> None:
+    obj = service(worker())
+    del obj["metadata"]["name"]
+    assert_error(obj, "metadata.name: Required value")
+
+
+# --- topology --------------------------------------------------------------------------------------
+def test_monolithic_has_exactly_one_worker() -> None:
+    assert_error(
+        service(worker("a"), worker("b")),
+        'spec.roles[1].componentType: Invalid value: "worker": a monolithic service has exactly one worker role',
+    )
+
+
+@pytest.mark.parametrize(("extra", "ctype"), [(prefiller, "prefiller"), (decoder, "decoder")])
+def test_monolithic_has_no_prefiller_or_decoder(extra: Any, ctype: str) -> None:
+    assert_error(
+        service(worker(), extra()),
+        f'spec.roles[1].componentType: Invalid value: "{ctype}": {TOPOLOGY}, not both',
+    )
+
+
+def test_service_needs_a_serving_role() -> None:
+    assert_error(service(router()), f"spec.roles: Required value: {TOPOLOGY}")
+
+
+@pytest.mark.parametrize(
+    ("roles", "missing"),
+    [((prefiller,), "decoder"), ((decoder,), "prefiller"), ((prefiller, lambda: prefiller("p2")), "decoder")],
+    ids=["only-prefiller", "only-decoder", "two-prefillers"],
+)
+def test_disaggregated_needs_prefiller_and_decoder(roles: tuple[Any, ...], missing: str) -> None:
+    assert_error(
+        service(*(r() for r in roles)),
+        "spec.roles: Required value: a disaggregated service needs at least one prefiller and one decoder "
+        f"role (missing: {missing})",
+    )
+
+
+def test_disaggregated_allows_several_prefillers_and_decoders() -> None:
+    assert_valid(service(prefiller("p1"), prefiller("p2"), decoder("d1"), decoder("d2")))
+
+
+def test_at_most_one_router() -> None:
+    assert_error(
+        service(router("r1"), worker(), router("r2")),
+        "spec.roles[2].componentType: Too many: at most one router role",
+    )
+
+
+def test_router_is_optional() -> None:
+    assert assert_valid(service(worker())).router is None
+
+
+# --- router-only and serving-only fields -----------------------------------------------------------
+ROUTER_ONLY = {
+    "strategy": "prefix-cache",
+    "httproute": {"parentRefs": [{"name": "gw"}]},
+    "endpointPickerConfig": "apiVersion: inference.networking.x-k8s.io/v1alpha1\nkind: EndpointPickerConfig\n",
+    "endpointPicker": {"replicas": 2},
+    "gateway": {"className": "istio"},
+}
+
+
+@pytest.mark.parametrize("field", sorted(ROUTER_ONLY))
+@pytest.mark.parametrize("make", [worker, prefiller], ids=["worker", "prefiller"])
+def test_router_only_fields_are_forbidden_on_serving_roles(field: str, make: Any) -> None:
+    role = make(**{field: ROUTER_ONLY[field]})
+    other = [] if make is worker else [decoder()]
+    assert_error(service(role, *other), f"spec.roles[0].{field}: Forbidden: only allowed on a router role")
+
+
+@pytest.mark.parametrize("field", sorted(ROUTER_ONLY))
+def test_router_only_fields_are_allowed_on_the_router(field: str) -> None:
+    assert_valid(service(router(**{field: ROUTER_ONLY[field]}), worker()))
+
+
+SERVING_ONLY = {"multinode": {"nodeCount": 2}, "podReplicas": 2, "engine": "vllm"}
+
+
+@pytest.mark.parametrize("field", sorted(SERVING_ONLY))
+def test_serving_only_fields_are_forbidden_on_the_router(field: str) -> None:
+    assert_error(
+        service(router(**{field: SERVING_ONLY[field]}), worker()),
+        f"spec.roles[0].{field}: Forbidden: not allowed on a router role",
+    )
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG: rollout is in SERVING_ONLY_FIELDS but validation._check_role does not forbid it on a router "
+    "(the endpoint picker Deployment ignores it: it always uses Recreate)",
+)
+def test_rollout_is_forbidden_on_the_router() -> None:
+    assert_error(
+        service(router(rollout={"maxSurge": 1}), worker()),
+        "spec.roles[0].rollout: Forbidden: not allowed on a router role",
+    )
+
+
+def test_router_containers_are_generated() -> None:
+    obj = service(router(template={"spec": {"containers": [container()]}}), worker())
+    assert_error(
+        obj,
+        "spec.roles[0].template.spec.containers: Forbidden: the router's containers are generated; use "
+        "endpointPicker to change the image or flags",
+    )
+
+
+def test_router_template_without_containers_is_allowed() -> None:
+    assert_valid(service(router(template={"spec": {"nodeSelector": {"pool": "cpu"}}}), worker()))
+
+
+# --- pd-disaggregation -----------------------------------------------------------------------------
+def test_pd_disaggregation_strategy_requires_disaggregated_topology() -> None:
+    assert_error(
+        service(router(strategy="pd-disaggregation"), worker()),
+        'spec.roles[0].strategy: Invalid value: "pd-disaggregation": requires prefiller and decoder roles',
+    )
+
+
+@pytest.mark.parametrize("strategy", ["prefix-cache", "kv-cache-utilization", "queue-size", "lora-affinity"])
+def test_other_strategies_work_with_monolithic(strategy: str) -> None:
+    assert_valid(service(router(strategy=strategy), worker()))
+
+
+def test_unknown_strategy_is_unsupported() -> None:
+    assert_error(
+        service(router(strategy="round-robin"), worker()),
+        'spec.roles[0].strategy: Unsupported value: "round-robin": supported values: "prefix-cache", '
+        '"kv-cache-utilization", "queue-size", "lora-affinity", "pd-disaggregation"',
+    )
+
+
+# --- serving pod template --------------------------------------------------------------------------
+@pytest.mark.parametrize("ctype", ["worker", "prefiller", "decoder"])
+def test_serving_role_needs_a_template(ctype: str) -> None:
+    role = {"name": "x", "componentType": ctype}
+    others = {"worker": [], "prefiller": [decoder()], "decoder": [prefiller()]}[ctype]
+    assert_error(service(role, *others), "spec.roles[0].template: Required value: a serving role needs a pod template")
+
+
+@pytest.mark.parametrize("template", [{}, {"spec": {}}, {"metadata": {"labels": {"a": "b"}}}])
+def test_serving_role_needs_a_pod_spec(template: dict[str, Any]) -> None:
+    role = {"name": "w", "componentType": "worker", "template": template}
+    assert_error(service(role), "spec.roles[0].template.spec: Required value: a serving role needs a pod spec")
+
+
+@pytest.mark.parametrize("containers", [None, [], {"name": "c"}, "vllm"])
+def test_serving_role_needs_containers(containers: Any) -> None:
+    spec: dict[str, Any] = {"nodeSelector": {"a": "b"}}
+    if containers is not None:
+        spec["containers"] = containers
+    role = {"name": "w", "componentType": "worker", "template": {"spec": spec}}
+    assert_error(service(role), "spec.roles[0].template.spec.containers: Required value: at least one container")
+
+
+@pytest.mark.parametrize("item", ["vllm", 1, None, ["a"]])
+def test_container_must_be_an_object(item: Any) -> None:
+    assert_error(
+        service(worker("w", container(), item)),
+        "spec.roles[0].template.spec.containers[1]: Invalid value: must be an object",
+    )
+
+
+@pytest.mark.parametrize("name", [None, "", 5])
+def test_container_needs_a_name(name: Any) -> None:
+    c = container()
+    if name is None:
+        del c["name"]
+    else:
+        c["name"] = name
+    assert_error(service(worker("w", c)), "spec.roles[0].template.spec.containers[0].name: Required value")
+
+
+@pytest.mark.parametrize("image", [None, "", 5])
+def test_container_needs_an_image(image: Any) -> None:
+    c = container()
+    if image is None:
+        del c["image"]
+    else:
+        c["image"] = image
+    assert_error(service(worker("w", c)), "spec.roles[0].template.spec.containers[0].image: Required value")
+
+
+def test_container_names_must_be_unique() -> None:
+    assert_error(
+        service(worker("w", container("c"), container("sidecar", "busybox"), container("c", "busybox"))),
+        "spec.roles[0].template.spec.containers[2].name: Duplicate value: 'c'",
+    )
+
+
+@pytest.mark.parametrize("key", ["command", "args"])
+@pytest.mark.parametrize("value", ["vllm serve", [1], ["a", None], {"a": "b"}, ["--port", 8000]])
+def test_command_and_args_must_be_lists_of_strings(key: str, value: Any) -> None:
+    assert_error(
+        service(worker("w", container(**{key: value}))),
+        f"spec.roles[0].template.spec.containers[0].{key}: Invalid value: must be a list of strings",
+    )
+
+
+def test_every_container_problem_is_reported() -> None:
+    bad = {"command": "x"}
+    obj = service(worker("w", container(), bad))
+    assert errors(obj) == [
+        "spec.roles[0].template.spec.containers[1].command: Invalid value: must be a list of strings",
+        "spec.roles[0].template.spec.containers[1].image: Required value",
+        "spec.roles[0].template.spec.containers[1].name: Required value",
+    ]
+
+
+# --- aliases of the design proposal ----------------------------------------------------------------
+def test_replicas_and_role_replicas_are_exclusive() -> None:
+    assert_error(
+        service(worker(replicas=2, roleReplicas=2)),
+        "spec.roles[0].roleReplicas: Forbidden: deprecated alias of replicas; set only replicas",
+    )
+
+
+def test_multinode_and_pod_replicas_are_exclusive() -> None:
+    assert_error(
+        service(worker(multinode={"nodeCount": 2}, podReplicas=2)),
+        "spec.roles[0].podReplicas: Forbidden: deprecated alias of multinode.nodeCount; set only multinode",
+    )
+
+
+def test_aliases_alone_are_accepted() -> None:
+    isvc = assert_valid(service(worker(roleReplicas=3, podReplicas=2)))
+    assert isvc.roles[0].effective_replicas == 3
+    assert isvc.roles[0].node_count == 2
+
+
+def test_multinode_backend_is_vllm_only() -> None:
+    assert_error(
+        service(worker(engine="sglang", multinode={"nodeCount": 2, "backend": "ray"})),
+        "spec.roles[0].multinode.backend: Forbidden: only applies to vLLM; SGLang has a single multi-node mode",
+    )
+
+
+# --- numeric bounds (schema) -----------------------------------------------------------------------
+def test_node_count_must_be_at_least_one() -> None:
+    assert_error(
+        service(worker(multinode={"nodeCount": 0})),
+        "spec.roles[0].multinode.nodeCount: Invalid value: 0: must be >= 1",
+    )
+
+
+def test_node_count_path_points_at_the_right_role() -> None:
+    obj = service(router(), prefiller(), decoder(multinode={"nodeCount": 0}))
+    assert_error(obj, "spec.roles[2].multinode.nodeCount: Invalid value: 0: must be >= 1")
+
+
+def test_node_count_is_required_in_multinode() -> None:
+    assert_error(service(worker(multinode={})), "spec.roles[0].multinode.nodeCount: Required value")
+
+
+def test_replicas_must_not_be_negative() -> None:
+    assert_error(service(worker(replicas=-1)), "spec.roles[0].replicas: Invalid value: -1: must be >= 0")
+
+
+def test_replicas_has_an_upper_bound() -> None:
+    assert_error(service(worker(replicas=10001)), "spec.roles[0].replicas: Invalid value: 10001: must be <= 10000")
+
+
+def test_zero_replicas_is_valid() -> None:
+    assert assert_valid(service(worker(replicas=0))).roles[0].effective_replicas == 0
+
+
+# --- rollout ---------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "rollout",
+    [
+        {"maxSurge": 0, "maxUnavailable": 0},
+        {"maxUnavailable": 0},
+        {"maxSurge": "0%", "maxUnavailable": "0%"},
+        {"maxSurge": "0", "maxUnavailable": 0},
+    ],
+)
+def test_rollout_cannot_be_zero_and_zero(rollout: dict[str, Any]) -> None:
+    assert_error(
+        service(worker(rollout=rollout)),
+        "spec.roles[0].rollout.maxUnavailable: Invalid value: may not be 0 when maxSurge is 0",
+    )
+
+
+@pytest.mark.parametrize(
+    "rollout",
+    [{"maxSurge": 1, "maxUnavailable": 0}, {"maxSurge": "25%"}, {"maxUnavailable": "100%"}, {}],
+)
+def test_rollout_that_makes_progress_is_valid(rollout: dict[str, Any]) -> None:
+    assert_valid(service(worker(rollout=rollout)))
+
+
+def test_rollout_partition_is_for_multinode_roles_only() -> None:
+    assert_error(
+        service(worker(rollout={"partition": 1})),
+        "spec.roles[0].rollout.partition: Forbidden: only applies to multi-node roles (LeaderWorkerSet)",
+    )
+
+
+def test_rollout_partition_on_multinode_role_is_valid() -> None:
+    assert_valid(service(worker(multinode={"nodeCount": 2}, rollout={"partition": 1})))
+
+
+@pytest.mark.parametrize("field", ["maxSurge", "maxUnavailable"])
+def test_rollout_percentage_may_not_exceed_100(field: str) -> None:
+    assert_error(
+        service(worker(rollout={field: "101%", "maxSurge" if field == "maxUnavailable" else "maxUnavailable": 1})),
+        f"spec.roles[0].rollout.{field}: Invalid value: '101%': must be <= 100%",
+    )
+
+
+def test_rollout_value_that_is_no_number_is_rejected() -> None:
+    assert_error(
+        service(worker(rollout={"maxSurge": "lots"})),
+        'spec.roles[0].rollout.maxSurge: Invalid value: "lots": must be an integer',
+    )
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG: for an int-or-string field errors.from_pydantic keeps only the first union member's error, "
+    '"must be an integer", though "25%" is accepted: the message should say integer or percentage',
+)
+def test_rollout_value_error_mentions_percentages() -> None:
+    (message,) = errors(service(worker(rollout={"maxSurge": "lots"})))
+    assert "%" in message
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG: IntOrString accepts negative integers; the Deployment/LWS the spec renders to is then rejected "
+    "by the apiserver (maxSurge must be >= 0)",
+)
+def test_rollout_negative_value_is_rejected() -> None:
+    assert errors(service(worker(rollout={"maxSurge": -1}))) == [
+        "spec.roles[0].rollout.maxSurge: Invalid value: -1: must be >= 0"
+    ]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason='BUG: IntOrString accepts "5" (a digit string without %); the apiserver rejects it on the Deployment '
+    "(a string must be a percentage), so validate says valid but the apply fails",
+)
+def test_rollout_string_without_percent_is_rejected() -> None:
+    errs = errors(service(worker(rollout={"maxSurge": "5"})))
+    assert len(errs) == 1
+    assert errs[0].startswith('spec.roles[0].rollout.maxSurge: Invalid value: "5"')
+
+
+# --- reserved labels -------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "key",
+    [
+        "fusioninfer.io/service",
+        "fusioninfer.io/role-name",
+        "fusioninfer.io/anything",
+        "app.kubernetes.io/managed-by",
+        "app.kubernetes.io/instance",
+        "app.kubernetes.io/component",
+    ],
+)
+def test_reserved_template_labels_are_forbidden(key: str) -> None:
+    role = worker()
+    role["template"]["metadata"] = {"labels": {key: "x", "team": "a"}}
+    assert_error(service(role), f"spec.roles[0].template.metadata.labels[{key}]: Forbidden: reserved for the operator")
+
+
+def test_reserved_labels_are_forbidden_on_the_router_template_too() -> None:
+    obj = service(router(template={"metadata": {"labels": {"fusioninfer.io/x": "y"}}}), worker())
+    assert_error(obj, "spec.roles[0].template.metadata.labels[fusioninfer.io/x]: Forbidden: reserved for the operator")
+
+
+def test_other_template_labels_and_reserved_annotations_are_allowed() -> None:
+    role = worker()
+    role["template"]["metadata"] = {
+        "labels": {"app.kubernetes.io/name": "qwen", "team": "a"},
+        "annotations": {"fusioninfer.io/note": "annotations are not reserved"},
+    }
+    assert_valid(service(role))
+
+
+# --- endpointPickerConfig --------------------------------------------------------------------------
+EPP_HEADER = "apiVersion: inference.networking.x-k8s.io/v1alpha1\nkind: EndpointPickerConfig\n"
+EPP_PATH = "spec.roles[0].endpointPickerConfig"
+
+
+def epp_service(text: str, **extra: Any) -> dict[str, Any]:
+    return service(router(endpointPickerConfig=text, **extra), worker())
+
+
+def test_endpoint_picker_config_valid() -> None:
+    text = EPP_HEADER + (
+        "plugins:\n- type: prefix-cache-scorer\n- type: max-score-picker\n"
+        "schedulingProfiles:\n- name: default\n  plugins:\n  - pluginRef: prefix-cache-scorer\n"
+    )
+    assert_valid(epp_service(text))
+
+
+def test_endpoint_picker_config_must_be_yaml() -> None:
+    assert_error(
+        epp_service("plugins: [1"), f"{EPP_PATH}: Invalid value: not valid YAML: while parsing a flow sequence"
+    )
+
+
+@pytest.mark.parametrize("text", ["- a\n- b\n", "just text", "", "42"])
+def test_endpoint_picker_config_must_be_a_mapping(text: str) -> None:
+    assert_error(epp_service(text), f"{EPP_PATH}: Invalid value: must be a YAML mapping (an EndpointPickerConfig)")
+
+
+def test_endpoint_picker_config_kind() -> None:
+    assert_error(epp_service("kind: ConfigMap\n"), f'{EPP_PATH}: Invalid value: kind must be "EndpointPickerConfig"')
+
+
+def test_endpoint_picker_config_unknown_top_level_keys() -> None:
+    assert_error(
+        epp_service(EPP_HEADER + "zeta: 1\nalpha: 2\n"),
+        f"{EPP_PATH}: Invalid value: unknown top-level keys ['alpha', 'zeta'] (the picker would refuse them)",
+    )
+
+
+def test_endpoint_picker_config_plugins_need_a_type() -> None:
+    assert errors(epp_service(EPP_HEADER + "plugins:\n- type: a\n- name: b\n- x\n")) == [
+        f"{EPP_PATH}: Invalid value: plugins[1] needs a type",
+        f"{EPP_PATH}: Invalid value: plugins[2] needs a type",
+    ]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG: validation._check_epp_config iterates `plugins` without checking it is a list: "
+    "`plugins: 5` raises TypeError out of parse()",
+)
+def test_endpoint_picker_config_plugins_not_a_list_is_an_error_not_a_crash() -> None:
+    errs = errors(epp_service(EPP_HEADER + "plugins: 5\n"))
+    assert errs
+    assert all(e.startswith(EPP_PATH) for e in errs)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG: validation._check_epp_config iterates a mapping `plugins` by key and reports the misleading "
+    "'plugins[0] needs a type' instead of saying plugins must be a list",
+)
+def test_endpoint_picker_config_plugins_mapping_is_reported_as_not_a_list() -> None:
+    errs = errors(epp_service(EPP_HEADER + "plugins: {a: 1}\n"))
+    assert not any("plugins[0]" in e for e in errs)
+    assert any("list" in e for e in errs)
+
+
+# --- endpointPicker.plugins ------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "plugins",
+    [{}, {"prefixCacheScorer": {"enabled": False}}, {"queueScorer": {"enabled": False, "weight": 2}}],
+    ids=["empty", "one-disabled", "disabled-with-weight"],
+)
+def test_endpoint_picker_plugins_need_one_enabled(plugins: dict[str, Any]) -> None:
+    assert_error(
+        service(router(endpointPicker={"plugins": plugins}), worker()),
+        "spec.roles[0].endpointPicker.plugins: Required value: enable at least one scorer",
+    )
+
+
+def test_endpoint_picker_plugins_with_one_enabled_are_valid() -> None:
+    plugins = {"prefixCacheScorer": {"weight": 3}, "queueScorer": {"enabled": False}}
+    assert_valid(service(router(endpointPicker={"plugins": plugins}), worker()))
+
+
+def test_endpoint_picker_plugins_and_config_are_exclusive() -> None:
+    obj = epp_service(EPP_HEADER, endpointPicker={"plugins": {"queueScorer": {}}})
+    assert_error(
+        obj,
+        "spec.roles[0].endpointPicker.plugins: Forbidden: may not be combined with endpointPickerConfig, which "
+        "replaces the whole config",
+    )
+
+
+def test_scorer_weight_must_be_positive() -> None:
+    assert_error(
+        service(router(endpointPicker={"plugins": {"queueScorer": {"weight": 0}}}), worker()),
+        "spec.roles[0].endpointPicker.plugins.queueScorer.weight: Invalid value: 0: must be > 0.0",
+    )
+
+
+# --- httproute -------------------------------------------------------------------------------------
+ROUTE = "spec.roles[0].httproute"
+
+
+def route_service(route: Any) -> dict[str, Any]:
+    return service(router(httproute=route), worker())
+
+
+def test_httproute_full_fragment_is_valid() -> None:
+    route = {
+        "parentRefs": [{"name": "gw", "namespace": "infra", "sectionName": "http"}],
+        "hostnames": ["llm.example.com"],
+        "rules": [{"matches": [{"path": {"type": "PathPrefix", "value": "/v1"}}], "timeouts": {"request": "300s"}}],
+    }
+    assert_valid(route_service(route))
+
+
+@pytest.mark.parametrize("key", ["hostnames", "rules"])
+def test_httproute_lists_must_be_lists(key: str) -> None:
+    assert_error(route_service({key: "x"}), f"{ROUTE}.{key}: Invalid value: must be a list")
+
+
+def test_httproute_parent_refs_must_be_a_list() -> None:
+    assert f"{ROUTE}.parentRefs: Invalid value: must be a list" in errors(route_service({"parentRefs": "x"}))
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG: validation._check_httproute iterates parentRefs even when it is not a list: a string gives a "
+    "spurious parentRefs[i].name error per character, an integer raises TypeError out of parse()",
+)
+@pytest.mark.parametrize("refs", ["gw", 5, {"name": "gw"}])
+def test_httproute_parent_refs_not_a_list_gives_exactly_one_error(refs: Any) -> None:
+    assert errors(route_service({"parentRefs": refs})) == [f"{ROUTE}.parentRefs: Invalid value: must be a list"]
+
+
+@pytest.mark.parametrize("ref", [{}, {"namespace": "x"}, {"name": ""}, "gw"])
+def test_httproute_parent_ref_needs_a_name(ref: Any) -> None:
+    assert_error(route_service({"parentRefs": [{"name": "ok"}, ref]}), f"{ROUTE}.parentRefs[1].name: Required value")
+
+
+def test_httproute_rule_must_be_an_object() -> None:
+    assert_error(route_service({"rules": [{}, "x"]}), f"{ROUTE}.rules[1]: Invalid value: must be an object")
+
+
+def test_httproute_backend_refs_are_forbidden() -> None:
+    assert_error(
+        route_service({"rules": [{"backendRefs": [{"name": "mine"}]}]}),
+        f"{ROUTE}.rules[0].backendRefs: Forbidden: the backend is the service's InferencePool and is set by the "
+        "operator",
+    )
+
+
+# --- scheduling ------------------------------------------------------------------------------------
+def test_gang_scheduling_enabled_needs_volcano() -> None:
+    obj = service(worker(), schedulingStrategy={"schedulerName": "default-scheduler", "gangScheduling": "Enabled"})
+    assert_error(
+        obj,
+        'spec.schedulingStrategy.gangScheduling: Invalid value: "Enabled": gang scheduling needs schedulerName '
+        "\"volcano\", not 'default-scheduler'",
+    )
+
+
+@pytest.mark.parametrize(
+    "strategy",
+    [
+        {"schedulerName": "volcano", "gangScheduling": "Enabled"},
+        {"gangScheduling": "Enabled"},
+        {"schedulerName": "default-scheduler", "gangScheduling": "Disabled"},
+        {"schedulerName": "volcano", "queue": "q", "priorityClassName": "high"},
+    ],
+)
+def test_scheduling_strategies_that_are_valid(strategy: dict[str, Any]) -> None:
+    assert_valid(service(worker(), schedulingStrategy=strategy))
+
+
+def test_gang_scheduling_value_is_an_enum() -> None:
+    assert_error(
+        service(worker(), schedulingStrategy={"gangScheduling": "enabled"}),
+        'spec.schedulingStrategy.gangScheduling: Unsupported value: "enabled": supported values: "Auto", '
+        '"Enabled", "Disabled"',
+    )
+
+
+# --- malformed documents ---------------------------------------------------------------------------
+@pytest.mark.parametrize(("obj", "kind"), [([], "list"), ("text", "str"), (None, "NoneType"), (3, "int")])
+def test_non_mapping_document(obj: Any, kind: str) -> None:
+    assert_error(obj, f"an InferenceService must be a mapping, got {kind}")
+
+
+def test_wrong_api_version() -> None:
+    obj = service(worker())
+    obj["apiVersion"] = "fusioninfer.io/v1"
+    assert_error(obj, "apiVersion: Unsupported value: 'fusioninfer.io/v1': expected \"fusioninfer.io/v1alpha1\"")
+
+
+def test_wrong_kind() -> None:
+    obj = service(worker())
+    obj["kind"] = "Deployment"
+    assert_error(obj, "kind: Unsupported value: 'Deployment': expected \"InferenceService\"")
+
+
+def test_wrong_api_version_and_kind_are_both_reported() -> None:
+    assert len(errors({"metadata": {"name": "x"}})) == 2
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG: validation.parse formats the apiVersion/kind header errors with Python repr: a missing "
+    "apiVersion reads `Unsupported value: None` and strings are single-quoted, unlike every other message "
+    "(JSON-quoted, `Required value` when missing)",
+)
+def test_missing_api_version_says_required_value() -> None:
+    obj = service(worker())
+    del obj["apiVersion"]
+    assert_error(obj, "apiVersion: Required value")
+
+
+@pytest.mark.parametrize(
+    ("where", "path"),
+    [
+        ((), "extra"),
+        (("spec",), "spec.extra"),
+        (("spec", "roles", 0), "spec.roles[0].extra"),
+        (("spec", "roles", 0, "template"), "spec.roles[0].template.extra"),
+        (("spec", "roles", 0, "multinode"), "spec.roles[0].multinode.extra"),
+    ],
+)
+def test_unknown_fields_are_reported_with_their_path(where: tuple[Any, ...], path: str) -> None:
+    obj = service(worker(multinode={"nodeCount": 1}))
+    node: Any = obj
+    for key in where:
+        node = node[key]
+    node["extra"] = 1
+    assert_error(obj, f"{path}: unknown field")
+
+
+def test_unknown_fields_in_metadata_and_pod_spec_are_kept() -> None:
+    obj = service(worker())
+    obj["metadata"]["creationTimestamp"] = "2025-01-01T00:00:00Z"
+    obj["spec"]["roles"][0]["template"]["spec"]["nodeSelector"] = {"gpu": "a100"}
+    isvc = assert_valid(obj)
+    assert isvc.roles[0].template is not None
+    assert isvc.roles[0].template.spec == {"containers": [container()], "nodeSelector": {"gpu": "a100"}}
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("replicas", "abc", 'Invalid value: "abc": must be an integer'),
+        ("replicas", 1.5, "Invalid value: 1.5: must be an integer"),
+        ("replicas", [1], "Invalid value: [1]: must be an integer"),
+        ("name", 5, "Invalid value: 5: must be a string"),
+        ("multinode", 2, "Invalid value: 2: must be an object"),
+        ("template", [], "Invalid value: []: must be an object"),
+        (
+            "componentType",
+            "boss",
+            'Unsupported value: "boss": supported values: "worker", "prefiller", "decoder", "router"',
+        ),
+        ("engine", "tgi", 'Unsupported value: "tgi": supported values: "auto", "vllm", "sglang"'),
+    ],
+)
+def test_wrong_types_are_clear_errors(field: str, value: Any, message: str) -> None:
+    role = worker()
+    role[field] = value
+    assert_error(service(role), f"spec.roles[0].{field}: {message}")
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason='BUG: the models validate in pydantic\'s lax mode, so replicas "3", true or 2.0 are coerced to an '
+    "integer; the CRD (type: integer) rejects them, so `fusioninfer validate` says valid and kubectl apply fails",
+)
+@pytest.mark.parametrize("value", ["3", True, 2.0], ids=["string", "bool", "float"])
+def test_replicas_of_another_json_type_is_rejected_like_the_crd_does(value: Any) -> None:
+    errs = errors(service(worker(replicas=value)))
+    assert len(errs) == 1
+    assert errs[0].startswith("spec.roles[0].replicas: Invalid value: ")
+
+
+def test_component_type_is_required() -> None:
+    role = worker()
+    del role["componentType"]
+    assert_error(service(role), "spec.roles[0].componentType: Required value")
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ({}, "spec.roles: Required value"),
+        ({"roles": []}, "spec.roles: Required value: must have at least 1 item(s)"),
+        ({"roles": {}}, "spec.roles: Invalid value: {}: must be a list"),
+        ({"roles": None}, "spec.roles: Invalid value: null: must be a list"),
+        ({"roles": ["worker"]}, 'spec.roles[0]: Invalid value: "worker": must be an object'),
+    ],
+)
+def test_roles_shape(spec: dict[str, Any], message: str) -> None:
+    obj = service()
+    obj["spec"] = spec
+    assert_error(obj, message)
+
+
+def test_too_many_roles() -> None:
+    obj = service(worker(), *(router(f"r{i}") for i in range(16)))
+    assert_error(obj, "spec.roles: Too many: 17: must have at most 16 items")
+
+
+@pytest.mark.parametrize(
+    ("key", "message"), [("spec", "spec: Required value"), ("metadata", "metadata: Required value")]
+)
+def test_missing_top_level_sections(key: str, message: str) -> None:
+    obj = service(worker())
+    del obj[key]
+    assert_error(obj, message)
+
+
+def test_schema_errors_come_before_semantic_rules() -> None:
+    # Two workers would break the topology rule; the type error alone is reported (the shape is wrong).
+    assert_error(
+        service(worker("a", replicas="x"), worker("b")),
+        'spec.roles[0].replicas: Invalid value: "x": must be an integer',
+    )
+
+
+def test_every_semantic_error_is_reported_sorted_by_path() -> None:
+    roles = [router("r")] + [prefiller(f"p{i}") for i in range(1, 10)] + [decoder("d")]
+    roles[2]["replicas"] = 1
+    roles[2]["roleReplicas"] = 1
+    roles[10]["replicas"] = 1
+    roles[10]["roleReplicas"] = 1
+    obj = service(*roles, schedulingStrategy={"schedulerName": "x", "gangScheduling": "Enabled"})
+    obj["metadata"]["name"] = "Bad"
+    got = errors(obj)
+    assert [e.split(":")[0] for e in got] == [
+        "metadata.name",
+        "spec.roles[2].roleReplicas",
+        "spec.roles[10].roleReplicas",
+        "spec.schedulingStrategy.gangScheduling",
+    ]
+
+
+def test_invalid_spec_errors_are_deduplicated() -> None:
+    exc = InvalidSpec([FieldError("a", "m"), FieldError("a", "m"), FieldError("", "top")])
+    assert exc.errors == [FieldError("", "top"), FieldError("a", "m")]
+    assert str(exc) == "top; a: m"
+
+
+# --- consistency of messages -----------------------------------------------------------------------
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG: paths into a map use `.key` from pydantic (errors.join_path) but `[key]` from validation "
+    "(reserved labels); a label key with dots, e.g. app.kubernetes.io/name, becomes an ambiguous path",
+)
+def test_map_key_paths_use_brackets_like_the_semantic_rules() -> None:
+    role = worker()
+    role["template"]["metadata"] = {"labels": {"app.kubernetes.io/name": 1}}
+    assert_error(
+        service(role),
+        "spec.roles[0].template.metadata.labels[app.kubernetes.io/name]: Invalid value: 1: must be a string",
+    )
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG: validation quotes user values with Python repr ('x'); errors.py quotes them as JSON (\"x\"), "
+    "as Kubernetes does. One style per message set.",
+)
+@pytest.mark.parametrize(
+    "obj",
+    [
+        service(worker("Bad")),
+        service(router("a"), worker("a")),
+        service(worker(rollout={"maxSurge": "101%"})),
+        service(worker("w", container("c"), container("c"))),
+        service(worker(), schedulingStrategy={"schedulerName": "default", "gangScheduling": "Enabled"}),
+    ],
+    ids=["role-name", "duplicate-role", "rollout-percent", "duplicate-container", "gang"],
+)
+def test_values_are_json_quoted(obj: dict[str, Any]) -> None:
+    for message in errors(obj):
+        assert "'" not in message.replace("'-'", ""), message
+
+
+def test_parse_does_not_mutate_its_input() -> None:
+    obj = service(router(httproute={"parentRefs": [{"name": "gw"}]}), worker(rollout={"maxSurge": 1}))
+    before = copy.deepcopy(obj)
+    parse(obj)
+    assert obj == before
+
+
+# --- a spec that validates must render -------------------------------------------------------------
+def renders_or_is_rejected(obj: dict[str, Any]) -> None:
+    """The contract of parse(): either InvalidSpec with a path, or a service that build() renders."""
+    found: list[FieldError] = []
+    try:
+        isvc = parse(obj)
+    except InvalidSpec as exc:
+        found = exc.errors
+    else:
+        build(isvc)
+    assert all(e.path.startswith("spec.roles[") for e in found), found
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG: a non-integer containerPort passes validation; engine._port() then raises ValueError "
+    "(int('http')) while rendering the InferencePool/LWS",
+)
+@pytest.mark.parametrize("multinode", [False, True], ids=["with-router", "multinode"])
+def test_non_integer_container_port_is_rejected_not_a_crash(multinode: bool) -> None:
+    role = worker("w", container(ports=[{"containerPort": "http"}]))
+    obj = service(role, router()) if not multinode else service({**role, "multinode": {"nodeCount": 2}})
+    renders_or_is_rejected(obj)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG: validation._check_httproute does not check the shape of rules[i].matches / rules[i].timeouts; "
+    "httproute._rule then raises TypeError/ValueError while rendering",
+)
+@pytest.mark.parametrize("rule", [{"matches": "x"}, {"matches": ["x"]}, {"timeouts": "x"}])
+def test_malformed_httproute_rule_is_rejected_not_a_crash(rule: dict[str, Any]) -> None:
+    renders_or_is_rejected(route_service({"rules": [rule]}))
