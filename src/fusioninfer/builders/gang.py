@@ -99,6 +99,9 @@ def plan(ctx: BuildContext) -> GangPlan:
 
 def decorate(ctx: BuildContext, role: Role, template: Manifest, part: PodPart) -> Manifest:
     """Scheduler, PodGroup membership and priority of a serving pod template."""
+    if role.is_router:
+        # The endpoint picker is not part of the serving topology: the default scheduler is fine.
+        return template
     gang = plan(ctx)
     spec = template.setdefault("spec", {})
     if role.name in gang.member_names:

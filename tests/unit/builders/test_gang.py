@@ -228,6 +228,19 @@ def test_multinode_roles_without_lws_are_left_out_of_the_gang() -> None:
     assert [n.reason for n in result.notices] == ["MissingAPIs"]  # the LWS one
 
 
+def test_router_pods_are_outside_scheduling_strategy() -> None:
+    router = {"name": "r", "componentType": "router", "strategy": "pd-disaggregation"}
+    scheduling = {"schedulerName": "volcano", "priorityClassName": "high"}
+    result = render(make([router, *TOPOLOGIES["pd"]], scheduling))
+    [epp] = [o for o in result.objects if o["kind"] == "Deployment" and o["metadata"]["name"] == "svc-epp"]
+    pod = epp["spec"]["template"]
+    assert "schedulerName" not in pod["spec"]
+    assert "priorityClassName" not in pod["spec"]
+    assert GROUP not in annotations(pod)
+    [pg] = podgroups(result)
+    assert sorted(pg["spec"]["minTaskMember"]) == ["d", "p"]
+
+
 def test_podgroup_follows_scaling() -> None:
     small = podgroups(render(make([role("p", "prefiller", replicas=1), role("d", "decoder", replicas=1)])))
     large = podgroups(render(make([role("p", "prefiller", replicas=4), role("d", "decoder", replicas=2)])))
