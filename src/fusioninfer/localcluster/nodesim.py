@@ -263,11 +263,12 @@ def compute_pod_status(
     containers_ready = mode is PodMode.RUN
 
     old_statuses = {c.get("name"): c for c in current.get("containerStatuses") or []}
+    old_init_statuses = {c.get("name"): c for c in current.get("initContainerStatuses") or []}
 
     def container_status(container: Mapping[str, Any], init: bool) -> dict[str, Any]:
         name = str(container.get("name", ""))
         image = str(container.get("image", ""))
-        old = old_statuses.get(name, {}) if not init else {}
+        old = (old_init_statuses if init else old_statuses).get(name) or {}
         old_state = old.get("state") or {}
         cid = "containerd://" + _fake_digest(uid, name)
         status: dict[str, Any] = {
@@ -280,12 +281,13 @@ def compute_pod_status(
         }
         if init:
             if started:
+                done = old_state.get("terminated") or {}
                 status["state"] = {
                     "terminated": {
                         "exitCode": 0,
                         "reason": "Completed",
-                        "startedAt": stamp,
-                        "finishedAt": stamp,
+                        "startedAt": done.get("startedAt", stamp),
+                        "finishedAt": done.get("finishedAt", stamp),
                         "containerID": cid,
                     }
                 }
@@ -298,7 +300,7 @@ def compute_pod_status(
             return status
         status["containerID"] = cid
         if mode is PodMode.SUCCEED:
-            prev = (old_state.get("terminated") or {}) if "terminated" in old_state else {}
+            prev = old_state.get("terminated") or {}
             status["state"] = {
                 "terminated": {
                     "exitCode": 0,
