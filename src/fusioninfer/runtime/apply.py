@@ -59,6 +59,7 @@ __all__ = [
     "manifest_hash",
     "needs_apply",
     "parse_quantity",
+    "stringify_quantities",
     "with_hash_annotation",
 ]
 
@@ -332,6 +333,35 @@ def instrument_client(
 # ---------------------------------------------------------------------------------------------------
 
 
+def _quantity_str(value: Any) -> Any:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return value
+    return str(value) if isinstance(value, int) else format(Decimal(str(value)).normalize(), "f")
+
+
+def stringify_quantities(obj: Any) -> Any:
+    """A copy of `obj` with numbers in quantity positions (``limits``/``requests``/...,
+    ``sizeLimit``) turned into strings.
+
+    Why: the apiserver accepts ``cpu: 0.5`` in a create or update, but server-side apply builds a
+    typed object first and rejects it ("expected string, got 0.5"). `needs_apply` already treats
+    both forms as equal.
+    """
+    if isinstance(obj, Mapping):
+        out: dict[str, Any] = {}
+        for key, value in obj.items():
+            if key in _QUANTITY_MAPS and isinstance(value, Mapping):
+                out[key] = {k: _quantity_str(v) for k, v in value.items()}
+            elif key in _QUANTITY_KEYS:
+                out[key] = _quantity_str(value)
+            else:
+                out[key] = stringify_quantities(value)
+        return out
+    if isinstance(obj, list):
+        return [stringify_quantities(v) for v in obj]
+    return obj
+
+
 def _plain(obj: Any) -> dict[str, Any]:
     if isinstance(obj, Generic):
         return dict(obj)
@@ -368,7 +398,7 @@ async def apply(
     out = await client.patch(
         res,
         name,
-        dict(manifest),
+        stringify_quantities(manifest),
         namespace=namespace,
         patch_type=PatchType.APPLY,
         field_manager=field_manager,

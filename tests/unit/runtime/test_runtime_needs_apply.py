@@ -333,3 +333,27 @@ def test_prop_quantity_forms_agree(milli: int) -> None:
     d = {"resources": {"requests": {"cpu": forms[0]}}}
     for f in forms[1:]:
         assert not needs_apply(d, {"resources": {"requests": {"cpu": f}}})
+
+
+def test_stringify_quantities_for_ssa() -> None:
+    from fusioninfer.runtime.apply import stringify_quantities
+
+    manifest = {
+        "spec": {
+            "replicas": 2,
+            "containers": [
+                {"resources": {"limits": {"cpu": 0.5, "nvidia.com/gpu": 1, "memory": "1Gi"}, "requests": {"cpu": 2}}}
+            ],
+            "volumes": [{"emptyDir": {"sizeLimit": 1024}}],
+            "flag": True,
+        }
+    }
+    out = stringify_quantities(manifest)
+    c = out["spec"]["containers"][0]["resources"]
+    assert c == {"limits": {"cpu": "0.5", "nvidia.com/gpu": "1", "memory": "1Gi"}, "requests": {"cpu": "2"}}
+    assert out["spec"]["volumes"][0]["emptyDir"]["sizeLimit"] == "1024"
+    assert out["spec"]["replicas"] == 2, "numbers elsewhere stay numbers"
+    assert out["spec"]["flag"] is True
+    assert manifest["spec"]["containers"][0]["resources"]["limits"]["cpu"] == 0.5, "input untouched"
+    assert not needs_apply(manifest, out)
+    assert parse_quantity(stringify_quantities({"limits": {"x": 1e-7}})["limits"]["x"]) == Decimal("1e-7")
