@@ -1,0 +1,382 @@
+"""The InferenceService CRD: generated from the models, checked in, structural, and accepting every example."""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from fusioninfer.api.crd import CRD_PATH, crd, crd_yaml, openapi_schema
+
+ROOT = Path(__file__).resolve().parents[3]
+CHECKED_IN = ROOT / CRD_PATH
+EXAMPLES = sorted((ROOT / "examples").glob("*.yaml"))
+REGENERATE = f"fusioninfer crd > {CRD_PATH.as_posix()}"
+
+
+def checked_in() -> dict[str, Any]:
+    loaded: dict[str, Any] = yaml.safe_load(CHECKED_IN.read_text(encoding="utf-8"))
+    return loaded
+
+
+def version() -> dict[str, Any]:
+    (served,) = checked_in()["spec"]["versions"]
+    return dict(served)
+
+
+def schema() -> dict[str, Any]:
+    return dict(version()["schema"]["openAPIV3Schema"])
+
+
+def role_schema() -> dict[str, Any]:
+    return dict(schema()["properties"]["spec"]["properties"]["roles"]["items"])
+
+
+# --- the checked-in file is exactly what the models generate -------------------------------------
+def test_checked_in_crd_is_up_to_date() -> None:
+    assert CRD_PATH.as_posix() == "config/crd/bases/fusioninfer.io_inferenceservices.yaml"
+    current = CHECKED_IN.read_text(encoding="utf-8")
+    generated = crd_yaml()
+    if current != generated:
+        diff = "".join(
+            difflib.unified_diff(
+                current.splitlines(keepends=True),
+                generated.splitlines(keepends=True),
+                fromfile=f"{CRD_PATH} (checked in)",
+                tofile="generated from src/fusioninfer/api/v1alpha1.py",
+            )
+        )
+        pytest.fail(f"the checked-in CRD is stale; run `{REGENERATE}` and commit it.\n{diff}")
+
+
+def test_generated_yaml_is_the_crd_dict() -> None:
+    assert yaml.safe_load(crd_yaml()) == crd()
+    assert crd_yaml().startswith("# Generated from src/fusioninfer/api/v1alpha1.py by `fusioninfer crd`.")
+
+
+def test_generation_is_deterministic() -> None:
+    assert crd_yaml() == crd_yaml()
+    assert openapi_schema() == schema()
+
+
+# --- names, scope, subresources, columns -----------------------------------------------------------
+def test_names_and_scope() -> None:
+    manifest = checked_in()
+    assert manifest["apiVersion"] == "apiextensions.k8s.io/v1"
+    assert manifest["kind"] == "CustomResourceDefinition"
+    assert manifest["metadata"]["name"] == "inferenceservices.fusioninfer.io"
+    spec = manifest["spec"]
+    assert spec["group"] == "fusioninfer.io"
+    assert spec["scope"] == "Namespaced"
+    assert spec["names"] == {
+        "kind": "InferenceService",
+        "listKind": "InferenceServiceList",
+        "plural": "inferenceservices",
+        "singular": "inferenceservice",
+        "shortNames": ["fisvc"],
+        "categories": ["fusioninfer"],
+    }
+
+
+def test_short_name_is_not_kserves_isvc() -> None:
+    assert "isvc" not in checked_in()["spec"]["names"]["shortNames"]
+
+
+def test_one_served_storage_version_with_status_subresource() -> None:
+    v = version()
+    assert (v["name"], v["served"], v["storage"]) == ("v1alpha1", True, True)
+    assert v["subresources"] == {"status": {}}
+
+
+def test_printer_columns() -> None:
+    columns = {c["name"]: (c["type"], c["jsonPath"]) for c in version()["additionalPrinterColumns"]}
+    assert columns == {
+        "Ready Roles": ("string", ".status.readyRoles"),
+        "Phase": ("string", ".status.phase"),
+        "Ready": ("string", '.status.conditions[?(@.type=="Ready")].status'),
+        "Age": ("date", ".metadata.creationTimestamp"),
+    }
+    status = schema()["properties"]["status"]["properties"]
+    assert {"readyRoles", "phase", "conditions"} <= set(status)
+
+
+# --- structural schema ---------------------------------------------------------------------------
+def walk(node: Any, path: str = "") -> Iterator[tuple[str, dict[str, Any]]]:
+    """Every schema node with its path, e.g. `.properties.spec.properties.roles.items`."""
+    if not isinstance(node, dict):
+        return
+    yield path, node
+    for key, sub in (node.get("properties") or {}).items():
+        yield from walk(sub, f"{path}.{key}")
+    if isinstance(node.get("items"), dict):
+        yield from walk(node["items"], f"{path}[]")
+    if isinstance(node.get("additionalProperties"), dict):
+        yield from walk(node["additionalProperties"], f"{path}{{}}")
+
+
+def test_schema_has_no_refs_or_type_unions() -> None:
+    text = yaml.safe_dump(schema())
+    assert "$ref" not in text
+    for path, node in walk(schema()):
+        for combinator in ("anyOf", "oneOf", "allOf"):
+            assert combinator not in node, f"{path}: {combinator} is not structural"
+        assert "not" not in node, path
+        assert "$defs" not in node and "definitions" not in node, path
+
+
+def test_every_node_has_a_type_or_is_int_or_string() -> None:
+    for path, node in walk(schema()):
+        if node.get("x-kubernetes-int-or-string"):
+            assert "type" not in node, f"{path}: int-or-string must not also declare a type"
+        else:
+            assert node.get("type") in {"object", "array", "string", "integer", "number", "boolean"}, path
+
+
+def test_every_object_says_what_it_holds() -> None:
+    for path, node in walk(schema()):
+        if node.get("type") != "object" or path == ".metadata":
+            continue
+        kinds = [k for k in ("properties", "additionalProperties", "x-kubernetes-preserve-unknown-fields") if k in node]
+        assert kinds, f"{path}: an object needs properties, additionalProperties or preserve-unknown-fields"
+        assert not ("properties" in node and "additionalProperties" in node), f"{path}: both are not structural"
+
+
+def test_arrays_have_items_and_required_names_exist() -> None:
+    for path, node in walk(schema()):
+        if node.get("type") == "array":
+            assert isinstance(node.get("items"), dict), path
+        for name in node.get("required") or []:
+            assert name in node.get("properties", {}), f"{path}: required {name!r} is not a property"
+
+
+def test_no_pydantic_leftovers() -> None:
+    for path, node in walk(schema()):
+        assert "title" not in node, path
+        assert "default" not in node, f"{path}: defaults are applied in code, never by the apiserver"
+
+
+def test_rollout_values_are_int_or_string() -> None:
+    rollout = role_schema()["properties"]["rollout"]["properties"]
+    for field in ("maxSurge", "maxUnavailable"):
+        assert rollout[field]["x-kubernetes-int-or-string"] is True
+
+
+def test_template_keeps_labels_and_annotations_and_preserves_the_pod_spec() -> None:
+    template = role_schema()["properties"]["template"]
+    meta = template["properties"]["metadata"]
+    for key in ("labels", "annotations"):
+        assert meta["properties"][key] == {"type": "object", "additionalProperties": {"type": "string"}}
+    assert meta.get("x-kubernetes-preserve-unknown-fields") is not True  # labels would not be typed
+    assert template["properties"]["spec"] == {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
+
+
+def test_httproute_and_picker_resources_preserve_unknown_fields() -> None:
+    props = role_schema()["properties"]
+    assert props["httproute"]["x-kubernetes-preserve-unknown-fields"] is True
+    assert props["endpointPicker"]["properties"]["resources"]["x-kubernetes-preserve-unknown-fields"] is True
+
+
+def test_role_fields_and_bounds() -> None:
+    role = role_schema()
+    assert role["required"] == ["name", "componentType"]
+    props = role["properties"]
+    assert props["name"]["pattern"] == "^[a-z]([-a-z0-9]*[a-z0-9])?$"
+    assert props["name"]["maxLength"] == 63
+    assert props["componentType"]["enum"] == ["worker", "prefiller", "decoder", "router"]
+    assert (props["replicas"]["minimum"], props["replicas"]["type"]) == (0, "integer")
+    assert props["multinode"]["properties"]["nodeCount"]["minimum"] == 1
+    assert props["multinode"]["required"] == ["nodeCount"]
+    roles = schema()["properties"]["spec"]["properties"]["roles"]
+    # CEL cost estimation needs bounded lists.
+    assert (roles["minItems"], roles["maxItems"]) == (1, 16)
+
+
+def test_status_components_are_a_map_of_component_status() -> None:
+    components = schema()["properties"]["status"]["properties"]["components"]
+    item = components["additionalProperties"]
+    assert set(item["properties"]) == {
+        "desiredReplicas",
+        "readyReplicas",
+        "nodesPerReplica",
+        "totalPods",
+        "readyPods",
+        "phase",
+        "lastUpdateTime",
+    }
+    conditions = schema()["properties"]["status"]["properties"]["conditions"]
+    assert conditions["x-kubernetes-list-type"] == "map"
+    assert conditions["x-kubernetes-list-map-keys"] == ["type"]
+
+
+# --- CEL rules -------------------------------------------------------------------------------------
+def test_topology_rules_are_cel_validations_on_the_spec() -> None:
+    rules = {r["message"]: r["rule"] for r in schema()["properties"]["spec"]["x-kubernetes-validations"]}
+    assert set(rules) == {
+        "role names must be unique",
+        "at most one router role",
+        "a service has exactly one worker role (monolithic) or at least one prefiller and one decoder role "
+        "(disaggregated), not both",
+        "strategy pd-disaggregation requires prefiller and decoder roles",
+    }
+    assert "'router'" in rules["at most one router role"]
+    assert "pd-disaggregation" in rules["strategy pd-disaggregation requires prefiller and decoder roles"]
+
+
+def test_role_rules_are_cel_validations_on_each_role() -> None:
+    rules = {r["message"]: r["rule"] for r in role_schema()["x-kubernetes-validations"]}
+    router_only = rules["strategy, httproute, endpointPickerConfig, endpointPicker and gateway are router-only"]
+    for field in ("strategy", "httproute", "endpointPickerConfig", "endpointPicker", "gateway"):
+        assert f"has(self.{field})" in router_only
+    not_on_router = rules["multinode, podReplicas and engine are not allowed on a router role"]
+    for field in ("multinode", "podReplicas", "engine"):
+        assert f"has(self.{field})" in not_on_router
+    assert "has(self.template)" in rules["a serving role needs a pod template"]
+    assert "roleReplicas" in rules["roleReplicas is a deprecated alias of replicas; set only replicas"]
+    assert "podReplicas" in rules["podReplicas is a deprecated alias of multinode.nodeCount; set only multinode"]
+
+
+def test_cel_rules_only_name_fields_that_exist() -> None:
+    role_fields = set(role_schema()["properties"])
+    for rule in role_schema()["x-kubernetes-validations"]:
+        for field in re.findall(r"self\.(\w+)", rule["rule"]):
+            assert field in role_fields, (field, rule["rule"])
+    for rule in schema()["properties"]["spec"]["x-kubernetes-validations"]:
+        for field in re.findall(r"\br\.(\w+)", rule["rule"]):
+            assert field in role_fields, (field, rule["rule"])
+
+
+# --- a tiny structural-schema checker (what the apiserver does before CEL) -------------------------
+_TYPES: dict[str, tuple[type, ...]] = {
+    "object": (dict,),
+    "array": (list,),
+    "string": (str,),
+    "boolean": (bool,),
+    "integer": (int,),
+    "number": (int, float),
+}
+
+
+def check(node: dict[str, Any], value: Any, path: str = "") -> list[str]:
+    """Errors of `value` against a structural schema node (unknown fields count as errors)."""
+    here = path or "<root>"
+    if node.get("x-kubernetes-int-or-string"):
+        if isinstance(value, bool) or not isinstance(value, int | str):
+            return [f"{here}: must be an integer or a string"]
+    else:
+        kind = node["type"]
+        if not isinstance(value, _TYPES[kind]) or (kind in ("integer", "number") and isinstance(value, bool)):
+            return [f"{here}: must be of type {kind}"]
+    errors: list[str] = []
+    if "enum" in node and value not in node["enum"]:
+        errors.append(f"{here}: unsupported value {value!r}")
+    if isinstance(value, str):
+        if "pattern" in node and not re.search(node["pattern"], value):
+            errors.append(f"{here}: does not match {node['pattern']}")
+        if len(value) < node.get("minLength", 0) or len(value) > node.get("maxLength", len(value)):
+            errors.append(f"{here}: bad length")
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        if "minimum" in node and (
+            value < node["minimum"] or (node.get("exclusiveMinimum") and value == node["minimum"])
+        ):
+            errors.append(f"{here}: below minimum")
+        if "maximum" in node and (
+            value > node["maximum"] or (node.get("exclusiveMaximum") and value == node["maximum"])
+        ):
+            errors.append(f"{here}: above maximum")
+    if isinstance(value, list):
+        if not node.get("minItems", 0) <= len(value) <= node.get("maxItems", len(value)):
+            errors.append(f"{here}: bad number of items")
+        for i, item in enumerate(value):
+            errors += check(node["items"], item, f"{path}[{i}]")
+    if isinstance(value, dict):
+        for name in node.get("required") or []:
+            if name not in value:
+                errors.append(f"{path}.{name}: required")
+        props = node.get("properties")
+        for key, item in value.items():
+            if props is not None and key in props:
+                errors += check(props[key], item, f"{path}.{key}")
+            elif isinstance(node.get("additionalProperties"), dict):
+                errors += check(node["additionalProperties"], item, f"{path}.{key}")
+            elif not node.get("x-kubernetes-preserve-unknown-fields") and path != ".metadata":
+                errors.append(f"{path}.{key}: unknown field")
+    return errors
+
+
+@pytest.mark.parametrize("example", EXAMPLES, ids=[p.name for p in EXAMPLES])
+def test_every_example_is_accepted_by_the_crd_schema(example: Path) -> None:
+    docs = [d for d in yaml.safe_load_all(example.read_text(encoding="utf-8")) if d is not None]
+    assert docs
+    for doc in docs:
+        assert check(schema(), doc) == []
+
+
+def test_examples_exist() -> None:
+    assert len(EXAMPLES) >= 5
+
+
+def minimal() -> dict[str, Any]:
+    return {
+        "apiVersion": "fusioninfer.io/v1alpha1",
+        "kind": "InferenceService",
+        "metadata": {"name": "svc", "labels": {"any": "thing"}},
+        "spec": {
+            "roles": [
+                {
+                    "name": "w",
+                    "componentType": "worker",
+                    "rollout": {"maxSurge": "25%", "maxUnavailable": 1},
+                    "template": {
+                        "metadata": {"labels": {"a": "b"}},
+                        "spec": {"containers": [{"name": "c", "image": "i"}]},
+                    },
+                }
+            ]
+        },
+    }
+
+
+def test_checker_accepts_a_minimal_service() -> None:
+    assert check(schema(), minimal()) == []
+
+
+@pytest.mark.parametrize(
+    ("mutate", "error"),
+    [
+        (lambda r: r.update(replicas="3"), ".spec.roles[0].replicas: must be of type integer"),
+        (lambda r: r.update(replicas=True), ".spec.roles[0].replicas: must be of type integer"),
+        (lambda r: r.update(replicas=-1), ".spec.roles[0].replicas: below minimum"),
+        (lambda r: r.update(componentType="boss"), ".spec.roles[0].componentType: unsupported value 'boss'"),
+        (lambda r: r.update(name="Bad_Name"), ".spec.roles[0].name: does not match ^[a-z]([-a-z0-9]*[a-z0-9])?$"),
+        (lambda r: r.update(extra=1), ".spec.roles[0].extra: unknown field"),
+        (lambda r: r.update(multinode={}), ".spec.roles[0].multinode.nodeCount: required"),
+        (
+            lambda r: r.update(rollout={"maxSurge": 1.5}),
+            ".spec.roles[0].rollout.maxSurge: must be an integer or a string",
+        ),
+        (lambda r: r.update(rollout={"maxSurge": "x"}), ".spec.roles[0].rollout.maxSurge: does not match ^[0-9]+%?$"),
+        (
+            lambda r: r["template"]["metadata"]["labels"].update(n=1),
+            ".spec.roles[0].template.metadata.labels.n: must be of type string",
+        ),
+        (
+            lambda r: r.update(endpointPicker={"plugins": {"queueScorer": {"weight": 0}}}),
+            ".spec.roles[0].endpointPicker.plugins.queueScorer.weight: below minimum",
+        ),
+    ],
+)
+def test_checker_rejects_what_the_apiserver_rejects(mutate: Any, error: str) -> None:
+    doc = minimal()
+    mutate(doc["spec"]["roles"][0])
+    assert error in check(schema(), doc)
+
+
+def test_checker_keeps_unknown_pod_spec_fields() -> None:
+    doc = minimal()
+    doc["spec"]["roles"][0]["template"]["spec"]["futureField"] = {"x": [1]}
+    assert check(schema(), doc) == []
