@@ -18,7 +18,8 @@ Semantics follow controller-runtime:
 * `run()` starts the informers it was given (unless told not to), waits until they have synced
   (reconciling from a half-filled cache would prune objects that merely were not listed yet),
   then runs the workers. `stop()` (or cancelling `run()`) stops taking new keys, lets the workers
-  finish what they hold (up to `drain_timeout`), then stops the informers it started.
+  finish what they hold (up to `drain_timeout`), then stops the informers it started. `run()`
+  may be called again afterwards (with a fresh queue), e.g. when leadership is re-acquired.
 """
 
 from __future__ import annotations
@@ -121,6 +122,8 @@ class Controller:
         self.workers = workers
         self.drain_timeout = drain_timeout
         m = metrics if metrics is not None else default_metrics()
+        self._metrics = m
+        self._rate_limiter = rate_limiter
         self.queue: WorkQueue[ObjectKey] = WorkQueue(name, rate_limiter=rate_limiter, metrics=m)
         self._m_total = m.reconcile_total
         self._m_errors = m.reconcile_errors_total.labels(controller=name)
@@ -131,6 +134,7 @@ class Controller:
         for result in (RESULT_SUCCESS, RESULT_ERROR, RESULT_REQUEUE, RESULT_REQUEUE_AFTER):
             self._m_total.labels(controller=name, result=result)  # export zeros from the start
         self._informers: list[Informer] = []
+        self._replays: list[tuple[Informer, Callable[[Obj], None]]] = []
         self._started_informers: list[Informer] = []
         self._worker_tasks: list[asyncio.Task[None]] = []
         self._stopped = asyncio.Event()
@@ -155,6 +159,8 @@ class Controller:
                 return
             for key in mapper(obj):
                 self.queue.add(key)
+
+        self._replays.append((informer, enqueue))
 
         def on_update(old: Obj, new: Obj) -> None:
             keys: set[ObjectKey] = set()
@@ -206,8 +212,13 @@ class Controller:
 
     async def run(self, *, start_informers: bool = True) -> None:
         """Start informers, wait for their sync, run the workers until `stop()` or cancellation."""
-        if self._running:
+        if self._running or self._worker_tasks:
             raise RuntimeError(f"controller {self.name} is already running")
+        if self.queue.shutting_down:
+            # Run again after a stop (e.g. leadership lost and re-acquired): a fresh queue; the
+            # event handlers look the queue up through `self`, so they feed the new one.
+            self.queue = WorkQueue(self.name, rate_limiter=self._rate_limiter, metrics=self._metrics)
+        self._stopped.clear()
         try:
             if start_informers:
                 for inf in self._informers:
@@ -216,6 +227,13 @@ class Controller:
                         self._started_informers.append(inf)
             for inf in self._informers:
                 await inf.wait_synced()
+            # Every cached object once through its mapper: a (re)started controller looks at
+            # everything, as a new process would after its initial LIST. Needed when run() is
+            # called again (changes made while stopped) or with informers synced before this.
+            # Cheap: the queue de-duplicates.
+            for inf, enqueue in self._replays:
+                for obj in inf.list():
+                    enqueue(obj)
             self._running = True
             log.info("controller %s: caches synced, starting %d workers", self.name, self.workers)
             self._worker_tasks = [

@@ -440,6 +440,17 @@ class Informer:
                 if self._rv is None:
                     reason = "error"
                 await asyncio.sleep(delay)
+            except Exception as exc:
+                # Anything else (a decoding bug, an unexpected library error) must not kill the
+                # informer: wait_synced() callers would hang forever. Start over from a relist.
+                self.last_error = exc
+                self._m_errors.inc()
+                delay = self._backoff(attempt)
+                attempt += 1
+                log.exception("informer %s: unexpected error, relisting in %.2fs", self.name, delay)
+                self._rv = None
+                reason = "error"
+                await asyncio.sleep(delay)
 
     async def _resync_loop(self) -> None:
         assert self.resync_period

@@ -392,3 +392,57 @@ async def test_run_waits_for_informer_sync(metrics: RuntimeMetrics) -> None:
 def test_workers_must_be_positive(metrics: RuntimeMetrics) -> None:
     with pytest.raises(ValueError, match="workers"):
         Controller("bad", noop, workers=0, metrics=metrics)
+
+
+async def test_run_again_after_stop(metrics: RuntimeMetrics) -> None:
+    """After a stop (e.g. lost leadership) the same controller can run again and still gets events."""
+    inf = offline_informer(metrics)
+    inf._synced.set()
+    seen: list[str] = []
+
+    async def reconcile(key: ObjectKey) -> Result:
+        seen.append(key.name)
+        return Result()
+
+    ctrl = Controller("rerun", reconcile, metrics=metrics)
+    ctrl.watch_primary(inf)
+    for round_ in ("first", "second"):
+        runner = asyncio.create_task(ctrl.run(start_informers=False))
+        await inf._upsert(cm(round_))
+        for _ in range(100):
+            if round_ in seen:
+                break
+            await asyncio.sleep(0.005)
+        assert round_ in seen
+        await ctrl.stop()
+        await asyncio.wait_for(runner, 2)
+    runner = asyncio.create_task(ctrl.run(start_informers=False))
+    await asyncio.sleep(0.01)
+    with pytest.raises(RuntimeError, match="already running"):
+        await ctrl.run(start_informers=False)
+    runner.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await runner
+
+
+async def test_informer_survives_unexpected_errors(metrics: RuntimeMetrics) -> None:
+    """A bug-like exception in list/watch is logged and retried, never fatal."""
+    calls = 0
+
+    class Broken:
+        def list(self, *args: Any, **kwargs: Any) -> Any:
+            nonlocal calls
+            calls += 1
+            raise KeyError("surprise")
+
+    inf = Informer(cast(Any, Broken()), ConfigMap, metrics=metrics, backoff_base=0.001, backoff_max=0.002)
+    inf.start()
+    for _ in range(200):
+        if calls >= 3:
+            break
+        await asyncio.sleep(0.005)
+    assert inf.running, "the informer task must keep going"
+    assert calls >= 3
+    assert isinstance(inf.last_error, KeyError)
+    await inf.stop()
+    assert not inf.running
