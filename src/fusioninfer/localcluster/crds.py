@@ -23,6 +23,8 @@ import yaml
 BUNDLED_CRD_DIR = Path(__file__).with_name("crds")
 FIELD_MANAGER = "fusioninfer-localcluster"
 CRD_KIND = "CustomResourceDefinition"
+# libyaml's loader parses the 1.2 MB LWS CRD in a fraction of the pure-Python loader's 1.5 s.
+_SafeLoader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 class CRDNotEstablished(TimeoutError):
@@ -48,7 +50,7 @@ def load_crds(*sources: Path | str) -> list[dict[str, Any]]:
     crds: list[dict[str, Any]] = []
     for file in crd_files(*sources):
         with file.open() as fh:
-            for doc in yaml.safe_load_all(fh):
+            for doc in yaml.load_all(fh, Loader=_SafeLoader):
                 if isinstance(doc, dict) and doc.get("kind") == CRD_KIND:
                     crds.append(doc)
     return crds
