@@ -211,7 +211,7 @@ async def test_crd_kinds_through_generic_resources(
         crd = await get(
             async_client, "apiextensions.k8s.io/v1", "CustomResourceDefinition", WIDGET_CRD["metadata"]["name"]
         )
-        conds = (crd or {}).get("status", {}).get("conditions", [])
+        conds = ((crd or {}).get("status") or {}).get("conditions") or []
         return any(c["type"] == "Established" and c["status"] == "True" for c in conds)
 
     await eventually_async(established, timeout=20)
