@@ -114,8 +114,9 @@ async def test_one_leader_and_takeover_after_crash(
         await eventually_async(lambda: other.elector.is_leader, timeout=LEASE_DURATION + 3)
         assert other.started_at is not None
         takeover = other.started_at - crashed_at
-        # within a lease duration (+ one retry period of observation lag and one of polling)
-        assert takeover <= LEASE_DURATION + 3 * RETRY_PERIOD, f"took {takeover:.2f}s"
+        # Within a lease duration, plus the follower's observation lag and polling interval (each
+        # at most one jittered retry period) and some slack for a busy CI machine.
+        assert takeover <= LEASE_DURATION + 2 * 1.2 * RETRY_PERIOD + 0.5, f"took {takeover:.2f}s"
         assert takeover >= LEASE_DURATION - RENEW_DEADLINE, f"took over too early: {takeover:.2f}s"
         lease = await async_client.get(Lease, "runtime-it", namespace=namespace)
         assert lease.spec is not None
@@ -142,7 +143,8 @@ async def test_graceful_release_hands_over_fast(
         assert lease.spec.holderIdentity in (None, "", "replica-b")
         await eventually_async(lambda: b.elector.is_leader, timeout=LEASE_DURATION)
         assert b.started_at is not None
-        assert b.started_at - released_at < 3 * RETRY_PERIOD, "a released lease is taken at the next retry"
+        # at the follower's next retry, far sooner than the lease duration an expiry would need
+        assert b.started_at - released_at < LEASE_DURATION / 2, "a released lease is taken at the next retry"
     finally:
         for r in (a, b):
             if r.task is not None and not r.task.done():
