@@ -39,7 +39,7 @@ import contextlib
 import inspect
 import logging
 import random
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 
 import httpx2
@@ -148,6 +148,7 @@ class Informer:
         self._store: dict[StoreKey, Obj] = {}
         self._by_owner: dict[str, set[StoreKey]] = {}
         self._by_label: dict[tuple[str, str], set[StoreKey]] = {}
+        self._by_namespace: dict[str, set[StoreKey]] = {}
         self._handlers: list[_Handlers] = []
         self._background: set[asyncio.Future[Any]] = set()
         self._synced = asyncio.Event()
@@ -214,17 +215,15 @@ class Informer:
 
     def list(self, namespace: str | None = None, labels: Mapping[str, str] | None = None) -> ObjList:
         """Cached objects, optionally only in `namespace` and carrying every ``labels`` pair."""
-        if labels:
-            pairs = list(labels.items())
-            keys = set(self._by_label.get(pairs[0], ()))
-            for pair in pairs[1:]:
-                keys &= self._by_label.get(pair, set())
-            objs: Iterable[tuple[StoreKey, Obj]] = ((k, self._store[k]) for k in keys)
-        else:
-            objs = self._store.items()
+        keys: set[StoreKey] | None = None
         if namespace is not None:
-            return [o for k, o in objs if k[0] == namespace]
-        return [o for _, o in objs]
+            keys = set(self._by_namespace.get(namespace, ()))
+        for pair in (labels or {}).items():
+            matching = self._by_label.get(pair, set())
+            keys = set(matching) if keys is None else keys & matching
+        if keys is None:
+            return [*self._store.values()]
+        return [self._store[k] for k in keys]
 
     def by_owner(self, uid: str) -> ObjList:
         """Cached objects listing `uid` among their ownerReferences (controller or not)."""
@@ -281,12 +280,18 @@ class Informer:
         return obj
 
     def _index(self, key: StoreKey, obj: Obj) -> None:
+        self._by_namespace.setdefault(key[0], set()).add(key)
         for uid in owner_uids(obj):
             self._by_owner.setdefault(uid, set()).add(key)
         for pair in labels_of(obj).items():
             self._by_label.setdefault(pair, set()).add(key)
 
     def _unindex(self, key: StoreKey, obj: Obj) -> None:
+        ns_keys = self._by_namespace.get(key[0])
+        if ns_keys is not None:
+            ns_keys.discard(key)
+            if not ns_keys:
+                del self._by_namespace[key[0]]
         for uid in owner_uids(obj):
             keys = self._by_owner.get(uid)
             if keys is not None:

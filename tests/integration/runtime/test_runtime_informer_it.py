@@ -133,3 +133,30 @@ async def test_controller_maps_owned_child_to_owner(
         await asyncio.wait_for(runner, 10)
     assert not owners.running, "the controller stops the informers it started"
     assert not children.running
+
+
+async def test_all_namespaces_and_cluster_scoped(
+    async_client: AsyncClient, namespace: str, metrics: RuntimeMetrics, record_events: EventsFactory
+) -> None:
+    from lightkube.resources.core_v1 import Namespace
+
+    marker = {"runtime-test-all-ns": namespace}  # unique to this test
+    everywhere = Informer(async_client, ConfigMap, labels=marker, metrics=metrics)  # namespace=None: all
+    namespaces = Informer(async_client, Namespace, metrics=metrics)  # cluster-scoped
+    ev = record_events(everywhere)
+    async with everywhere, namespaces:
+        async with asyncio.timeout(10):
+            await everywhere.wait_synced()
+            await namespaces.wait_synced()
+        ns_obj = namespaces.get(None, namespace)
+        assert ns_obj is not None, "cluster-scoped objects are keyed with an empty namespace"
+        assert namespaces.get("", namespace) is ns_obj
+        assert ns_obj["kind"] == "Namespace"
+        await async_client.create(configmap("here", namespace, labels=marker))
+        await async_client.create(configmap("there", "default", labels=marker))
+        try:
+            await eventually_async(lambda: sorted(n for _, n, _ in ev.items) == ["here", "there"], timeout=10)
+            assert [o["metadata"]["name"] for o in everywhere.list(namespace="default")] == ["there"]
+            assert [o["metadata"]["name"] for o in everywhere.list(namespace=namespace)] == ["here"]
+        finally:
+            await async_client.delete(ConfigMap, "there", namespace="default")
