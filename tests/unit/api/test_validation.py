@@ -261,7 +261,7 @@ def test_router_is_optional() -> None:
 
 
 # --- router-only and serving-only fields -----------------------------------------------------------
-ROUTER_ONLY = {
+ROUTER_ONLY: dict[str, Any] = {
     "strategy": "prefix-cache",
     "httproute": {"parentRefs": [{"name": "gw"}]},
     "endpointPickerConfig": "apiVersion: inference.networking.x-k8s.io/v1alpha1\nkind: EndpointPickerConfig\n",
@@ -283,7 +283,7 @@ def test_router_only_fields_are_allowed_on_the_router(field: str) -> None:
     assert_valid(service(router(**{field: ROUTER_ONLY[field]}), worker()))
 
 
-SERVING_ONLY = {"multinode": {"nodeCount": 2}, "podReplicas": 2, "engine": "vllm"}
+SERVING_ONLY: dict[str, Any] = {"multinode": {"nodeCount": 2}, "podReplicas": 2, "engine": "vllm"}
 
 
 @pytest.mark.parametrize("field", sorted(SERVING_ONLY))

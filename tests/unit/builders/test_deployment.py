@@ -147,7 +147,7 @@ def test_selectors_of_two_roles_do_not_overlap() -> None:
 
 
 def test_user_pod_spec_is_kept() -> None:
-    template = {
+    template: dict[str, Any] = {
         "spec": {
             "nodeSelector": {"gpu": "a100"},
             "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists"}],
