@@ -19,12 +19,14 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from fusioninfer.api.errors import InvalidSpec
-from fusioninfer.api.naming import epp_config_name
+from fusioninfer.api.naming import epp_config_name, service_level_names
 from fusioninfer.api.v1alpha1 import InferenceService
 from fusioninfer.api.validation import parse
 from fusioninfer.builders import BuildOptions, Capabilities, build
 from fusioninfer.builders.kinds import sort_key
 
+# The longest service name whose service-level children (picker, pool, gateway...) all fit.
+MAX_SERVICE_NAME = max(n for n in range(1, 64) if all(b.fits for b in service_level_names("s" * n)))
 SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 API_VERSION = "fusioninfer.io/v1alpha1"
 LABEL_VALUE = re.compile(r"(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?")
@@ -260,7 +262,7 @@ def serving_role(draw: st.DrawFn, name: str, ctype: str, max_multinode_name: boo
 @st.composite
 def valid_services(draw: st.DrawFn) -> dict[str, Any]:
     """A document that follows every rule of issue 2."""
-    service = draw(dns_label(1, 55))
+    service = draw(dns_label(1, MAX_SERVICE_NAME))
     disaggregated = draw(st.booleans())
     types = ["prefiller", "decoder"] if disaggregated else ["worker"]
     if disaggregated:
