@@ -23,11 +23,25 @@ step() { echo "[build-k8s] $(date +%H:%M:%S) $*"; }
 SUDO=""
 [ "$(id -u)" = 0 ] || SUDO="sudo"
 
-# 1. deb-src entries: the machine ships only binary sources.
-SRC_LIST=/etc/apt/sources.list.d/fusioninfer-src.sources
-if ! grep -rqs "^Types:.*deb-src" /etc/apt/sources.list.d/ /etc/apt/sources.list 2>/dev/null; then
-  step "adding deb-src entries ($SRC_LIST)"
-  $SUDO tee "$SRC_LIST" >/dev/null <<'SRC'
+pkg_installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
+
+# Only what is missing: a machine that has etcd but not the binaries (or the reverse) needs
+# neither root nor the network for the part it already has.
+NEED_PKGS=()
+command -v etcd >/dev/null || NEED_PKGS+=(etcd-server)
+if ! have_all; then
+  for p in golang-go rsync jq golang-github-modern-go-reflect2-dev dpkg-dev; do
+    pkg_installed "$p" || NEED_PKGS+=("$p")
+  done
+fi
+
+if ! have_all; then
+  # 1. deb-src entries: the machine ships only binary sources.
+  SRC_LIST=/etc/apt/sources.list.d/fusioninfer-src.sources
+  if ! grep -rqs "^Types:.*deb-src" /etc/apt/sources.list.d/ /etc/apt/sources.list 2>/dev/null \
+     && ! grep -qs "^deb-src" /etc/apt/sources.list; then
+    step "adding deb-src entries ($SRC_LIST)"
+    $SUDO tee "$SRC_LIST" >/dev/null <<'SRC'
 Types: deb-src
 URIs: http://deb.debian.org/debian
 Suites: bookworm bookworm-updates
@@ -40,18 +54,23 @@ Suites: bookworm-security
 Components: main
 Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
 SRC
+    NEED_UPDATE=1
+  fi
 fi
 
-step "apt-get update"
-$SUDO apt-get update -qq
-step "installing build ingredients (golang-go, etcd-server, rsync, jq, reflect2)"
-DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
-  golang-go etcd-server rsync jq golang-github-modern-go-reflect2-dev dpkg-dev >/dev/null
-# etcd-server starts a system service on install on some images; we run our own.
-$SUDO systemctl stop etcd 2>/dev/null || true
+if [ "${#NEED_PKGS[@]}" -gt 0 ] || [ -n "${NEED_UPDATE:-}" ] || ! have_all; then
+  step "apt-get update"
+  $SUDO apt-get update -qq
+fi
+if [ "${#NEED_PKGS[@]}" -gt 0 ]; then
+  step "installing ${NEED_PKGS[*]}"
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${NEED_PKGS[@]}" >/dev/null
+  # etcd-server starts a system service on install on some images; we run our own.
+  $SUDO systemctl stop etcd 2>/dev/null || true
+fi
 
 if have_all; then
-  step "binaries already cached"
+  step "binaries already cached in $CACHE_DIR"
   exit 0
 fi
 
@@ -59,7 +78,17 @@ WORK=$(mktemp -d "${TMPDIR:-/tmp}/fusioninfer-k8s-build.XXXXXX")
 trap 'rm -rf "$WORK"' EXIT
 cd "$WORK"
 step "fetching Debian source package kubernetes=$DEB_VERSION"
-apt-get source -qq --download-only "kubernetes=$DEB_VERSION" >/dev/null
+if ! apt-get source -qq --download-only "kubernetes=$DEB_VERSION" >/dev/null 2>&1; then
+  # A later security upload replaces the pinned revision on the mirrors; any "really1.20.2"
+  # revision is the same Kubernetes. Refuse anything else: the flags and traps are for 1.20.2.
+  AVAILABLE=$(apt-cache showsrc kubernetes | sed -n 's/^Version: //p' | grep 'really1\.20\.2' | head -n1 || true)
+  if [ -z "$AVAILABLE" ]; then
+    echo "[build-k8s] no Debian source of Kubernetes 1.20.2 available (wanted $DEB_VERSION)" >&2
+    exit 1
+  fi
+  step "pinned revision gone from the mirror; using kubernetes=$AVAILABLE"
+  apt-get source -qq --download-only "kubernetes=$AVAILABLE" >/dev/null
+fi
 dpkg-source --no-check -x ./*.dsc src >/dev/null
 cd src
 
