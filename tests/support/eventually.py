@@ -1,10 +1,18 @@
 """`eventually`: retry a check until it holds, for assertions about an eventually consistent system.
 
 Controllers, the scheduler and the node simulator all act asynchronously, so integration tests
-assert "this becomes true within N seconds" instead of sleeping a guessed amount. A check passes
-when it returns a truthy value without raising AssertionError; any other exception is a bug in
-the test or the system and propagates at once (pass `retry_on` to also retry e.g. ApiError).
-On timeout, the last AssertionError (or the last falsy value) is reported.
+assert "this becomes true within N seconds" instead of sleeping a guessed amount.
+
+Two styles of check are supported:
+
+- a *predicate* (lambdas, or functions returning a value): passes when it returns a truthy value
+  (which `eventually` returns) without raising AssertionError; a falsy value means "not yet";
+- an *assertion block*: a function annotated `-> None` passes as soon as it returns without
+  raising AssertionError (it can only say "not yet" by failing an assert).
+
+Any other exception is a bug in the test or the system and propagates at once (pass `retry_on`
+to also retry e.g. ApiError). On timeout, the last AssertionError (or the last falsy value) is
+reported.
 """
 
 from __future__ import annotations
@@ -29,6 +37,16 @@ def _describe(fn: object) -> str:
     return getattr(fn, "__qualname__", None) or repr(fn)
 
 
+def _assertion_block(fn: object) -> bool:
+    """True for a function declared `-> None`: its success is "returned without raising"."""
+    annotations = getattr(fn, "__annotations__", None) or {}
+    return "return" in annotations and annotations["return"] in (None, "None", type(None))
+
+
+def _passed(fn: object, value: object) -> bool:
+    return bool(value) or (value is None and _assertion_block(fn))
+
+
 def eventually(
     fn: Callable[[], T],
     *,
@@ -37,8 +55,9 @@ def eventually(
     retry_on: tuple[type[BaseException], ...] = (),
     message: str = "",
 ) -> T:
-    """Call `fn` until it returns a truthy value without raising AssertionError (or one of
-    `retry_on`); return that value. Raise EventuallyTimeout after `timeout` seconds."""
+    """Call `fn` until it returns a truthy value (or, if declared `-> None`, simply returns)
+    without raising AssertionError (or one of `retry_on`); return that value. Raise
+    EventuallyTimeout after `timeout` seconds."""
     deadline = time.monotonic() + timeout
     retryable: tuple[type[BaseException], ...] = (AssertionError, *retry_on)
     attempts = 0
@@ -48,7 +67,7 @@ def eventually(
         attempts += 1
         try:
             value = fn()
-            if value:
+            if _passed(fn, value):
                 return value
             last_value, last_error = value, None
         except retryable as exc:
@@ -102,7 +121,7 @@ async def eventually_async(
         try:
             result = fn()
             value = await result if inspect.isawaitable(result) else result
-            if value:
+            if _passed(fn, value):
                 return value
             last_value, last_error = value, None
         except retryable as exc:

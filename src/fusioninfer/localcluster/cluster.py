@@ -739,20 +739,25 @@ class LocalCluster:
     def _terminate(self, rec: ProcessRecord, timeout: float) -> bool:
         """Stop `rec` if and only if it is still exactly our process. Returns True if signalled."""
         proc = self._children.pop(rec.pid, None)
-        if not is_our_process(rec):
-            if proc is not None:
-                proc.poll()  # reap a child that already exited
+        # An unreaped child of ours is ours beyond doubt (its PID cannot have been recycled), even
+        # in the instant after exec when /proc/<pid>/cmdline is still empty; anything else must
+        # prove its identity through /proc.
+        if proc is not None:
+            if proc.poll() is not None:
+                return False  # already exited (and now reaped)
+        elif not is_our_process(rec):
             return False
         with contextlib.suppress(ProcessLookupError):
             os.kill(rec.pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if proc is not None and proc.poll() is not None:
-                return True
-            if not is_our_process(rec):
+            if proc is not None:
+                if proc.poll() is not None:
+                    return True
+            elif not is_our_process(rec):
                 return True
             time.sleep(0.05)
-        if is_our_process(rec):
+        if (proc is not None and proc.poll() is None) or (proc is None and is_our_process(rec)):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(rec.pid, signal.SIGKILL)
         if proc is not None:

@@ -84,3 +84,36 @@ async def test_async_flavour_accepts_coroutines_and_plain_functions() -> None:
     assert await eventually_async(lambda: "plain", timeout=1) == "plain"
     with pytest.raises(EventuallyTimeout, match=r"did not succeed within 0\.05s"):
         await eventually_async(lambda: False, timeout=0.05, interval=0.01)
+
+
+def test_a_function_declared_to_return_none_is_an_assertion_block() -> None:
+    calls = {"n": 0}
+
+    def check() -> None:
+        calls["n"] += 1
+        assert calls["n"] >= 2
+
+    eventually(check, timeout=5, interval=0.001)
+    assert calls["n"] == 2
+
+
+def test_an_undeclared_none_still_means_not_yet() -> None:
+    values = iter([None, None, "found"])
+    assert eventually(lambda: next(values), timeout=5, interval=0.001) == "found"
+
+    def maybe() -> str | None:
+        return None
+
+    with pytest.raises(EventuallyTimeout, match="last value: None"):
+        eventually(maybe, timeout=0.05, interval=0.01)
+
+
+async def test_async_assertion_block() -> None:
+    calls = {"n": 0}
+
+    async def check() -> None:
+        calls["n"] += 1
+        assert calls["n"] >= 3
+
+    await eventually_async(check, timeout=5, interval=0.001)
+    assert calls["n"] == 3
