@@ -1,0 +1,1 @@
+"""Benchmarks for the FusionInfer operator."""
