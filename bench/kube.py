@@ -1,0 +1,212 @@
+"""Low-level observation helpers for the benchmark, independent of the operator's own code:
+plain HTTP to the apiserver (metadata-only list/watch, ``/metrics``), the apiserver's audit log
+(who wrote what, and when), and ``/proc`` (peak RSS, CPU time)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+Obj = dict[str, Any]
+
+META_LIST = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
+META_ITEM = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"
+READ_VERBS = frozenset({"GET", "LIST", "WATCH", "WATCHLIST", "CONNECT", "PROXY"})
+WRITE_AUDIT_VERBS = ("create", "update", "patch", "delete", "deletecollection")
+
+
+def collection_path(api_version: str, plural: str, namespace: str | None) -> str:
+    """``/api/v1/namespaces/ns/pods`` or ``/apis/apps/v1/namespaces/ns/deployments``."""
+    root = f"/api/{api_version}" if "/" not in api_version else f"/apis/{api_version}"
+    return f"{root}/namespaces/{namespace}/{plural}" if namespace else f"{root}/{plural}"
+
+
+class ApiHttp:
+    """A bare httpx client on the apiserver as the admin (TLS verification off: loopback,
+    self-signed)."""
+
+    def __init__(self, server: str, token: str) -> None:
+        self.http = httpx.AsyncClient(
+            base_url=server,
+            verify=False,
+            trust_env=False,
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=httpx.Timeout(60.0, read=None),
+            limits=httpx.Limits(max_connections=50),
+        )
+
+    async def close(self) -> None:
+        await self.http.aclose()
+
+    async def list_meta(self, path: str, labels: str | None = None) -> tuple[list[Obj], str]:
+        """Metadata of every object in a collection (paginated), and the list's resourceVersion."""
+        items: list[Obj] = []
+        cont: str | None = None
+        while True:
+            params: dict[str, str] = {"limit": "500"}
+            if labels:
+                params["labelSelector"] = labels
+            if cont:
+                params["continue"] = cont
+            resp = await self.http.get(path, params=params, headers={"Accept": META_LIST})
+            resp.raise_for_status()
+            body = resp.json()
+            items.extend(body.get("items") or [])
+            cont = (body.get("metadata") or {}).get("continue")
+            if not cont:
+                return items, str(body["metadata"]["resourceVersion"])
+
+    async def watch(
+        self,
+        path: str,
+        resource_version: str,
+        on_event: Callable[[str, Obj], None],
+        *,
+        labels: str | None = None,
+        metadata_only: bool = True,
+    ) -> None:
+        """Watch a collection from `resource_version` until cancelled, calling
+        ``on_event(type, object)`` for each event; reconnects from the last seen version."""
+        rv = resource_version
+        while True:
+            params = {"watch": "1", "resourceVersion": rv, "timeoutSeconds": "3600", "allowWatchBookmarks": "true"}
+            if labels:
+                params["labelSelector"] = labels
+            headers = {"Accept": META_ITEM} if metadata_only else {}
+            try:
+                async with self.http.stream("GET", path, params=params, headers=headers) as resp:
+                    resp.raise_for_status()
+                    async for line in resp.aiter_lines():
+                        if not line.strip():
+                            continue
+                        event = json.loads(line)
+                        obj = event.get("object") or {}
+                        rv = (obj.get("metadata") or {}).get("resourceVersion") or rv
+                        if event.get("type") in ("ADDED", "MODIFIED", "DELETED"):
+                            on_event(str(event["type"]), obj)
+            except (httpx.HTTPError, json.JSONDecodeError):
+                await asyncio.sleep(0.2)
+
+    async def metrics(self) -> str:
+        resp = await self.http.get("/metrics")
+        resp.raise_for_status()
+        return resp.text
+
+
+# --------------------------------------------------------------------------------------------
+# Audit log
+# --------------------------------------------------------------------------------------------
+
+
+def audit_policy(users: list[str]) -> Obj:
+    """Record (at Metadata level) every write request by `users`; nothing else."""
+    return {
+        "apiVersion": "audit.k8s.io/v1",
+        "kind": "Policy",
+        "omitStages": ["RequestReceived"],
+        "rules": [
+            {"level": "Metadata", "users": users, "verbs": list(WRITE_AUDIT_VERBS)},
+            {"level": "None"},
+        ],
+    }
+
+
+@dataclass(frozen=True)
+class Write:
+    """One audited write request."""
+
+    user: str
+    verb: str
+    resource: str
+    subresource: str
+    name: str
+    code: int
+
+    @property
+    def what(self) -> str:
+        res = f"{self.resource}/{self.subresource}" if self.subresource else self.resource
+        return f"{self.verb} {res}"
+
+
+@dataclass
+class AuditLog:
+    """The apiserver's JSON audit log (one event per line)."""
+
+    path: Path
+    _partial: bytes = field(default=b"", repr=False)
+
+    def offset(self) -> int:
+        try:
+            return self.path.stat().st_size
+        except FileNotFoundError:
+            return 0
+
+    def writes(self, start: int, end: int | None = None, user: str | None = None) -> list[Write]:
+        """Writes recorded between byte offsets `start` and `end` (default: now), by `user`."""
+        try:
+            with self.path.open("rb") as fh:
+                fh.seek(start)
+                data = fh.read() if end is None else fh.read(max(0, end - start))
+        except FileNotFoundError:
+            return []
+        out: list[Write] = []
+        for raw in data.splitlines():
+            try:
+                event = json.loads(raw)
+            except json.JSONDecodeError:
+                continue  # a line being written right now
+            if event.get("stage") != "ResponseComplete":
+                continue
+            username = (event.get("user") or {}).get("username", "")
+            if user is not None and username != user:
+                continue
+            ref = event.get("objectRef") or {}
+            out.append(
+                Write(
+                    user=username,
+                    verb=str(event.get("verb", "")),
+                    resource=str(ref.get("resource", "")),
+                    subresource=str(ref.get("subresource", "")),
+                    name=str(ref.get("name", "")),
+                    code=int((event.get("responseStatus") or {}).get("code", 0)),
+                )
+            )
+        return out
+
+
+def summarize(writes: list[Write]) -> dict[str, int]:
+    """Writes counted per ``verb resource[/subresource]``, most frequent first."""
+    counts: dict[str, int] = {}
+    for w in writes:
+        counts[w.what] = counts.get(w.what, 0) + 1
+    return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+
+
+# --------------------------------------------------------------------------------------------
+# /proc
+# --------------------------------------------------------------------------------------------
+
+
+def proc_status(pid: int) -> Mapping[str, int]:
+    """VmHWM / VmRSS (bytes) of a live process."""
+    out: dict[str, int] = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in ("VmHWM", "VmRSS"):
+            out[key] = int(value.split()[0]) * 1024
+    return out
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a live process."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    fields = stat[stat.rindex(")") + 2 :].split()
+    ticks = int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
