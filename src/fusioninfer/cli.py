@@ -274,6 +274,16 @@ def _mount_subcommands() -> None:
 _mount_subcommands()
 
 
+def _mount_shipping_commands() -> None:
+    """`rbac`, `deploy`, `undeploy`: the operator's packaging, defined in `fusioninfer.manifests.cli`."""
+    from fusioninfer.manifests.cli import register
+
+    register(app)
+
+
+_mount_shipping_commands()
+
+
 def main() -> None:
     app()
 
