@@ -33,6 +33,15 @@ FileOption = Annotated[
 ]
 
 
+def _print_error(text: str) -> None:
+    """Print a line to stderr exactly as given.
+
+    Our messages carry file names and users' values; rich would read `[b]` in them as markup
+    (mangling the text, or raising MarkupError on `[/b]`) and `:smile:` as an emoji code.
+    """
+    stderr.print(text, markup=False, emoji=False)
+
+
 class OutputFormat(StrEnum):
     YAML = "yaml"
     JSON = "json"
@@ -42,16 +51,21 @@ def _read_documents(filenames: list[str]) -> list[Document]:
     documents: list[Document] = []
     for filename in filenames:
         if filename == "-":
-            documents.extend(load_documents(sys.stdin.read(), "<stdin>"))
+            try:
+                stdin = sys.stdin.read()
+            except UnicodeDecodeError:
+                _print_error("error: <stdin> is not UTF-8 text")
+                raise typer.Exit(1) from None
+            documents.extend(load_documents(stdin, "<stdin>"))
             continue
         path = Path(filename)
         try:
             text = path.read_text(encoding="utf-8")
         except OSError as exc:
-            stderr.print(f"error: cannot read {filename}: {exc.strerror or exc}")
+            _print_error(f"error: cannot read {filename}: {exc.strerror or exc}")
             raise typer.Exit(1) from None
         except UnicodeDecodeError:
-            stderr.print(f"error: {filename} is not UTF-8 text")
+            _print_error(f"error: {filename} is not UTF-8 text")
             raise typer.Exit(1) from None
         documents.extend(load_documents(text, filename))
     return documents
@@ -63,7 +77,7 @@ def _report_errors(documents: list[Document]) -> bool:
     for doc in documents:
         for err in doc.errors:
             failed = True
-            stderr.print(f"{doc.label}: {err}", markup=False)
+            _print_error(f"{doc.label}: {err}")
     return failed
 
 
@@ -97,7 +111,7 @@ def render(
     missing = {name.replace("-", "_") for name in without or []}
     unknown = sorted(missing - known)
     if unknown:
-        stderr.print(f"error: unknown API for --without: {', '.join(unknown)} (known: {', '.join(sorted(known))})")
+        _print_error(f"error: unknown API for --without: {', '.join(unknown)} (known: {', '.join(sorted(known))})")
         raise typer.Exit(2)
     capabilities = Capabilities.of({name: name not in missing for name in known})
     documents = _read_documents(filename)
@@ -110,7 +124,7 @@ def render(
             doc.service.metadata.namespace = namespace
         result = build(doc.service, BuildOptions(capabilities=capabilities))
         for notice in result.notices:
-            stderr.print(f"warning: {doc.label}: {notice.reason}: {notice.message}", markup=False)
+            _print_error(f"warning: {doc.label}: {notice.reason}: {notice.message}")
         objects.extend(result.objects)
     if output is OutputFormat.JSON:
         typer.echo(json.dumps({"apiVersion": "v1", "kind": "List", "items": objects}, indent=2, sort_keys=True))

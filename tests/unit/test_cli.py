@@ -95,7 +95,7 @@ def test_validate_invalid_lists_every_error_with_document_and_path(tmp_path: Pat
         f"{path} (document 2) b: spec.extra: unknown field",
         f'{path} (document 2) b: spec.roles[0].componentType: Unsupported value: "boss": supported values: '
         '"worker", "prefiller", "decoder", "router"',
-        f"{path} (document 3) Bad-Name: metadata.name: Invalid value: 'Bad-Name': must be a DNS-1035 label "
+        f'{path} (document 3) Bad-Name: metadata.name: Invalid value: "Bad-Name": must be a DNS-1035 label '
         "(lowercase letters, digits and '-', starting with a letter and ending with a letter or digit), as it "
         "names Services",
     ]
@@ -125,9 +125,9 @@ def test_validate_stdin() -> None:
     ("text", "message"),
     [
         ("", "<stdin> (document 1): no InferenceService found (empty input)"),
-        ("a: 1\na: 2\n", "<stdin> (document 1): malformed YAML: line 2, column 1: duplicate key 'a'"),
+        ("a: 1\na: 2\n", '<stdin> (document 1): malformed YAML: line 2, column 1: duplicate key "a"'),
         ("- 1\n", "<stdin> (document 1): an InferenceService must be a mapping, got list"),
-        ("kind: InferenceService\n", "<stdin> (document 1): apiVersion: Unsupported value: None: expected "),
+        ("kind: InferenceService\n", "<stdin> (document 1): apiVersion: Required value\n"),
     ],
     ids=["empty", "duplicate-key", "not-a-mapping", "no-api-version"],
 )
@@ -180,17 +180,20 @@ def test_validate_needs_a_file() -> None:
     assert run("validate").exit_code == 2
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: cli._read_documents prints the file name through rich markup (no markup=False): a name with "
-    "brackets is mangled ('a[bold]x' -> 'ax') or, with '[/b]', raises rich.errors.MarkupError (a traceback)",
-)
 @pytest.mark.parametrize("name", ["a[/b].yaml", "a[bold]x.yaml"])
 def test_file_names_are_printed_verbatim(tmp_path: Path, name: str) -> None:
     missing = str(tmp_path / name)
     result = run("validate", "-f", missing)
     assert result.exit_code == 1
     assert result.stderr == f"error: cannot read {missing}: No such file or directory\n"
+
+
+def test_user_text_in_messages_is_printed_verbatim(tmp_path: Path) -> None:
+    # Neither markup nor emoji codes (`:smile:`) in a file name or a user's value are interpreted.
+    bad = write(tmp_path, "b:smile:.yaml", doc("x").replace("componentType: worker", "componentType: '[/b]:+1:'"))
+    result = run("validate", "-f", bad)
+    assert result.exit_code == 1
+    assert result.stderr.startswith(f'{bad} (document 1) x: spec.roles[0].componentType: Unsupported value: "[/b]:+1:"')
 
 
 # --- render ----------------------------------------------------------------------------------------

@@ -91,10 +91,6 @@ def test_example_round_trips_through_yaml(path: Path) -> None:
         assert list(yaml.safe_load_all(yaml.safe_dump_all(objects, sort_keys=True))) == objects
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: examples/pd-disaggregated.yaml says 'See pd-disaggregated-nixl.yaml', which does not exist",
-)
 def test_examples_only_reference_examples_that_exist() -> None:
     for path in EXAMPLES:
         for name in re.findall(r"\b([\w.-]+\.yaml)\b", path.read_text(encoding="utf-8")):

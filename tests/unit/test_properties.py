@@ -4,8 +4,7 @@ and renders into well-formed children; nothing ever crashes, and rendering is de
 Two generators: `valid_services()` builds documents that follow every rule (so the validator must accept
 them: it is not stricter than the rules say), and `any_services()` mixes those with deliberately broken ones
 (wrong types, invalid names, broken topologies, router fields on serving roles, negative or huge numbers,
-random extra keys). Shapes that are known to crash today are left out here and covered by strict xfail
-tests instead (see the BUG markers in tests/unit/api/test_validation.py and test_documents.py).
+random extra keys, names with a trailing newline, malformed ports, HTTPRoute fragments and picker configs).
 """
 
 from __future__ import annotations
@@ -19,7 +18,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from fusioninfer.api.errors import InvalidSpec
-from fusioninfer.api.naming import epp_config_name, service_level_names
+from fusioninfer.api.naming import service_level_names
 from fusioninfer.api.v1alpha1 import InferenceService
 from fusioninfer.api.validation import parse
 from fusioninfer.builders import BuildOptions, Capabilities, build
@@ -316,7 +315,42 @@ JUNK = st.one_of(
 )
 BAD_NAMES = st.one_of(
     st.sampled_from(["", "A", "1abc", "a_b", "a.b", "abc-", "-a", "ab c", "x" * 64, "x" * 120]),
-    st.text(alphabet=st.characters(blacklist_characters="\n\r\x85\u2028\u2029"), max_size=70),
+    st.text(max_size=70),
+    dns_label(1, 20).map(lambda name: name + "\n"),
+)
+BROKEN_ROUTES = st.fixed_dictionaries(
+    {},
+    optional={
+        "parentRefs": st.one_of(JUNK, st.lists(JUNK, max_size=2)),
+        "hostnames": st.one_of(JUNK, st.lists(JUNK, max_size=2)),
+        "rules": st.one_of(
+            JUNK,
+            st.lists(
+                st.one_of(
+                    JUNK,
+                    st.fixed_dictionaries(
+                        {},
+                        optional={
+                            "matches": st.one_of(JUNK, st.lists(st.one_of(JUNK, st.just({"path": "x"})), max_size=2)),
+                            "timeouts": st.one_of(JUNK, st.fixed_dictionaries({"request": JUNK})),
+                        },
+                    ),
+                ),
+                max_size=2,
+            ),
+        ),
+    },
+)
+BROKEN_EPP_CONFIGS = st.sampled_from(
+    [
+        "- a list",
+        "kind: Other",
+        "plugins: [{}]",
+        "kind: EndpointPickerConfig\nplugins: 5\n",
+        "kind: EndpointPickerConfig\nplugins: {a: 1}\n",
+        "kind: EndpointPickerConfig\nschedulingProfiles: 5\n",
+        "kind: EndpointPickerConfig\nschedulingProfiles: [x, {plugins: 3}]\n",
+    ]
 )
 
 
@@ -361,7 +395,9 @@ def broken_services(draw: st.DrawFn) -> Any:
                 st.one_of(
                     st.sampled_from(["prefix-cache", "pd-disaggregation", "round-robin"]),
                     httproute(),
-                    st.sampled_from([*EPP_CONFIGS, "- a list", "kind: Other", "plugins: [{}]"]),
+                    BROKEN_ROUTES,
+                    st.sampled_from(EPP_CONFIGS),
+                    BROKEN_EPP_CONFIGS,
                     st.fixed_dictionaries({"plugins": plugins(at_least_one_enabled=False)}),
                     st.just({"className": "istio"}),
                     JUNK,
@@ -387,8 +423,10 @@ def broken_services(draw: st.DrawFn) -> Any:
             )
         elif mutation == 8:
             container = draw(containers())[0]
-            key = draw(st.sampled_from(["name", "image", "command", "args"]))
-            container[key] = draw(JUNK)
+            key = draw(st.sampled_from(["name", "image", "command", "args", "ports"]))
+            container[key] = draw(
+                st.one_of(JUNK, st.lists(st.fixed_dictionaries({"containerPort": JUNK}), min_size=1, max_size=2))
+            )
             role["template"] = {"spec": {"containers": [container, copy.deepcopy(container)]}}
         elif mutation == 9:
             role.setdefault("template", {}).setdefault("metadata", {})["labels"] = {
@@ -444,10 +482,7 @@ def assert_well_formed(isvc: InferenceService, objects: list[dict[str, Any]]) ->
     for obj in objects:
         meta = obj["metadata"]
         name = meta["name"]
-        # A 55-character service name renders a 66-character ConfigMap name: a known bug, see the strict
-        # xfail in tests/unit/api/test_naming.py; remove this exemption when it is fixed.
-        limit = 253 if obj["kind"] == "ConfigMap" and name == epp_config_name(isvc.name) else 63
-        assert len(name) <= limit, (obj["kind"], name)
+        assert len(name) <= 63, (obj["kind"], name)
         assert DNS1123_SUBDOMAIN.fullmatch(name), (obj["kind"], name)
         assert meta["namespace"] == isvc.namespace
         labels = meta["labels"]

@@ -74,9 +74,9 @@ CEL_RULES: dict[str, list[dict[str, str]]] = {
         {
             "rule": (
                 "self.componentType != 'router' || "
-                "(!has(self.multinode) && !has(self.podReplicas) && !has(self.engine))"
+                "(!has(self.multinode) && !has(self.podReplicas) && !has(self.engine) && !has(self.rollout))"
             ),
-            "message": "multinode, podReplicas and engine are not allowed on a router role",
+            "message": "multinode, podReplicas, engine and rollout are not allowed on a router role",
         },
         {
             "rule": "self.componentType == 'router' || has(self.template)",
@@ -190,6 +190,10 @@ class _Converter:
             if patterns:
                 # Pattern applies to the string form only; integers pass untouched.
                 out["pattern"] = patterns[0]
+            for member in members:
+                if member.get("type") == "integer":
+                    # Likewise bounds apply to the integer form only (no negative maxSurge).
+                    out.update({k: member[k] for k in ("minimum", "maximum") if k in member})
             return out
         raise ValueError(f"cannot express anyOf {schema['anyOf']} in a structural schema")
 

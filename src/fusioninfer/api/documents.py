@@ -6,13 +6,14 @@ each with the document it came from, never a traceback.
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from dataclasses import dataclass, field
 
 import yaml
 
-from fusioninfer.api.errors import FieldError, InvalidSpec
+from fusioninfer.api.errors import FieldError, InvalidSpec, quote
 from fusioninfer.api.v1alpha1 import InferenceService
-from fusioninfer.api.validation import parse
+from fusioninfer.api.validation import NESTED_TOO_DEEPLY, parse
 
 
 @dataclass
@@ -41,8 +42,14 @@ def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bo
     seen: set[object] = set()
     for key_node, _ in node.value:
         key = loader.construct_object(key_node, deep=deep)
+        if not isinstance(key, Hashable):
+            # PyYAML's own check comes later, in construct_mapping; `key in seen` would raise
+            # TypeError first. Same error, same words as PyYAML's.
+            raise yaml.constructor.ConstructorError(
+                "while constructing a mapping", node.start_mark, "found unhashable key", key_node.start_mark
+            )
         if key in seen:
-            raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
+            raise yaml.constructor.ConstructorError(None, None, f"duplicate key {quote(key)}", key_node.start_mark)
         seen.add(key)
     return loader.construct_mapping(node, deep=deep)
 
@@ -56,6 +63,10 @@ def load_documents(text: str, source: str = "<stdin>") -> list[Document]:
         raw = [doc for doc in yaml.load_all(text, Loader=_UniqueKeyLoader) if doc is not None]
     except yaml.YAMLError as exc:
         return [Document(source, 0, errors=[FieldError("", f"malformed YAML: {_yaml_reason(exc)}")])]
+    except RecursionError:
+        # PyYAML's parser recurses once per nesting level; a few KB of `[[[[...` exhaust the
+        # stack. No InferenceService is nested that deep.
+        return [Document(source, 0, errors=[FieldError("", f"malformed YAML: {NESTED_TOO_DEEPLY}")])]
     documents = []
     for index, obj in enumerate(raw):
         doc = Document(source, index, raw_name=_raw_name(obj))

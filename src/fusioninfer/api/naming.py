@@ -30,6 +30,7 @@ def epp_name(service: str) -> str:
 
 
 def epp_config_name(service: str) -> str:
+    """The endpoint picker's configuration (EndpointPickerConfig YAML)."""
     return f"{service}-epp-config"
 
 
@@ -63,11 +64,19 @@ class NameBudget:
 
 
 def service_level_names(service: str) -> list[NameBudget]:
-    """Children named after the service alone that must be DNS-1035 labels (Services, label values)."""
+    """Children named after the service alone, each held to 63 characters.
+
+    Most must be DNS-1035 labels (Services, label values). The ConfigMap could legally be
+    longer, but the contract is that every child name fits 63 (issue 2), so that a name a
+    person sees in one place (`kubectl get`, a label, an event) is never cut in another. It is
+    the longest suffix, so it alone sets the longest service name (52); it is listed last so
+    that a longer name is reported against the first budget it breaks.
+    """
     return [
         NameBudget("endpoint picker Service", epp_name(service), DNS1035_MAX),
         NameBudget("InferencePool", pool_name(service), DNS1035_MAX),
         NameBudget("Gateway", gateway_name(service), DNS1035_MAX),
+        NameBudget("endpoint picker ConfigMap", epp_config_name(service), DNS1035_MAX),
     ]
 
 

@@ -5,6 +5,12 @@ These pydantic models are the single source of truth for the API: the CRD in
 with them, and the controller reads every InferenceService through them.
 
 Field names follow the Kubernetes JSON (camelCase) via aliases; Python code uses snake_case.
+Documents are parsed by alias only (`validation.parse`): the CRD knows only camelCase, so a
+snake_case key would be pruned on a cluster and must be an unknown field here too.
+
+Numbers and booleans are strict (no `"3"`, `true` or `2.0` for an integer): the CRD's
+`type: integer` rejects them, and `fusioninfer validate` must not accept what `kubectl apply`
+refuses.
 Defaults that depend on other fields (the router strategy, the engine) are applied in code,
 not in the CRD, so that a field that is only valid on one kind of role never appears on
 another one after admission.
@@ -12,11 +18,13 @@ another one after admission.
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PlainValidator, Strict, WithJsonSchema
 from pydantic.alias_generators import to_camel
+from pydantic_core import PydanticCustomError
 
 GROUP = "fusioninfer.io"
 VERSION = "v1alpha1"
@@ -79,18 +87,48 @@ class MultinodeBackend(StrEnum):
     MP = "mp"
 
 
-IntOrString = int | Annotated[str, Field(pattern=r"^[0-9]+%?$")]
+# Strict JSON types: what the CRD's `type: integer` / `type: boolean` accepts, nothing coerced.
+StrictInt = Annotated[int, Strict()]
+StrictBool = Annotated[bool, Strict()]
+StrictFloat = Annotated[float, Strict()]
+
+PERCENT = re.compile(r"[0-9]+%")
+
+
+def _int_or_percent(value: object) -> int | str:
+    """An IntOrString as a Deployment's rolling-update budget takes it: an integer >= 0 or "N%".
+
+    One validator rather than an `int | str` union, so that a wrong value gets one message that
+    names both forms (a union reports only its first member's complaint), and so that the
+    apiserver's own rules hold here too: no negative numbers, no digits-only strings ("5").
+    """
+    if isinstance(value, int) and not isinstance(value, bool):
+        if value < 0:
+            raise PydanticCustomError("greater_than_equal", "must be >= 0", {"ge": 0})
+        return value
+    if isinstance(value, str) and PERCENT.fullmatch(value):
+        return value
+    raise PydanticCustomError("int_or_percent", 'must be an integer >= 0 or a percentage such as "25%"')
+
+
+IntOrString = Annotated[
+    int | str,
+    PlainValidator(_int_or_percent),
+    WithJsonSchema(
+        {"anyOf": [{"type": "integer", "minimum": 0}, {"type": "string", "pattern": f"^{PERCENT.pattern}$"}]}
+    ),
+]
 
 
 class Multinode(_Model):
     """Distributed serving of one replica across several nodes (a LeaderWorkerSet group)."""
 
-    node_count: Annotated[int, Field(ge=1, le=64, description="Pods (nodes) per replica, leader included.")]
+    node_count: Annotated[StrictInt, Field(ge=1, le=64, description="Pods (nodes) per replica, leader included.")]
     backend: MultinodeBackend | None = Field(
         default=None,
         description="vLLM distributed executor across nodes: `ray` (default) or `mp` (multiprocessing).",
     )
-    rewrite_command: bool | None = Field(
+    rewrite_command: StrictBool | None = Field(
         default=None,
         description=(
             "Rewrite the serving container's command for leader/worker start-up (default true). "
@@ -104,7 +142,7 @@ class RolloutStrategy(_Model):
 
     max_surge: IntOrString | None = Field(default=None, description="Default 0: never needs a spare GPU.")
     max_unavailable: IntOrString | None = Field(default=None, description="Default 1.")
-    partition: Annotated[int, Field(ge=0)] | None = Field(
+    partition: Annotated[StrictInt, Field(ge=0)] | None = Field(
         default=None, description="Multi-node roles only: groups with index below this keep the old template."
     )
 
@@ -133,8 +171,8 @@ class PodTemplate(BaseModel):
 class ScorerToggle(_Model):
     """One scorer of the endpoint picker, switched on with a weight."""
 
-    enabled: bool = True
-    weight: Annotated[float, Field(gt=0, le=1000)] = 1
+    enabled: StrictBool = True
+    weight: Annotated[StrictFloat, Field(gt=0, le=1000)] = 1
 
 
 class EndpointPickerPlugins(_Model):
@@ -152,7 +190,7 @@ class EndpointPicker(_Model):
 
     image: str | None = Field(default=None, description="EPP image; the default depends on the strategy.")
     extra_args: list[str] | None = Field(default=None, description="Extra flags appended to the EPP command.")
-    replicas: Annotated[int, Field(ge=0, le=10)] | None = None
+    replicas: Annotated[StrictInt, Field(ge=0, le=10)] | None = None
     plugins: EndpointPickerPlugins | None = None
     resources: dict[str, Any] | None = Field(
         default=None, json_schema_extra={"x-kubernetes-preserve-unknown-fields": True}
@@ -174,7 +212,7 @@ class GatewayConfig(_Model):
     class_name: Annotated[str, Field(min_length=1, max_length=253)] = Field(
         description="GatewayClass, e.g. kgateway, agentgateway, istio, gke-l7-regional-external-managed."
     )
-    listener_port: Annotated[int, Field(ge=1, le=65535)] = 80
+    listener_port: Annotated[StrictInt, Field(ge=1, le=65535)] = 80
     service_type: GatewayServiceType | None = Field(
         default=None, description="Service type of the gateway's data plane (passed as an infrastructure hint)."
     )
@@ -185,13 +223,13 @@ class Role(_Model):
 
     name: Annotated[str, Field(min_length=1, max_length=63)]
     component_type: ComponentType
-    replicas: Annotated[int, Field(ge=0, le=10000)] | None = Field(
+    replicas: Annotated[StrictInt, Field(ge=0, le=10000)] | None = Field(
         default=None, description="Independent instances of this role. Default 1."
     )
-    role_replicas: Annotated[int, Field(ge=0, le=10000)] | None = Field(
+    role_replicas: Annotated[StrictInt, Field(ge=0, le=10000)] | None = Field(
         default=None, description="Deprecated alias of `replicas` (seed design proposal)."
     )
-    pod_replicas: Annotated[int, Field(ge=1, le=64)] | None = Field(
+    pod_replicas: Annotated[StrictInt, Field(ge=1, le=64)] | None = Field(
         default=None, description="Deprecated alias of `multinode.nodeCount` (seed design proposal)."
     )
     multinode: Multinode | None = None

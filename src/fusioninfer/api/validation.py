@@ -14,7 +14,7 @@ import yaml
 from pydantic import ValidationError
 
 from fusioninfer.api import naming
-from fusioninfer.api.errors import FieldError, InvalidSpec, from_pydantic
+from fusioninfer.api.errors import FieldError, InvalidSpec, from_pydantic, quote
 from fusioninfer.api.v1alpha1 import (
     API_VERSION,
     KIND,
@@ -30,6 +30,7 @@ RESERVED_LABEL_PREFIX = "fusioninfer.io/"
 RESERVED_LABELS = frozenset(
     {"app.kubernetes.io/managed-by", "app.kubernetes.io/instance", "app.kubernetes.io/component"}
 )
+NESTED_TOO_DEEPLY = "nested too deeply"
 TOPOLOGY_HINT = "a service has exactly one worker role (monolithic) or prefiller and decoder roles (disaggregated)"
 
 
@@ -41,23 +42,36 @@ def parse(obj: Any) -> InferenceService:
     """
     if not isinstance(obj, dict):
         raise InvalidSpec([FieldError("", f"an InferenceService must be a mapping, got {type(obj).__name__}")])
-    header: list[FieldError] = []
-    if obj.get("apiVersion") != API_VERSION:
-        header.append(
-            FieldError("apiVersion", f'Unsupported value: {obj.get("apiVersion")!r}: expected "{API_VERSION}"')
-        )
-    if obj.get("kind") != KIND:
-        header.append(FieldError("kind", f'Unsupported value: {obj.get("kind")!r}: expected "{KIND}"'))
+    header = [
+        error
+        for error in (_check_header(obj, "apiVersion", API_VERSION), _check_header(obj, "kind", KIND))
+        if error is not None
+    ]
     if header:
         raise InvalidSpec(header)
     try:
-        isvc = InferenceService.model_validate(obj)
+        # By alias only: the CRD knows only the camelCase names, so `node_count` in a document
+        # is an unknown field (a cluster would prune it), not a synonym of `nodeCount`.
+        isvc = InferenceService.model_validate(obj, by_alias=True, by_name=False)
+        errors = validate(isvc)
     except ValidationError as exc:
-        raise InvalidSpec(from_pydantic(exc)) from None
-    errors = validate(isvc)
+        raise InvalidSpec(from_pydantic(exc, model=InferenceService)) from None
+    except RecursionError:
+        # Absurdly nested values (in a pod spec, say): a clear error, never a traceback, for
+        # the CLI and the controller alike.
+        raise InvalidSpec([FieldError("", NESTED_TOO_DEEPLY)]) from None
     if errors:
         raise InvalidSpec(errors)
     return isvc
+
+
+def _check_header(obj: dict[Any, Any], field: str, expected: str) -> FieldError | None:
+    """apiVersion/kind, checked first: another kind's fields would only produce noise."""
+    if obj.get(field) is None:
+        return FieldError(field, "Required value")
+    if obj[field] != expected:
+        return FieldError(field, f"Unsupported value: {quote(obj[field])}: expected {quote(expected)}")
+    return None
 
 
 def validate(isvc: InferenceService) -> list[FieldError]:
@@ -76,18 +90,18 @@ def _check_service_name(isvc: InferenceService) -> list[FieldError]:
     name = isvc.metadata.name
     if not name:
         return [FieldError("metadata.name", "Required value")]
-    if not naming.DNS1035_LABEL.match(name):
+    if not naming.DNS1035_LABEL.fullmatch(name):
         return [
             FieldError(
                 "metadata.name",
-                f"Invalid value: {name!r}: must be a DNS-1035 label (lowercase letters, digits and '-', "
+                f"Invalid value: {quote(name)}: must be a DNS-1035 label (lowercase letters, digits and '-', "
                 "starting with a letter and ending with a letter or digit), as it names Services",
             )
         ]
     return [
         FieldError(
             "metadata.name",
-            f"Too long: {len(name)} characters: the {budget.what} name {budget.name!r} would exceed "
+            f"Too long: {len(name)} characters: the {budget.what} name {quote(budget.name)} would exceed "
             f"{budget.limit} characters",
         )
         for budget in naming.service_level_names(name)
@@ -100,24 +114,24 @@ def _check_role_names(isvc: InferenceService) -> list[FieldError]:
     seen: set[str] = set()
     for index, role in enumerate(isvc.spec.roles):
         path = f"spec.roles[{index}].name"
-        if not naming.DNS1035_LABEL.match(role.name):
+        if not naming.DNS1035_LABEL.fullmatch(role.name):
             errors.append(
                 FieldError(
                     path,
-                    f"Invalid value: {role.name!r}: must be a DNS-1035 label (lowercase letters, digits and '-', "
+                    f"Invalid value: {quote(role.name)}: must be a DNS-1035 label (lowercase letters, digits and '-', "
                     "starting with a letter and ending with a letter or digit)",
                 )
             )
         elif role.name in seen:
-            errors.append(FieldError(path, f"Duplicate value: {role.name!r}: role names must be unique"))
+            errors.append(FieldError(path, f"Duplicate value: {quote(role.name)}: role names must be unique"))
         seen.add(role.name)
-        if isvc.metadata.name and naming.DNS1035_LABEL.match(role.name):
+        if isvc.metadata.name and naming.DNS1035_LABEL.fullmatch(role.name):
             budget = naming.role_name_budget(isvc.metadata.name, role.name, role.is_multinode)
             if not budget.fits:
                 errors.append(
                     FieldError(
                         path,
-                        f"Too long: the {budget.what} name {budget.name!r} ({len(budget.name)} characters) "
+                        f"Too long: the {budget.what} name {quote(budget.name)} ({len(budget.name)} characters) "
                         f"would exceed {budget.limit} characters; shorten the role or service name",
                     )
                 )
@@ -149,7 +163,7 @@ def _check_topology(isvc: InferenceService) -> list[FieldError]:
             errors.append(
                 FieldError(
                     f"spec.roles[{i}].componentType",
-                    f'Invalid value: "{isvc.spec.roles[i].component_type}": {TOPOLOGY_HINT}, not both',
+                    f"Invalid value: {quote(isvc.spec.roles[i].component_type.value)}: {TOPOLOGY_HINT}, not both",
                 )
             )
     elif prefillers or decoders:
@@ -176,7 +190,14 @@ def _check_role(isvc: InferenceService, index: int, role: Role) -> list[FieldErr
         errors.append(FieldError(f"{prefix}.{field}", f"Forbidden: {reason}"))
 
     if role.is_router:
-        for attr, alias in (("multinode", "multinode"), ("pod_replicas", "podReplicas"), ("engine", "engine")):
+        # The endpoint picker Deployment always uses Recreate (two pickers must not share a
+        # pool), so a rollout here would be silently ignored.
+        for attr, alias in (
+            ("multinode", "multinode"),
+            ("pod_replicas", "podReplicas"),
+            ("engine", "engine"),
+            ("rollout", "rollout"),
+        ):
             if attr in set_fields and getattr(role, attr) is not None:
                 forbid(alias, "not allowed on a router role")
         errors += _check_router(isvc, prefix, role)
@@ -198,7 +219,7 @@ def _check_role(isvc: InferenceService, index: int, role: Role) -> list[FieldErr
         forbid("podReplicas", "deprecated alias of multinode.nodeCount; set only multinode")
     if role.multinode is not None and role.multinode.backend is not None and role.engine is Engine.SGLANG:
         forbid("multinode.backend", "only applies to vLLM; SGLang has a single multi-node mode")
-    if role.rollout is not None:
+    if role.rollout is not None and not role.is_router:
         errors += _check_rollout(prefix, role)
     errors += _check_template_labels(prefix, role)
     return errors
@@ -254,9 +275,22 @@ def _check_epp_config(path: str, text: str) -> list[FieldError]:
         errors.append(
             FieldError(path, f"Invalid value: unknown top-level keys {unknown} (the picker would refuse them)")
         )
-    for i, plugin in enumerate(doc.get("plugins") or []):
+    plugins = doc.get("plugins")
+    if plugins is not None and not isinstance(plugins, list):
+        errors.append(FieldError(path, "Invalid value: plugins must be a list"))
+    for i, plugin in enumerate(plugins if isinstance(plugins, list) else []):
         if not isinstance(plugin, dict) or not plugin.get("type"):
             errors.append(FieldError(path, f"Invalid value: plugins[{i}] needs a type"))
+    # The builder reads the profiles to warn about weights the picker would crash on, so their
+    # shape must hold; the picker itself would refuse anything else at start-up anyway.
+    profiles = doc.get("schedulingProfiles")
+    if profiles is not None and not isinstance(profiles, list):
+        errors.append(FieldError(path, "Invalid value: schedulingProfiles must be a list"))
+    for i, profile in enumerate(profiles if isinstance(profiles, list) else []):
+        if not isinstance(profile, dict):
+            errors.append(FieldError(path, f"Invalid value: schedulingProfiles[{i}] must be a mapping"))
+        elif profile.get("plugins") is not None and not isinstance(profile["plugins"], list):
+            errors.append(FieldError(path, f"Invalid value: schedulingProfiles[{i}].plugins must be a list"))
     return errors
 
 
@@ -265,20 +299,54 @@ def _check_httproute(path: str, route: dict[str, Any]) -> list[FieldError]:
     for key, kind in (("parentRefs", list), ("hostnames", list), ("rules", list)):
         if key in route and not isinstance(route[key], kind):
             errors.append(FieldError(f"{path}.{key}", "Invalid value: must be a list"))
-    for i, ref in enumerate(route.get("parentRefs") or []):
+    refs = route.get("parentRefs")
+    for i, ref in enumerate(refs if isinstance(refs, list) else []):
         if not isinstance(ref, dict) or not ref.get("name"):
             errors.append(FieldError(f"{path}.parentRefs[{i}].name", "Required value"))
-    rules = route.get("rules") if isinstance(route.get("rules"), list) else []
-    for i, rule in enumerate(rules or []):
+    hostnames = route.get("hostnames")
+    for i, hostname in enumerate(hostnames if isinstance(hostnames, list) else []):
+        if not isinstance(hostname, str) or not hostname:
+            errors.append(FieldError(f"{path}.hostnames[{i}]", f"Invalid value: {quote(hostname)}: must be a string"))
+    rules = route.get("rules")
+    for i, rule in enumerate(rules if isinstance(rules, list) else []):
         if not isinstance(rule, dict):
             errors.append(FieldError(f"{path}.rules[{i}]", "Invalid value: must be an object"))
-        elif rule.get("backendRefs"):
+            continue
+        if rule.get("backendRefs"):
             errors.append(
                 FieldError(
                     f"{path}.rules[{i}].backendRefs",
                     "Forbidden: the backend is the service's InferencePool and is set by the operator",
                 )
             )
+        errors += _check_route_rule(f"{path}.rules[{i}]", rule)
+    return errors
+
+
+def _check_route_rule(path: str, rule: dict[str, Any]) -> list[FieldError]:
+    """The parts of a rule the HTTPRoute builder reads and completes (matches' paths, timeouts)."""
+    errors: list[FieldError] = []
+    matches = rule.get("matches")
+    if matches is not None and not isinstance(matches, list):
+        errors.append(FieldError(f"{path}.matches", "Invalid value: must be a list"))
+    for j, match in enumerate(matches if isinstance(matches, list) else []):
+        if not isinstance(match, dict):
+            errors.append(FieldError(f"{path}.matches[{j}]", "Invalid value: must be an object"))
+        elif match.get("path") is not None and not isinstance(match["path"], dict):
+            errors.append(FieldError(f"{path}.matches[{j}].path", "Invalid value: must be an object"))
+    timeouts = rule.get("timeouts")
+    if timeouts is not None and not isinstance(timeouts, dict):
+        errors.append(FieldError(f"{path}.timeouts", "Invalid value: must be an object"))
+    elif isinstance(timeouts, dict):
+        for key in ("request", "backendRequest"):
+            value = timeouts.get(key)
+            if value is not None and not isinstance(value, str):
+                errors.append(
+                    FieldError(
+                        f"{path}.timeouts.{key}",
+                        f'Invalid value: {quote(value)}: must be a duration string such as "300s"',
+                    )
+                )
     return errors
 
 
@@ -303,7 +371,7 @@ def _check_serving_template(prefix: str, role: Role) -> list[FieldError]:
         if not isinstance(name, str) or not name:
             errors.append(FieldError(f"{path}.name", "Required value"))
         elif name in names:
-            errors.append(FieldError(f"{path}.name", f"Duplicate value: {name!r}"))
+            errors.append(FieldError(f"{path}.name", f"Duplicate value: {quote(name)}"))
         else:
             names.add(name)
         if not isinstance(container.get("image"), str) or not container.get("image"):
@@ -312,6 +380,35 @@ def _check_serving_template(prefix: str, role: Role) -> list[FieldError]:
             value = container.get(key)
             if value is not None and not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
                 errors.append(FieldError(f"{path}.{key}", "Invalid value: must be a list of strings"))
+        errors += _check_ports(path, container.get("ports"))
+    return errors
+
+
+def _check_ports(path: str, ports: Any) -> list[FieldError]:
+    """Container ports: the builders take the serving port (pool target, P/D sidecar) from here."""
+    if ports is None:
+        return []
+    if not isinstance(ports, list):
+        return [FieldError(f"{path}.ports", "Invalid value: must be a list")]
+    errors: list[FieldError] = []
+    for j, port in enumerate(ports):
+        port_path = f"{path}.ports[{j}]"
+        if not isinstance(port, dict):
+            errors.append(FieldError(port_path, "Invalid value: must be an object"))
+            continue
+        number = port.get("containerPort")
+        if number is None:
+            errors.append(FieldError(f"{port_path}.containerPort", "Required value"))
+        elif not isinstance(number, int) or isinstance(number, bool):
+            errors.append(
+                FieldError(f"{port_path}.containerPort", f"Invalid value: {quote(number)}: must be an integer")
+            )
+        elif not 1 <= number <= 65535:
+            errors.append(
+                FieldError(
+                    f"{port_path}.containerPort", f"Invalid value: {number}: must be between 1 and 65535, inclusive"
+                )
+            )
     return errors
 
 
@@ -327,7 +424,7 @@ def _check_rollout(prefix: str, role: Role) -> list[FieldError]:
         )
     for field, value in (("maxSurge", surge), ("maxUnavailable", unavailable)):
         if isinstance(value, str) and value.endswith("%") and int(value[:-1]) > 100:
-            errors.append(FieldError(f"{prefix}.rollout.{field}", f"Invalid value: {value!r}: must be <= 100%"))
+            errors.append(FieldError(f"{prefix}.rollout.{field}", f"Invalid value: {quote(value)}: must be <= 100%"))
     return errors
 
 
@@ -358,7 +455,7 @@ def _check_scheduling(isvc: InferenceService) -> list[FieldError]:
             FieldError(
                 "spec.schedulingStrategy.gangScheduling",
                 f'Invalid value: "Enabled": gang scheduling needs schedulerName "volcano", not '
-                f"{strategy.scheduler_name!r}",
+                f"{quote(strategy.scheduler_name)}",
             )
         ]
     return []

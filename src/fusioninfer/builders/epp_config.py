@@ -115,6 +115,15 @@ PLUGIN_FIELDS: tuple[tuple[str, str], ...] = (
 WEIGHT_SCALES = (1, 10, 100)
 
 
+def _list(value: Any) -> list[Any]:
+    """A raw config's list, or nothing when it is not one.
+
+    Validation rejects such configs; the builder still must not crash on one, as a raw config
+    is user text that reaches it through paths that skipped validation (e.g. tests, tools).
+    """
+    return value if isinstance(value, list) else []
+
+
 @dataclass(frozen=True)
 class PickerConfig:
     """The config text for the ConfigMap, its parsed form, and what the image must support."""
@@ -125,7 +134,7 @@ class PickerConfig:
 
     @property
     def plugin_types(self) -> list[str]:
-        return [str(p.get("type")) for p in self.document.get("plugins") or [] if isinstance(p, dict)]
+        return [str(p.get("type")) for p in _list(self.document.get("plugins")) if isinstance(p, dict)]
 
     @property
     def needs_llmd_image(self) -> bool:
@@ -266,15 +275,15 @@ def unweighted_scorers_after_picker(document: Mapping[str, Any]) -> list[str]:
     """
     types = {
         str(p.get("name") or p.get("type")): str(p.get("type"))
-        for p in document.get("plugins") or []
+        for p in _list(document.get("plugins"))
         if isinstance(p, dict)
     }
     found: list[str] = []
-    for profile in document.get("schedulingProfiles") or []:
+    for profile in _list(document.get("schedulingProfiles")):
         if not isinstance(profile, dict):
             continue
         seen_picker = False
-        for ref in profile.get("plugins") or []:
+        for ref in _list(profile.get("plugins")):
             if not isinstance(ref, dict):
                 continue
             plugin_type = types.get(str(ref.get("pluginRef")), "")

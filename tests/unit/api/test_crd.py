@@ -233,8 +233,8 @@ def test_role_rules_are_cel_validations_on_each_role() -> None:
     router_only = rules["strategy, httproute, endpointPickerConfig, endpointPicker and gateway are router-only"]
     for field in ("strategy", "httproute", "endpointPickerConfig", "endpointPicker", "gateway"):
         assert f"has(self.{field})" in router_only
-    not_on_router = rules["multinode, podReplicas and engine are not allowed on a router role"]
-    for field in ("multinode", "podReplicas", "engine"):
+    not_on_router = rules["multinode, podReplicas, engine and rollout are not allowed on a router role"]
+    for field in ("multinode", "podReplicas", "engine", "rollout"):
         assert f"has(self.{field})" in not_on_router
     assert "has(self.template)" in rules["a serving role needs a pod template"]
     assert "roleReplicas" in rules["roleReplicas is a deprecated alias of replicas; set only replicas"]

@@ -53,20 +53,16 @@ def test_service_level_names() -> None:
         ("endpoint picker Service", "svc-epp", 63),
         ("InferencePool", "svc-pool", 63),
         ("Gateway", "svc-gateway", 63),
+        ("endpoint picker ConfigMap", "svc-epp-config", 63),
     ]
     assert all(b.fits for b in budgets)
 
 
-@pytest.mark.parametrize(("length", "fits"), [(55, True), (56, False)])
+@pytest.mark.parametrize(("length", "fits"), [(52, True), (53, False)])
 def test_longest_service_name(length: int, fits: bool) -> None:
     assert all(b.fits for b in naming.service_level_names("s" * length)) is fits
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: naming.service_level_names omits the endpoint picker ConfigMap `{service}-epp-config`: a 55-character "
-    "service name passes validation and renders a 66-character child name (issue 2: child names always fit 63)",
-)
 def test_every_service_level_child_name_fits_when_the_budgets_do() -> None:
     for length in range(1, 64):
         service = "s" * length

@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 
-from fusioninfer.api.errors import FieldError, InvalidSpec
+from fusioninfer.api import naming
+from fusioninfer.api.errors import FieldError, InvalidSpec, quote
 from fusioninfer.api.v1alpha1 import InferenceService
 from fusioninfer.api.validation import parse, validate
 from fusioninfer.builders import build
@@ -103,7 +104,7 @@ def test_invalid_spec_message_joins_every_error() -> None:
 # --- role names ------------------------------------------------------------------------------------
 @pytest.mark.parametrize("name", ["Inference", "1abc", "a_b", "abc-", "a.b", "-abc", "ab c"])
 def test_role_name_must_be_dns1035_label(name: str) -> None:
-    assert_error(service(worker(name)), f"spec.roles[0].name: Invalid value: {name!r}: {DNS_HINT}")
+    assert_error(service(worker(name)), f"spec.roles[0].name: Invalid value: {quote(name)}: {DNS_HINT}")
 
 
 @pytest.mark.parametrize("name", ["a", "a1", "a-b", "x" * 59])
@@ -111,11 +112,6 @@ def test_role_name_accepts_dns1035_labels(name: str) -> None:
     assert_valid(service(worker(name)))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: DNS1035_LABEL ends in `$`, which re.match lets match before a trailing newline: a YAML block "
-    "scalar name `w\\n` passes validation and renders the child name 'svc\\n-w\\n'",
-)
 @pytest.mark.parametrize("where", ["role", "service"])
 def test_names_with_a_trailing_newline_are_rejected(where: str) -> None:
     obj = service(worker("w\n")) if where == "role" else service(worker(), name="svc\n")
@@ -132,15 +128,15 @@ def test_empty_role_name_is_required() -> None:
 def test_role_names_must_be_unique() -> None:
     assert_error(
         service(router("same"), worker("same")),
-        "spec.roles[1].name: Duplicate value: 'same': role names must be unique",
+        'spec.roles[1].name: Duplicate value: "same": role names must be unique',
     )
 
 
 def test_every_duplicate_role_name_is_reported() -> None:
     obj = service(router("a"), prefiller("a"), decoder("a"))
     assert errors(obj) == [
-        "spec.roles[1].name: Duplicate value: 'a': role names must be unique",
-        "spec.roles[2].name: Duplicate value: 'a': role names must be unique",
+        'spec.roles[1].name: Duplicate value: "a": role names must be unique',
+        'spec.roles[2].name: Duplicate value: "a": role names must be unique',
     ]
 
 
@@ -149,7 +145,7 @@ def test_deployment_name_budget_is_63() -> None:
     role = "r" * 60  # "svc-" + 60 = 64
     assert_error(
         service(worker(role)),
-        f"spec.roles[0].name: Too long: the Deployment name 'svc-{role}' (64 characters) would exceed 63 "
+        f'spec.roles[0].name: Too long: the Deployment name "svc-{role}" (64 characters) would exceed 63 '
         "characters; shorten the role or service name",
     )
 
@@ -167,7 +163,7 @@ def test_multinode_leaderworkerset_name_budget_is_46(multinode: dict[str, Any]) 
     role = "r" * 43  # "svc-" + 43 = 47
     assert_error(
         service(worker(role, **multinode)),
-        f"spec.roles[0].name: Too long: the LeaderWorkerSet name 'svc-{role}' (47 characters) would exceed 46 "
+        f'spec.roles[0].name: Too long: the LeaderWorkerSet name "svc-{role}" (47 characters) would exceed 46 '
         "characters; shorten the role or service name",
     )
 
@@ -183,18 +179,25 @@ def test_single_node_multinode_block_uses_the_deployment_budget() -> None:
 
 @pytest.mark.parametrize(
     ("length", "what", "suffix"),
-    [(60, "endpoint picker Service", "-epp"), (59, "InferencePool", "-pool"), (56, "Gateway", "-gateway")],
+    [
+        (60, "endpoint picker Service", "-epp"),
+        (59, "InferencePool", "-pool"),
+        (56, "Gateway", "-gateway"),
+        (53, "endpoint picker ConfigMap", "-epp-config"),
+    ],
 )
 def test_service_level_child_names_must_fit(length: int, what: str, suffix: str) -> None:
     name = "s" * length
     assert_error(
         service(worker("w"), name=name),
-        f"metadata.name: Too long: {length} characters: the {what} name '{name}{suffix}' would exceed 63 characters",
+        f'metadata.name: Too long: {length} characters: the {what} name "{name}{suffix}" would exceed 63 characters',
     )
 
 
-def test_service_name_of_55_fits_every_service_level_name() -> None:
-    assert_valid(service(worker("w"), name="s" * 55))
+def test_longest_service_name_fits_every_service_level_name() -> None:
+    longest = max(n for n in range(1, 64) if all(b.fits for b in naming.service_level_names("s" * n)))
+    assert longest == 52  # "-epp-config" is the longest suffix
+    assert_valid(service(worker("w"), name="s" * longest))
 
 
 # --- service name ----------------------------------------------------------------------------------
@@ -202,7 +205,7 @@ def test_service_name_of_55_fits_every_service_level_name() -> None:
 def test_service_name_must_be_dns1035_label(name: str) -> None:
     assert_error(
         service(worker(), name=name),
-        f"metadata.name: Invalid value: {name!r}: {DNS_HINT}, as it names Services",
+        f"metadata.name: Invalid value: {quote(name)}: {DNS_HINT}, as it names Services",
     )
 
 
@@ -294,11 +297,6 @@ def test_serving_only_fields_are_forbidden_on_the_router(field: str) -> None:
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: rollout is in SERVING_ONLY_FIELDS but validation._check_role does not forbid it on a router "
-    "(the endpoint picker Deployment ignores it: it always uses Recreate)",
-)
 def test_rollout_is_forbidden_on_the_router() -> None:
     assert_error(
         service(router(rollout={"maxSurge": 1}), worker()),
@@ -394,7 +392,7 @@ def test_container_needs_an_image(image: Any) -> None:
 def test_container_names_must_be_unique() -> None:
     assert_error(
         service(worker("w", container("c"), container("sidecar", "busybox"), container("c", "busybox"))),
-        "spec.roles[0].template.spec.containers[2].name: Duplicate value: 'c'",
+        'spec.roles[0].template.spec.containers[2].name: Duplicate value: "c"',
     )
 
 
@@ -514,7 +512,7 @@ def test_rollout_partition_on_multinode_role_is_valid() -> None:
 def test_rollout_percentage_may_not_exceed_100(field: str) -> None:
     assert_error(
         service(worker(rollout={field: "101%", "maxSurge" if field == "maxUnavailable" else "maxUnavailable": 1})),
-        f"spec.roles[0].rollout.{field}: Invalid value: '101%': must be <= 100%",
+        f'spec.roles[0].rollout.{field}: Invalid value: "101%": must be <= 100%',
     )
 
 
@@ -523,32 +521,17 @@ def test_rollout_value_that_is_no_number_is_rejected() -> None:
     assert message.startswith('spec.roles[0].rollout.maxSurge: Invalid value: "lots": ')
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: for an int-or-string field errors.from_pydantic keeps only the first union member's error, "
-    '"must be an integer", though "25%" is accepted: the message should say integer or percentage',
-)
 def test_rollout_value_error_mentions_percentages() -> None:
     (message,) = errors(service(worker(rollout={"maxSurge": "lots"})))
     assert "%" in message
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: IntOrString accepts negative integers; the Deployment/LWS the spec renders to is then rejected "
-    "by the apiserver (maxSurge must be >= 0)",
-)
 def test_rollout_negative_value_is_rejected() -> None:
     assert errors(service(worker(rollout={"maxSurge": -1}))) == [
         "spec.roles[0].rollout.maxSurge: Invalid value: -1: must be >= 0"
     ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason='BUG: IntOrString accepts "5" or "0" (digits without %); the apiserver rejects it on the Deployment '
-    "(a string must be a percentage), so validate says valid but the apply fails",
-)
 @pytest.mark.parametrize("value", ["5", "0"])
 def test_rollout_string_without_percent_is_rejected(value: str) -> None:
     errs = errors(service(worker(rollout={"maxSurge": value, "maxUnavailable": 1})))
@@ -634,22 +617,12 @@ def test_endpoint_picker_config_plugins_need_a_type() -> None:
     ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: validation._check_epp_config iterates `plugins` without checking it is a list: "
-    "`plugins: 5` raises TypeError out of parse()",
-)
 def test_endpoint_picker_config_plugins_not_a_list_is_an_error_not_a_crash() -> None:
     errs = errors(epp_service(EPP_HEADER + "plugins: 5\n"))
     assert errs
     assert all(e.startswith(EPP_PATH) for e in errs)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: validation._check_epp_config iterates a mapping `plugins` by key and reports the misleading "
-    "'plugins[0] needs a type' instead of saying plugins must be a list",
-)
 def test_endpoint_picker_config_plugins_mapping_is_reported_as_not_a_list() -> None:
     errs = errors(epp_service(EPP_HEADER + "plugins: {a: 1}\n"))
     assert not any("plugins[0]" in e for e in errs)
@@ -716,11 +689,6 @@ def test_httproute_parent_refs_must_be_a_list() -> None:
     assert f"{ROUTE}.parentRefs: Invalid value: must be a list" in errors(route_service({"parentRefs": "x"}))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: validation._check_httproute iterates parentRefs even when it is not a list: a string gives a "
-    "spurious parentRefs[i].name error per character, an integer raises TypeError out of parse()",
-)
 @pytest.mark.parametrize("refs", ["gw", 5, {"name": "gw"}])
 def test_httproute_parent_refs_not_a_list_gives_exactly_one_error(refs: Any) -> None:
     assert errors(route_service({"parentRefs": refs})) == [f"{ROUTE}.parentRefs: Invalid value: must be a list"]
@@ -749,7 +717,7 @@ def test_gang_scheduling_enabled_needs_volcano() -> None:
     assert_error(
         obj,
         'spec.schedulingStrategy.gangScheduling: Invalid value: "Enabled": gang scheduling needs schedulerName '
-        "\"volcano\", not 'default-scheduler'",
+        '"volcano", not "default-scheduler"',
     )
 
 
@@ -783,25 +751,19 @@ def test_non_mapping_document(obj: Any, kind: str) -> None:
 def test_wrong_api_version() -> None:
     obj = service(worker())
     obj["apiVersion"] = "fusioninfer.io/v1"
-    assert_error(obj, "apiVersion: Unsupported value: 'fusioninfer.io/v1': expected \"fusioninfer.io/v1alpha1\"")
+    assert_error(obj, 'apiVersion: Unsupported value: "fusioninfer.io/v1": expected "fusioninfer.io/v1alpha1"')
 
 
 def test_wrong_kind() -> None:
     obj = service(worker())
     obj["kind"] = "Deployment"
-    assert_error(obj, "kind: Unsupported value: 'Deployment': expected \"InferenceService\"")
+    assert_error(obj, 'kind: Unsupported value: "Deployment": expected "InferenceService"')
 
 
 def test_wrong_api_version_and_kind_are_both_reported() -> None:
     assert len(errors({"metadata": {"name": "x"}})) == 2
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: validation.parse formats the apiVersion/kind header errors with Python repr: a missing "
-    "apiVersion reads `Unsupported value: None` and strings are single-quoted, unlike every other message "
-    "(JSON-quoted, `Required value` when missing)",
-)
 def test_missing_api_version_says_required_value() -> None:
     obj = service(worker())
     del obj["apiVersion"]
@@ -827,11 +789,6 @@ def test_unknown_fields_are_reported_with_their_path(where: tuple[Any, ...], pat
     assert_error(obj, f"{path}: unknown field")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: the models set populate_by_name=True, so parse() accepts Python field names in YAML "
-    "(component_type, node_count); the CRD knows only camelCase and prunes them on the cluster",
-)
 @pytest.mark.parametrize(
     ("role", "path"),
     [
@@ -876,11 +833,6 @@ def test_wrong_types_are_clear_errors(field: str, value: Any, message: str) -> N
     assert_error(service(role), f"spec.roles[0].{field}: {message}")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason='BUG: the models validate in pydantic\'s lax mode, so replicas "3", true or 2.0 are coerced to an '
-    "integer; the CRD (type: integer) rejects them, so `fusioninfer validate` says valid and kubectl apply fails",
-)
 @pytest.mark.parametrize("value", ["3", True, 2.0], ids=["string", "bool", "float"])
 def test_replicas_of_another_json_type_is_rejected_like_the_crd_does(value: Any) -> None:
     errs = errors(service(worker(replicas=value)))
@@ -956,11 +908,6 @@ def test_invalid_spec_errors_are_deduplicated() -> None:
 
 
 # --- consistency of messages -----------------------------------------------------------------------
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: paths into a map use `.key` from pydantic (errors.join_path) but `[key]` from validation "
-    "(reserved labels); a label key with dots, e.g. app.kubernetes.io/name, becomes an ambiguous path",
-)
 def test_map_key_paths_use_brackets_like_the_semantic_rules() -> None:
     role = worker()
     role["template"]["metadata"] = {"labels": {"app.kubernetes.io/name": 1}}
@@ -970,11 +917,6 @@ def test_map_key_paths_use_brackets_like_the_semantic_rules() -> None:
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: validation quotes user values with Python repr ('x'); errors.py quotes them as JSON (\"x\"), "
-    "as Kubernetes does. One style per message set.",
-)
 @pytest.mark.parametrize(
     "obj",
     [
@@ -1011,11 +953,6 @@ def renders_or_is_rejected(obj: dict[str, Any]) -> None:
     assert all(e.path.startswith("spec.roles[") for e in found), found
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a non-integer containerPort passes validation; engine._port() then raises ValueError "
-    "(int('http')) while rendering the InferencePool/LWS",
-)
 @pytest.mark.parametrize("multinode", [False, True], ids=["with-router", "multinode"])
 def test_non_integer_container_port_is_rejected_not_a_crash(multinode: bool) -> None:
     role = worker("w", container(ports=[{"containerPort": "http"}]))
@@ -1023,11 +960,88 @@ def test_non_integer_container_port_is_rejected_not_a_crash(multinode: bool) -> 
     renders_or_is_rejected(obj)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: validation._check_httproute does not check the shape of rules[i].matches / rules[i].timeouts; "
-    "httproute._rule then raises TypeError/ValueError while rendering",
-)
 @pytest.mark.parametrize("rule", [{"matches": "x"}, {"matches": ["x"]}, {"timeouts": "x"}])
 def test_malformed_httproute_rule_is_rejected_not_a_crash(rule: dict[str, Any]) -> None:
     renders_or_is_rejected(route_service({"rules": [rule]}))
+
+
+# --- shapes the builders read ----------------------------------------------------------------------
+PORTS = "spec.roles[0].template.spec.containers[0].ports"
+
+
+@pytest.mark.parametrize(
+    ("ports", "expected"),
+    [
+        ("http", f"{PORTS}: Invalid value: must be a list"),
+        (["http"], f"{PORTS}[0]: Invalid value: must be an object"),
+        ([{"name": "http"}], f"{PORTS}[0].containerPort: Required value"),
+        ([{"containerPort": "8000"}], f'{PORTS}[0].containerPort: Invalid value: "8000": must be an integer'),
+        ([{"containerPort": True}], f"{PORTS}[0].containerPort: Invalid value: true: must be an integer"),
+        ([{"containerPort": 0}], f"{PORTS}[0].containerPort: Invalid value: 0: must be between 1 and 65535, inclusive"),
+        (
+            [{"containerPort": 65536}],
+            f"{PORTS}[0].containerPort: Invalid value: 65536: must be between 1 and 65535, inclusive",
+        ),
+    ],
+)
+def test_container_ports_must_be_valid(ports: Any, expected: str) -> None:
+    assert_error(service(worker("w", container(ports=ports))), expected)
+
+
+def test_container_port_bounds_are_valid() -> None:
+    assert_valid(service(worker("w", container(ports=[{"containerPort": 1}, {"containerPort": 65535}]))))
+
+
+def test_httproute_hostnames_must_be_strings() -> None:
+    assert_error(route_service({"hostnames": ["ok", 5]}), f"{ROUTE}.hostnames[1]: Invalid value: 5: must be a string")
+
+
+@pytest.mark.parametrize(
+    ("rule", "expected"),
+    [
+        ({"matches": "x"}, f"{ROUTE}.rules[0].matches: Invalid value: must be a list"),
+        ({"matches": ["x"]}, f"{ROUTE}.rules[0].matches[0]: Invalid value: must be an object"),
+        ({"matches": [{"path": "/v1"}]}, f"{ROUTE}.rules[0].matches[0].path: Invalid value: must be an object"),
+        ({"timeouts": "x"}, f"{ROUTE}.rules[0].timeouts: Invalid value: must be an object"),
+        (
+            {"timeouts": {"request": 300}},
+            f'{ROUTE}.rules[0].timeouts.request: Invalid value: 300: must be a duration string such as "300s"',
+        ),
+    ],
+)
+def test_httproute_rule_shapes_have_exact_messages(rule: dict[str, Any], expected: str) -> None:
+    assert_error(route_service({"rules": [rule]}), expected)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("schedulingProfiles: 5\n", "schedulingProfiles must be a list"),
+        ("schedulingProfiles: [x]\n", "schedulingProfiles[0] must be a mapping"),
+        ("schedulingProfiles: [{plugins: 3}]\n", "schedulingProfiles[0].plugins must be a list"),
+    ],
+)
+def test_endpoint_picker_config_profiles_shape(text: str, expected: str) -> None:
+    assert_error(epp_service(EPP_HEADER + text), f"{EPP_PATH}: Invalid value: {expected}")
+
+
+def test_booleans_are_strict() -> None:
+    assert_error(
+        service(worker(multinode={"nodeCount": 2, "rewriteCommand": "false"})),
+        'spec.roles[0].multinode.rewriteCommand: Invalid value: "false": must be a boolean',
+    )
+
+
+def test_map_keys_that_look_like_type_names_keep_their_path() -> None:
+    role = worker()
+    role["template"]["metadata"] = {"annotations": {"int": 1}}
+    assert_error(service(role), "spec.roles[0].template.metadata.annotations[int]: Invalid value: 1: must be a string")
+
+
+def test_deeply_nested_values_are_an_error_not_a_crash() -> None:
+    deep: Any = "leaf"
+    for _ in range(20000):
+        deep = [deep]
+    obj = service(worker())
+    obj["status"] = {"conditions": deep}
+    assert errors(obj)
