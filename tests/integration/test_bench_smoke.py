@@ -1,0 +1,58 @@
+"""The convergence benchmark (`bench/convergence.py`) still runs end to end: N=5, a short quiet
+window, on its own local control plane (it needs an audit log, so it cannot share the session's).
+Guards the benchmark against bit rot and checks the one target that does not depend on the
+machine's speed: an idle operator writes nothing."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from fusioninfer.localcluster.build import ensure_binaries
+
+pytestmark = pytest.mark.integration
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.timeout(300)
+def test_benchmark_runs_and_the_idle_operator_writes_nothing(tmp_path: Path) -> None:
+    ensure_binaries()
+    out = tmp_path / "results.json"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench.convergence",
+            "--n",
+            "5",
+            "--quiet",
+            "5",
+            "--settle-timeout",
+            "120",
+            "--work-dir",
+            str(tmp_path / "work"),
+            "--json",
+            str(out),
+        ],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=280,
+        check=False,
+    )
+    assert proc.returncode == 0, f"benchmark failed:\n{proc.stdout}\n{proc.stderr[-4000:]}"
+    (result,) = json.loads(out.read_text())["results"]
+    assert result["n"] == 5
+    assert result["children"] == 5 + 8  # svc-00000 has a router: 9 children; the other four 1 each
+    assert result["lower_bound_s"] > 0
+    assert result["operator_s"] > 0
+    assert result["reconciles"] >= 5
+    assert result["settled"], result["notes"]
+    assert result["idle_writes"] == 0, result["idle_writes_by_kind"]
+    assert 0 < result["peak_rss_mb"] < 200
+    assert "| 5 |" in proc.stdout  # the table
