@@ -14,6 +14,7 @@ from lightkube import AsyncClient, KubeConfig
 
 from fusioninfer.controller.operator import Operator, OperatorConfig, ProcessConfig, run_process
 from fusioninfer.runtime.apply import instrument_client
+from fusioninfer.runtime.leader import LeadershipLost
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +62,11 @@ async def _main(options: RunOptions) -> None:
         await run_process(client, operator, options.process)
     except asyncio.CancelledError:
         log.info("shutting down")
+    except LeadershipLost as exc:
+        # Another replica may already be reconciling: stopping is the only safe move, and a
+        # non-zero exit makes the kubelet restart us as a follower.
+        log.error("%s; exiting so that this replica restarts as a follower", exc)
+        raise SystemExit(1) from None
     finally:
         await client.close()
 

@@ -1,0 +1,134 @@
+"""Helpers for tests that run the operator against the session's control plane.
+
+`RunningOperator` wraps an in-process `Operator` whose client is instrumented, so a test can
+count every write request it sent; the manifest helpers build the services tests apply.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import copy
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from lightkube import ApiError, AsyncClient
+from lightkube.resources.apps_v1 import Deployment
+from tests.support.eventually import eventually_async
+
+from fusioninfer.api.v1alpha1 import API_VERSION, KIND, PLURAL
+from fusioninfer.controller.operator import Operator
+from fusioninfer.runtime.apply import RequestCounter, apply
+from fusioninfer.runtime.kinds import default_registry, raw_resource
+
+ISVC = default_registry.register(API_VERSION, KIND, plural=PLURAL, namespaced=True)
+RawDeployment = raw_resource(Deployment)
+
+
+@dataclass
+class RunningOperator:
+    operator: Operator
+    client: AsyncClient
+    counter: RequestCounter
+    task: asyncio.Task[None]
+    stopped: bool = field(default=False)
+
+    def writes(self) -> int:
+        return self.counter.writes
+
+    async def stop(self) -> None:
+        if self.stopped:
+            return
+        self.stopped = True
+        self.task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await self.task
+        await self.client.close()
+
+
+OperatorFactory = Callable[..., Awaitable[RunningOperator]]
+
+
+async def apply_service(client: AsyncClient, manifest: dict[str, Any], namespace: str) -> dict[str, Any]:
+    body = {**manifest, "metadata": {**manifest["metadata"], "namespace": namespace}}
+    body.pop("status", None)
+    return await apply(client, body, "fusioninfer-tests")
+
+
+async def get_service(client: AsyncClient, name: str, namespace: str) -> dict[str, Any]:
+    return dict(await client.get(ISVC, name, namespace=namespace))
+
+
+def condition(obj: dict[str, Any], type_: str) -> dict[str, Any]:
+    for cond in (obj.get("status") or {}).get("conditions") or []:
+        if cond["type"] == type_:
+            return dict(cond)
+    return {}
+
+
+def monolithic(name: str = "svc", replicas: int = 2, image: str = "vllm/vllm-openai:v0.11.0") -> dict[str, Any]:
+    return {
+        "apiVersion": "fusioninfer.io/v1alpha1",
+        "kind": "InferenceService",
+        "metadata": {"name": name},
+        "spec": {
+            "roles": [
+                {
+                    "name": "inference",
+                    "componentType": "worker",
+                    "replicas": replicas,
+                    "template": {
+                        "metadata": {"labels": {"team": "ml"}, "annotations": {"owner": "alice"}},
+                        "spec": {
+                            "containers": [
+                                {
+                                    "name": "vllm",
+                                    "image": image,
+                                    "args": ["--model", "Qwen/Qwen3-8B"],
+                                    "resources": {"limits": {"nvidia.com/gpu": "1"}},
+                                }
+                            ]
+                        },
+                    },
+                }
+            ]
+        },
+    }
+
+
+def with_router(manifest: dict[str, Any], strategy: str = "prefix-cache") -> dict[str, Any]:
+    out = copy.deepcopy(manifest)
+    out["spec"]["roles"].insert(
+        0,
+        {
+            "name": "router",
+            "componentType": "router",
+            "strategy": strategy,
+            "httproute": {"parentRefs": [{"name": "inference-gateway"}]},
+        },
+    )
+    return out
+
+
+async def deployment(client: AsyncClient, name: str, namespace: str) -> dict[str, Any]:
+    return dict(await client.get(RawDeployment, name, namespace=namespace))
+
+
+async def exists(client: AsyncClient, resource: Any, name: str, namespace: str) -> bool:
+    try:
+        await client.get(resource, name, namespace=namespace)
+    except ApiError as exc:
+        if exc.status.code == 404:
+            return False
+        raise
+    return True
+
+
+async def wait_ready(client: AsyncClient, name: str, namespace: str, timeout: float = 60) -> dict[str, Any]:  # noqa: ASYNC109
+    async def ready() -> dict[str, Any]:
+        obj = await get_service(client, name, namespace)
+        assert condition(obj, "Ready").get("status") == "True", (obj.get("status") or {}).get("conditions")
+        return obj
+
+    return await eventually_async(ready, timeout=timeout, interval=0.2)
