@@ -28,7 +28,7 @@ from fusioninfer.api import naming
 from fusioninfer.api.v1alpha1 import Engine, MultinodeBackend, Role
 from fusioninfer.builders import engine as engines
 from fusioninfer.builders import pd
-from fusioninfer.builders.context import BuildContext, Manifest, Notice
+from fusioninfer.builders.context import BuildContext, Manifest
 from fusioninfer.builders.deployment import rolling_update
 from fusioninfer.builders.podtemplate import PodPart, serving_pod_template
 
@@ -59,6 +59,7 @@ PREREQUISITES_MET = "PrerequisitesMet"
 MISSING_APIS = "MissingAPIs"
 SPEC_WARNINGS = "SpecWarnings"
 CANNOT_REWRITE = "CannotRewriteCommand"
+IGNORED_FIELD = "IgnoredField"
 
 _SHELLS = frozenset({"sh", "bash", "dash", "ash", "zsh", "ksh"})
 _SHELL_C = re.compile(r"^-[a-zA-Z]*c[a-zA-Z]*$")
@@ -110,8 +111,7 @@ def build(ctx: BuildContext) -> list[Manifest]:
         return []
     if not ctx.capabilities.lws:
         names = ", ".join(repr(role.name) for role in roles)
-        _notice_once(
-            ctx,
+        ctx.notice(
             PREREQUISITES_MET,
             MISSING_APIS,
             f"LeaderWorkerSet (leaderworkerset.x-k8s.io/v1) is not installed, so the multi-node "
@@ -123,13 +123,17 @@ def build(ctx: BuildContext) -> list[Manifest]:
 
 # --- pod templates ------------------------------------------------------------------------------
 def decorate(ctx: BuildContext, role: Role, template: Manifest, part: PodPart) -> Manifest:
-    """Leader/worker start-up and probes of the serving container of a multi-node role."""
-    if part is PodPart.SINGLE or not role.is_multinode:
-        return template
+    """Leader/worker start-up and probes of the serving container of a multi-node role; for a
+    single-node SGLang server, only the listen address (see `_expose_sglang`)."""
     serving = engines.serving_container(role)
     container = _find_container(template, serving)
     if container is None:
         return template
+    if part is PodPart.SINGLE or not role.is_multinode:
+        if serving.engine is Engine.SGLANG and (role.multinode is None or role.multinode.rewrite_command is not False):
+            _expose_sglang(ctx, role, container, part)
+        return template
+    _warn_about_ignored_backend(ctx, role, container, serving.engine)
     # Before any rewrite: `--port` is easiest to read from the user's own argv.
     port = _listen_port(container, pd.engine_port(ctx, role, part))
     if role.multinode is None or role.multinode.rewrite_command is not False:
@@ -141,6 +145,42 @@ def decorate(ctx: BuildContext, role: Role, template: Manifest, part: PodPart) -
     else:
         _drop_probes_on_port(container, port)
     return template
+
+
+def _expose_sglang(ctx: BuildContext, role: Role, container: dict[str, Any], part: PodPart) -> None:
+    """SGLang listens on 127.0.0.1 unless told otherwise: the kubelet's probes, the InferencePool
+    and the P/D sidecar could never reach it. Add `--host 0.0.0.0` when the user gave no host."""
+    if not has_flag(command_words(container), "--host"):
+        _append_flags(ctx, role, container, part, ["--host", "0.0.0.0"])
+
+
+def _role_path(ctx: BuildContext, role: Role) -> str:
+    index = next(i for i, r in enumerate(ctx.isvc.spec.roles) if r.name == role.name)
+    return f"spec.roles[{index}]"
+
+
+def _warn_about_ignored_backend(ctx: BuildContext, role: Role, container: dict[str, Any], engine: Engine) -> None:
+    """`multinode.backend` loses to what the command says, and means nothing to SGLang: say so,
+    instead of silently running something other than what the spec asks for."""
+    wanted = role.multinode.backend if role.multinode is not None else None
+    if wanted is None:
+        return
+    if engine is Engine.SGLANG:
+        ctx.notice(
+            SPEC_WARNINGS,
+            IGNORED_FIELD,
+            f"{_role_path(ctx, role)}.multinode.backend: {wanted.value!r} is ignored: "
+            "it selects vLLM's distributed executor, and this role runs SGLang",
+        )
+        return
+    given = _flag_value(command_words(container), "--distributed-executor-backend")
+    if given is not None and given != wanted.value:
+        ctx.notice(
+            SPEC_WARNINGS,
+            IGNORED_FIELD,
+            f"{_role_path(ctx, role)}.multinode.backend: {wanted.value!r} is ignored: the serving "
+            f"command already says --distributed-executor-backend {given}",
+        )
 
 
 def http_readiness_probe(port: int) -> dict[str, Any]:
@@ -219,8 +259,7 @@ def _append_flags(ctx: BuildContext, role: Role, container: dict[str, Any], part
     if shell_script(container) is None:
         container["args"] = [*(str(a) for a in container.get("args") or []), *flags]
         return
-    _notice_once(
-        ctx,
+    ctx.notice(
         SPEC_WARNINGS,
         CANNOT_REWRITE,
         f"role {role.name}: the serving container {container.get('name')!r} runs a shell script, so the "
@@ -336,9 +375,3 @@ def _listen_port(container: dict[str, Any], default: int) -> int:
     if value is not None and value.isdigit():
         return int(value)
     return default
-
-
-def _notice_once(ctx: BuildContext, condition: str, reason: str, message: str) -> None:
-    """Pod templates are rendered more than once per build (the PodGroup sums their resources)."""
-    if Notice(condition, reason, message) not in ctx.notices:
-        ctx.notice(condition, reason, message)

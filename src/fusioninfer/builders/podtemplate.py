@@ -47,9 +47,8 @@ def serving_pod_template(ctx: BuildContext, role: Role, part: PodPart = PodPart.
     template = base_pod_template(ctx, role)
     template = pd.decorate(ctx, role, template, part)
     template = gang.decorate(ctx, role, template, part)
-    if part is not PodPart.SINGLE:
-        template = multinode.decorate(ctx, role, template, part)
-    return template
+    # Engine start-up: multi-node flags for leaders/workers, the listen address for SGLang.
+    return multinode.decorate(ctx, role, template, part)
 
 
 def add_labels(template: Manifest, labels: dict[str, str]) -> None:

@@ -453,3 +453,58 @@ def test_only_the_serving_container_is_rewritten() -> None:
 )
 def test_shell_script_location(container: dict[str, Any], expected: tuple[str, int] | None) -> None:
     assert mn.shell_script(container) == expected
+
+
+# --- single-node SGLang, and backend settings that cannot apply ---------------------------------
+def single_node_container(isvc: InferenceService) -> dict[str, Any]:
+    deployment = objects(render(isvc), "Deployment")[0]
+    return engine_container(deployment["spec"]["template"])
+
+
+def test_single_node_sglang_listens_on_all_interfaces() -> None:
+    # Without --host SGLang binds 127.0.0.1: no probe, pool or sidecar could reach it.
+    container = single_node_container(service(SGLANG, nodes=1))
+    assert container["args"] == [*SGLANG["args"], "--host", "0.0.0.0"]
+
+
+@pytest.mark.parametrize("host", [["--host", "::"], ["--host=10.0.0.1"]])
+def test_single_node_sglang_keeps_the_users_host(host: list[str]) -> None:
+    args = [*SGLANG["args"], *host]
+    assert single_node_container(service({**SGLANG, "args": args}, nodes=1))["args"] == args
+
+
+def test_single_node_sglang_is_left_alone_when_rewriting_is_off() -> None:
+    container = single_node_container(service(SGLANG, nodes=1, multinode={"rewriteCommand": False}))
+    assert container["args"] == SGLANG["args"]
+
+
+def test_single_node_vllm_is_not_rewritten() -> None:
+    assert single_node_container(service(VLLM, nodes=1))["args"] == VLLM["args"]
+
+
+def test_backend_that_contradicts_the_users_flag_is_reported_and_the_flag_wins() -> None:
+    args = [*VLLM["args"], "--distributed-executor-backend", "mp"]
+    isvc = service({**VLLM, "args": args}, nodes=4, multinode={"backend": "ray"})
+    result = render(isvc)
+    warnings = [n for n in result.notices if n.reason == "IgnoredField"]
+    assert len(warnings) == 1
+    assert warnings[0].condition == "SpecWarnings"
+    assert warnings[0].message.startswith("spec.roles[0].multinode.backend: 'ray' is ignored")
+    assert "--distributed-executor-backend mp" in warnings[0].message
+    leader, _ = leader_and_worker(isvc)
+    assert leader["args"][: len(args)] == args  # mp it is, as the command says
+
+
+def test_backend_on_an_sglang_role_is_reported() -> None:
+    result = render(service(SGLANG, multinode={"backend": "mp"}))
+    warnings = [n for n in result.notices if n.reason == "IgnoredField"]
+    assert [n.message for n in warnings] == [
+        "spec.roles[0].multinode.backend: 'mp' is ignored: it selects vLLM's distributed executor, "
+        "and this role runs SGLang"
+    ]
+
+
+def test_matching_backend_and_flag_are_not_reported() -> None:
+    args = [*VLLM["args"], "--distributed-executor-backend", "mp"]
+    result = render(service({**VLLM, "args": args}, nodes=4, multinode={"backend": "mp"}))
+    assert not [n for n in result.notices if n.reason == "IgnoredField"]
