@@ -22,12 +22,14 @@ from pathlib import Path
 import pytest
 from lightkube import ApiError, AsyncClient, Client
 from lightkube.models.meta_v1 import ObjectMeta
-from lightkube.resources.core_v1 import Namespace
+from lightkube.resources.core_v1 import Namespace, Node
+from lightkube.types import PatchType
 
 from fusioninfer.localcluster.build import ensure_binaries
 from fusioninfer.localcluster.cluster import LocalCluster
 from fusioninfer.localcluster.crds import BUNDLED_CRD_DIR, install_crds
-from fusioninfer.localcluster.nodesim import NodeSimulator
+from fusioninfer.localcluster.fakes import FakeControllers
+from fusioninfer.localcluster.nodesim import NodeSimulator, NodeSpec
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 # `tests.support` must be importable however pytest was started (`pytest`, not `python -m pytest`).
@@ -39,6 +41,7 @@ SIM_NODES = 4
 SIM_GPUS_PER_NODE = 8
 TEST_FIELD_MANAGER = "fusioninfer-tests"
 TEST_NAMESPACE_LABEL = "fusioninfer.io/test-namespace"
+PRIVATE_NODE_LABEL = "fusioninfer.io/private-node"
 
 
 def tmpfs_dir() -> Path | None:
@@ -163,3 +166,51 @@ def namespace(request: pytest.FixtureRequest, cluster: LocalCluster) -> Iterator
             except ApiError as exc:
                 if exc.status.code != 404:
                     raise
+
+
+@pytest.fixture
+def fake_controllers(cluster: LocalCluster, namespace: str) -> Iterator[FakeControllers]:
+    """The fake Volcano / LWS / gateway controllers, in-process, acting only in this test's
+    namespace (so other tests, which play those controllers themselves, are not disturbed)."""
+    with FakeControllers(cluster.kubeconfig_path, namespace=namespace) as fakes:
+        yield fakes
+
+
+@dataclass
+class PrivateNodes:
+    """Simulated nodes only this test may use: labelled and tainted with the test's namespace."""
+
+    names: list[str]
+    selector: dict[str, str]
+    toleration: dict[str, str]
+    gpus_per_node: int
+
+
+@pytest.fixture
+def private_nodes(cluster: LocalCluster, namespace: str) -> Iterator[PrivateNodes]:
+    """Two extra simulated nodes x 8 GPUs that no other test's Pods can land on (NoSchedule taint
+    keyed by the namespace; Pods need `toleration` and `selector`), so capacity arithmetic in a
+    test is exact whatever else runs on the session's nodes. Deleted afterwards."""
+    key = PRIVATE_NODE_LABEL
+    sim = NodeSimulator(
+        cluster.kubeconfig_path,
+        nodes=2,
+        name_prefix=f"pn-{namespace[-6:]}",
+        node_spec=NodeSpec(gpus=8, labels={key: namespace}),
+        heartbeat_interval=5.0,
+        delete_nodes_on_stop=True,
+    )
+    sim.start()
+    try:
+        taint = {"key": key, "value": namespace, "effect": "NoSchedule"}
+        with cluster.client(field_manager=TEST_FIELD_MANAGER) as c:
+            for name in sim.node_names:
+                c.patch(Node, name, {"spec": {"taints": [taint]}}, patch_type=PatchType.MERGE)
+        yield PrivateNodes(
+            names=list(sim.node_names),
+            selector={key: namespace},
+            toleration={"key": key, "operator": "Equal", "value": namespace, "effect": "NoSchedule"},
+            gpus_per_node=8,
+        )
+    finally:
+        sim.stop()

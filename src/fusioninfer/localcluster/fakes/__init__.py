@@ -1,0 +1,153 @@
+"""Faithful fakes of the third-party controllers that cannot run on the local control plane.
+
+The local cluster has a real apiserver, controller-manager and scheduler, and the node simulator
+plays the kubelets; but Volcano, the LeaderWorkerSet controller and a Gateway API /
+Inference Extension implementation are Go programs installed from container images, which we
+cannot run here. Without them, gang-scheduled Pods stay Pending forever, LeaderWorkerSets never
+get Pods and no HTTPRoute is ever accepted. These fakes do what those controllers do, through
+the same API objects, subresources, names, labels and status shapes, so the operator cannot tell
+the difference (the modules' docstrings list what each leaves out):
+
+- `volcano.FakeVolcano`: gang scheduler for `schedulerName: volcano` Pods + PodGroup status;
+- `lws.FakeLWS`: LeaderWorkerSet groups of Pods + LWS status;
+- `gateway.FakeGateway`: Gateway/HTTPRoute/InferencePool/GatewayClass status for the classes
+  whose `controllerName` is `fusioninfer.io/fake-gateway-controller`.
+
+`FakeControllers` runs them together: in-process (`start()`/`stop()` in a thread, or
+`await run()`), or as the process `python -m fusioninfer.localcluster.fakes --kubeconfig K`,
+which `fusioninfer cluster up --nodes N` starts by default (`--no-fake-controllers` to leave
+them out).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from fusioninfer.localcluster.fakes.common import client_for
+
+log = logging.getLogger("fusioninfer.fakes")
+
+ALL_FAKES = ("volcano", "lws", "gateway")
+FIELD_MANAGER = "fusioninfer-fakes"
+
+
+class FakeControllers:
+    """The fakes named in `enabled`, sharing one client, watching `namespace` (None: all)."""
+
+    def __init__(
+        self,
+        kubeconfig: Path | str,
+        *,
+        namespace: str | None = None,
+        enabled: Sequence[str] = ALL_FAKES,
+    ) -> None:
+        unknown = set(enabled) - set(ALL_FAKES)
+        if unknown:
+            raise ValueError(f"unknown fake controllers {sorted(unknown)}; choose from {ALL_FAKES}")
+        self.kubeconfig = Path(kubeconfig)
+        self.namespace = namespace
+        self.enabled = tuple(enabled)
+        self.controllers: dict[str, Any] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._thread: threading.Thread | None = None
+        self._started = threading.Event()
+        self._error: BaseException | None = None
+
+    async def run(self) -> None:
+        """Run every enabled fake until `request_stop()` (or cancellation)."""
+        from fusioninfer.localcluster.fakes.gateway import FakeGateway
+        from fusioninfer.localcluster.fakes.lws import FakeLWS
+        from fusioninfer.localcluster.fakes.volcano import FakeVolcano
+
+        self._loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        client = client_for(self.kubeconfig, FIELD_MANAGER)
+        factories: dict[str, Any] = {"volcano": FakeVolcano, "lws": FakeLWS, "gateway": FakeGateway}
+        self.controllers = {name: factories[name](client, namespace=self.namespace) for name in self.enabled}
+        tasks = [asyncio.create_task(c.run(), name=f"fake-{n}") for n, c in self.controllers.items()]
+        self._started.set()
+        try:
+            await self._stop.wait()
+        finally:
+            for controller in self.controllers.values():
+                controller.stop()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await client.close()
+            self._loop = None
+
+    def request_stop(self) -> None:
+        """Ask `run()` to finish (thread-safe)."""
+        loop, event = self._loop, self._stop
+        if loop is not None and event is not None and not loop.is_closed():
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(event.set)
+
+    def start(self, timeout: float = 10.0) -> FakeControllers:
+        """Run in a daemon thread with its own event loop (tests)."""
+        if self._thread is not None:
+            raise RuntimeError("fake controllers already started")
+        self._thread = threading.Thread(target=self._thread_main, name="fake-controllers", daemon=True)
+        self._thread.start()
+        if not self._started.wait(timeout) or self._error is not None:
+            self.stop()
+            raise RuntimeError("fake controllers failed to start") from self._error
+        return self
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self.request_stop()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+    def _thread_main(self) -> None:
+        try:
+            asyncio.run(self.run())
+        except BaseException as exc:
+            self._error = exc
+            log.exception("fake controllers crashed")
+        finally:
+            self._started.set()
+
+    def __enter__(self) -> FakeControllers:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """`python -m fusioninfer.localcluster.fakes --kubeconfig K [--only volcano,lws] [--namespace N]`."""
+    parser = argparse.ArgumentParser(
+        prog="python -m fusioninfer.localcluster.fakes",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--kubeconfig", required=True, type=Path)
+    parser.add_argument("--namespace", default=None, help="act only in this namespace (default: all)")
+    parser.add_argument("--only", default=",".join(ALL_FAKES), help=f"comma-separated subset of {ALL_FAKES}")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("httpx2").setLevel(logging.WARNING)
+    fakes = FakeControllers(args.kubeconfig, namespace=args.namespace, enabled=[s for s in args.only.split(",") if s])
+
+    async def _main() -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, fakes.request_stop)
+        log.info("fake controllers running: %s", ", ".join(fakes.enabled))
+        await fakes.run()
+
+    asyncio.run(_main())
+
+
+__all__ = ["ALL_FAKES", "FakeControllers", "main"]
