@@ -66,7 +66,7 @@ def held() -> set[tuple[str, str, str]]:
 
 @pytest.mark.parametrize("kind", CHILD_KINDS, ids=lambda k: k.kind)
 def test_every_child_kind_can_be_watched_applied_and_pruned(kind: Any) -> None:
-    for verb in ("list", "watch", "patch", "delete"):
+    for verb in ("list", "watch", "create", "patch", "delete"):
         assert (kind.group, kind.plural, verb) in held()
 
 
@@ -114,11 +114,11 @@ def test_least_privilege() -> None:
     assert not any(resource in ("secrets", "nodes", "namespaces") for _, resource, _ in have)
     assert not any(verb in ("escalate", "bind", "impersonate", "deletecollection") for _, _, verb in have)
     assert ("apiextensions.k8s.io", "customresourcedefinitions", "patch") not in have
-    # Children are only created through server-side apply (patch), never read one by one.
+    # Children are written by server-side apply (never update) and read from caches (never get).
     for kind in CHILD_KINDS:
-        if kind.plural not in ("pods", "inferencepools"):  # the picker's reads
+        assert (kind.group, kind.plural, "update") not in have
+        if kind.plural != "inferencepools":  # the picker reads its pool
             assert (kind.group, kind.plural, "get") not in have
-            assert (kind.group, kind.plural, "create") not in have
 
 
 def test_merge_is_minimal_and_stable() -> None:

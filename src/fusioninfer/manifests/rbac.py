@@ -8,7 +8,8 @@ new picker permission changes the generated role (and `tests/unit/test_rbac.py` 
    status subresource, the CRD informer (prerequisite discovery), the pod informer (status),
    Events and the leader-election Lease;
 2. `CHILD_KINDS` (`builders/kinds.py`): every child kind is watched (list/watch), applied
-   server-side (patch, which also creates) and pruned (delete);
+   server-side (patch; an apply that creates the object is also authorized as `create`) and
+   pruned (delete);
 3. the endpoint picker's Role (`builders/epp.py`): Kubernetes lets a subject create or update a
    Role, or bind one, only when the subject already holds every permission in it (RBAC's
    escalation check), so the operator must hold everything it grants the picker, in the
@@ -18,9 +19,9 @@ Leases and Events are granted cluster-wide rather than in a separate leader-elec
 the operator's namespace because of (3): the picker Role in every service's namespace grants
 them, so the operator must hold them there too.
 
-Least privilege: no `get` (every read is from an informer cache), no `create`/`update` on
-children (server-side apply creates through `patch`), nothing on Secrets, nothing cluster-wide
-written except through the children's own namespaced kinds.
+Least privilege: no `get` (every read is from an informer cache), no `update` on children
+(server-side apply is a `patch`), nothing on Secrets, no wildcards. `tests/integration/test_rbac.py`
+runs the operator with exactly this role, so a verb too few fails there.
 """
 
 from __future__ import annotations
@@ -71,11 +72,13 @@ OPERATOR_NEEDS: tuple[Need, ...] = (
     Need("coordination.k8s.io", ("leases",), ("get", "create", "update"), "leader election (runtime/leader.py)"),
 )
 
-CHILD_VERBS = ("list", "watch", "patch", "delete")
+# The apiserver authorizes a server-side apply that creates its object as `create` too (the
+# 403 then has an empty reason), so `patch` alone only ever updates.
+CHILD_VERBS = ("list", "watch", "create", "patch", "delete")
 
 
 def child_needs() -> list[Need]:
-    """Watch (informers), server-side apply (patch creates too) and prune (delete) every child kind."""
+    """Watch (informers), server-side apply (create + patch) and prune (delete) every child kind."""
     return [
         Need(kind.group, (kind.plural,), CHILD_VERBS, f"{kind.kind} children (builders/kinds.py)")
         for kind in CHILD_KINDS
