@@ -258,7 +258,8 @@ def test_cli_up_status_down_with_background_simulator(tmp_path: Path, foreign_pr
         assert "already running" in again.output
 
         with Client(config=KubeConfig.from_file(kubeconfig)) as c:
-            node: Any = eventually(lambda: c.get(Node, "sim-node-0"), timeout=15)
+            # The simulator registers its nodes in the background: a 404 at first is expected.
+            node: Any = eventually(lambda: c.get(Node, "sim-node-0"), timeout=30, retry_on=(ApiError,))
             assert node.status.allocatable["nvidia.com/gpu"] == "2"
 
         records = LocalCluster(state_dir).processes()
