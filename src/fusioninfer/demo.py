@@ -28,8 +28,11 @@ from fusioninfer.install import install_crds
 from fusioninfer.runtime.apply import apply
 from fusioninfer.runtime.kinds import default_registry
 
-DEFAULT_EXAMPLES = ("examples/monolithic.yaml", "examples/pd-disaggregated.yaml")
+DEFAULT_EXAMPLES = ("examples/monolithic.yaml", "examples/pd-disaggregated.yaml", "examples/multinode.yaml")
 NAMESPACE = "fusioninfer-demo"
+# The examples' routes name this Gateway; the demo creates it, of the fake gateway's class.
+GATEWAY_NAME = "inference-gateway"
+GPU = "nvidia.com/gpu"
 
 
 class DemoFailed(RuntimeError):
@@ -59,7 +62,65 @@ def _load_examples(paths: list[Path]) -> list[dict[str, Any]]:
 
 
 def _ready(obj: dict[str, Any]) -> bool:
-    return (find((obj.get("status") or {}).get("conditions"), "Ready") or {}).get("status") == "True"
+    """Ready, and its route accepted when it has one (the fake gateway reports on it)."""
+    conds = (obj.get("status") or {}).get("conditions")
+    route = find(conds, "RouteReady")
+    return (find(conds, "Ready") or {}).get("status") == "True" and (route is None or route.get("status") == "True")
+
+
+def _int(value: Any, default: int) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return default
+
+
+def pod_gpus(doc: dict[str, Any]) -> list[int]:
+    """The `nvidia.com/gpu` each serving pod of an InferenceService asks for (one entry per pod;
+    limits count where requests are absent, as the scheduler does)."""
+    out: list[int] = []
+    for role in (doc.get("spec") or {}).get("roles") or []:
+        if role.get("componentType") == "router":
+            continue
+        replicas = _int(role.get("replicas", role.get("roleReplicas", 1)), 1)
+        nodes = _int((role.get("multinode") or {}).get("nodeCount", role.get("podReplicas", 1)), 1)
+        per_pod = 0
+        for container in ((role.get("template") or {}).get("spec") or {}).get("containers") or []:
+            res = container.get("resources") or {}
+            per_pod += _int((res.get("requests") or {}).get(GPU, (res.get("limits") or {}).get(GPU, 0)), 0)
+        out.extend([per_pod] * (replicas * nodes))
+    return out
+
+
+def nodes_needed(pods: list[int], gpus_per_node: int) -> int | None:
+    """Nodes of `gpus_per_node` GPUs that hold all `pods` (first-fit decreasing, as a gang
+    scheduler packing whole-node pods would), or None if some pod is larger than a node."""
+    if any(g > gpus_per_node for g in pods):
+        return None
+    free: list[int] = []
+    for gpus in sorted(pods, reverse=True):
+        if gpus == 0:
+            continue
+        slot = next((i for i, f in enumerate(free) if f >= gpus), None)
+        if slot is None:
+            free.append(gpus_per_node - gpus)
+        else:
+            free[slot] -= gpus
+    return len(free)
+
+
+def plan_examples(docs: list[dict[str, Any]], gpus_per_node: int) -> tuple[list[dict[str, Any]], list[str], int]:
+    """(services to deploy, why others are skipped, simulated nodes needed for them)."""
+    keep, skipped, pods = [], [], []
+    for doc in docs:
+        name = doc["metadata"]["name"]
+        wanted = pod_gpus(doc)
+        if nodes_needed(wanted, gpus_per_node) is None:
+            skipped.append(f"{name}: a pod needs {max(wanted)} GPUs, a node has {gpus_per_node}")
+            continue
+        keep.append(doc)
+        pods.extend(wanted)
+    return keep, skipped, nodes_needed(pods, gpus_per_node) or 0
 
 
 async def _wait_ready(client: AsyncClient, names: list[str], wait: float, console: Console) -> dict[str, Any]:
@@ -76,10 +137,7 @@ async def _wait_ready(client: AsyncClient, names: list[str], wait: float, consol
             if shown.get(name) != line:
                 console.print(f"  {name}: {line}")
                 shown[name] = line
-        if all(
-            (find((o.get("status") or {}).get("conditions"), "Ready") or {}).get("status") == "True"
-            for o in last.values()
-        ):
+        if all(_ready(o) for o in last.values()):
             return last
         await asyncio.sleep(1.0)
     not_ready = {
@@ -107,6 +165,17 @@ def _describe(obj: dict[str, Any]) -> str:
         return f"{status.get('readyReplicas', 0)}/{spec.get('replicas', 1)} ready"
     if obj["kind"] == "LeaderWorkerSet":
         return f"{status.get('readyReplicas', 0)}/{spec.get('replicas', 1)} groups ready"
+    if obj["kind"] == "PodGroup":
+        phase = status.get("phase", "no status")
+        return f"{phase} (minMember {spec.get('minMember')}, running {status.get('running', 0)})"
+    if obj["kind"] in ("HTTPRoute", "InferencePool"):
+        parents = [p for p in status.get("parents") or [] if find(p.get("conditions"), "Accepted")]
+        accepted = [
+            p["parentRef"].get("name", "?")
+            for p in parents
+            if (find(p.get("conditions"), "Accepted") or {}).get("status") == "True"
+        ]
+        return f"accepted by Gateway {', '.join(accepted)}" if accepted else "not accepted yet"
     return ""
 
 
@@ -137,11 +206,31 @@ def _render(console: Console, services: dict[str, Any], children: dict[str, list
         console.print(conds)
 
 
-async def _run_demo(kubeconfig: Path, options: DemoOptions, console: Console) -> None:
+def _gateway(class_name: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "gateway.networking.k8s.io/v1",
+        "kind": "Gateway",
+        "metadata": {"name": GATEWAY_NAME, "namespace": NAMESPACE},
+        "spec": {
+            "gatewayClassName": class_name,
+            "listeners": [
+                {"name": "http", "port": 80, "protocol": "HTTP", "allowedRoutes": {"namespaces": {"from": "Same"}}}
+            ],
+        },
+    }
+
+
+async def _run_demo(kubeconfig: Path, options: DemoOptions, docs: list[dict[str, Any]], console: Console) -> None:
+    from fusioninfer.localcluster.fakes.gateway import DEFAULT_GATEWAY_CLASS, gateway_class_manifest
+
     client = AsyncClient(config=KubeConfig.from_file(kubeconfig), field_manager="fusioninfer-demo")
     try:
         await apply(client, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}}, "demo")
-        docs = _load_examples(options.examples)
+        console.print(
+            f"      GatewayClass {DEFAULT_GATEWAY_CLASS} (fake gateway controller), Gateway {NAMESPACE}/{GATEWAY_NAME}"
+        )
+        await apply(client, gateway_class_manifest(), "fusioninfer-demo")
+        await apply(client, _gateway(DEFAULT_GATEWAY_CLASS), "fusioninfer-demo")
         for doc in docs:
             console.print(f"applying InferenceService {NAMESPACE}/{doc['metadata']['name']}")
             await apply(client, doc, "fusioninfer-demo")
@@ -156,18 +245,26 @@ async def _run_demo(kubeconfig: Path, options: DemoOptions, console: Console) ->
 
 def run_demo(options: DemoOptions, console: Console | None = None) -> None:
     """Everything `make demo` does. Raises DemoFailed with a reason on failure."""
-    from fusioninfer.localcluster.cluster import LocalCluster, pick_free_ports
+    from fusioninfer.localcluster.cluster import FAKES, LocalCluster, pick_free_ports
     from fusioninfer.localcluster.crds import BUNDLED_CRD_DIR
 
     console = console or Console(highlight=False)
+    docs, skipped, needed = plan_examples(_load_examples(options.examples), options.gpus_per_node)
+    for reason in skipped:
+        console.print(f"skipping {reason}")
+    if not docs:
+        raise DemoFailed("no example fits the simulated nodes: " + "; ".join(skipped))
+    nodes = max(options.nodes, needed)
     cluster = LocalCluster(options.state_dir)
     if cluster.is_running():
         console.print(f"stopping the previous demo cluster in {options.state_dir}")
         cluster.down()
     console.print("[bold]1/5[/] starting the local control plane (etcd, kube-apiserver, controller-manager, scheduler)")
-    cluster.up(nodes=options.nodes, gpus_per_node=options.gpus_per_node)
+    cluster.up(nodes=nodes, gpus_per_node=options.gpus_per_node, fake_controllers=True)
     kubeconfig = cluster.kubeconfig_path
-    console.print(f"      {options.nodes} simulated nodes with {options.gpus_per_node} nvidia.com/gpu each")
+    sized = f" (the examples need {needed})" if nodes > options.nodes else ""
+    console.print(f"      {nodes} simulated nodes with {options.gpus_per_node} nvidia.com/gpu each{sized}")
+    console.print("      fake Volcano, LeaderWorkerSet and gateway controllers (what cannot run here; see docs)")
     try:
         console.print("[bold]2/5[/] installing CRDs: InferenceService + LWS, Volcano, Gateway API, Inference Extension")
         install_crds(kubeconfig, [BUNDLED_CRD_DIR])
@@ -191,10 +288,11 @@ def run_demo(options: DemoOptions, console: Console | None = None) -> None:
             ],
         )
         console.print("[bold]4/5[/] applying examples: " + ", ".join(str(p) for p in options.examples))
-        asyncio.run(_run_demo(kubeconfig, options, console))
+        asyncio.run(_run_demo(kubeconfig, options, docs, console))
         console.print("[bold]5/5[/] done: every InferenceService is Ready\n")
     except BaseException:
         console.print(f"operator log: {cluster.log_path('operator')}")
+        console.print(f"fake controllers log: {cluster.log_path(FAKES)}")
         if options.teardown:
             cluster.down()
         raise
@@ -207,7 +305,7 @@ def run_demo(options: DemoOptions, console: Console | None = None) -> None:
         f"  export KUBECONFIG={kubeconfig}\n"
         f"  kubectl get fisvc -n {NAMESPACE}\n"
         f"  kubectl describe fisvc qwen-inference -n {NAMESPACE}\n"
-        f"  kubectl get deploy,pods,inferencepools,httproutes -n {NAMESPACE}\n"
+        f"  kubectl get deploy,lws,podgroups,pods,inferencepools,httproutes,gateways -n {NAMESPACE}\n"
         f"  fusioninfer cluster status --state-dir {options.state_dir}\n"
         f"Operator log: {cluster.log_path('operator')}\n"
         f"Tear down: fusioninfer cluster down --state-dir {options.state_dir}"

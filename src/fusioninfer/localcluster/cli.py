@@ -14,6 +14,7 @@ import typer
 from fusioninfer.localcluster.build import BuildError, bin_dir, ensure_binaries, missing_binaries
 from fusioninfer.localcluster.cluster import (
     DEFAULT_STATE_DIR,
+    FAKES,
     NODESIM,
     ClusterAlreadyRunning,
     ClusterError,
@@ -47,12 +48,20 @@ def _echo_usage(cluster: LocalCluster) -> None:
 def up(
     nodes: Annotated[int, typer.Option(help="Simulated nodes to run (0: none, Pods stay Pending).")] = 0,
     gpus_per_node: Annotated[int, typer.Option(help="nvidia.com/gpu capacity of each simulated node.")] = 8,
+    fake_controllers: Annotated[
+        bool | None,
+        typer.Option(
+            "--fake-controllers/--no-fake-controllers",
+            help="Run fake Volcano, LeaderWorkerSet and gateway controllers (default: on with --nodes).",
+            show_default=False,
+        ),
+    ] = None,
     state_dir: StateDir = DEFAULT_STATE_DIR,
 ) -> None:
     """Start the control plane (building the binaries first if needed) and wait until it is ready."""
     cluster = LocalCluster(state_dir)
     try:
-        cluster.up(nodes=nodes, gpus_per_node=gpus_per_node)
+        cluster.up(nodes=nodes, gpus_per_node=gpus_per_node, fake_controllers=fake_controllers)
     except ClusterAlreadyRunning:
         typer.echo(f"A cluster is already running from {cluster.state_dir}.")
         _echo_usage(cluster)
@@ -63,6 +72,8 @@ def up(
     typer.echo(f"Local control plane ready in {cluster.startup_seconds}s (state: {cluster.state_dir}).")
     if nodes:
         typer.echo(f"Node simulator: {nodes} node(s) x {gpus_per_node} GPU(s), log {cluster.log_path(NODESIM)}")
+    if FAKES in cluster.processes():
+        typer.echo(f"Fake Volcano/LWS/gateway controllers: log {cluster.log_path(FAKES)}")
     _echo_usage(cluster)
 
 

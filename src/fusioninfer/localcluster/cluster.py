@@ -50,7 +50,8 @@ APISERVER = "kube-apiserver"
 CONTROLLER_MANAGER = "kube-controller-manager"
 SCHEDULER = "kube-scheduler"
 NODESIM = "nodesim"
-COMPONENT_ORDER: tuple[str, ...] = (ETCD, APISERVER, CONTROLLER_MANAGER, SCHEDULER, NODESIM)
+FAKES = "fake-controllers"
+COMPONENT_ORDER: tuple[str, ...] = (ETCD, APISERVER, CONTROLLER_MANAGER, SCHEDULER, NODESIM, FAKES)
 
 # Files and directories we create inside the state dir; `down` removes only these, never an
 # arbitrary directory a user pointed --state-dir at.
@@ -289,6 +290,11 @@ def nodesim_args(kubeconfig: Path, nodes: int, gpus_per_node: int, extra: Sequen
     ]
 
 
+def fakes_args(kubeconfig: Path, extra: Sequence[str] = ()) -> list[str]:
+    """argv of the background fake Volcano/LWS/gateway controllers (`fusioninfer.localcluster.fakes`)."""
+    return [sys.executable, "-m", "fusioninfer.localcluster.fakes", "--kubeconfig", str(kubeconfig), *extra]
+
+
 # --------------------------------------------------------------------------------------------
 # Process bookkeeping
 # --------------------------------------------------------------------------------------------
@@ -475,12 +481,16 @@ class LocalCluster:
         nodes: int = 0,
         gpus_per_node: int = 8,
         nodesim_extra_args: Sequence[str] = (),
+        fake_controllers: bool | None = None,
         build: bool = True,
         attempts: int = 3,
     ) -> LocalCluster:
         """Start etcd, kube-apiserver, kube-controller-manager and kube-scheduler and return once
         `/readyz` answers ok. With `nodes > 0` also start the node simulator as a background process
-        (in-process simulation for tests: `fusioninfer.localcluster.nodesim.NodeSimulator`).
+        (in-process simulation for tests: `fusioninfer.localcluster.nodesim.NodeSimulator`), and,
+        unless `fake_controllers` is False (default: True exactly when nodes are simulated), the
+        fake Volcano / LeaderWorkerSet / gateway controllers (`fusioninfer.localcluster.fakes`):
+        simulated nodes without them would leave gang-scheduled Pods Pending for ever.
 
         Raises ClusterAlreadyRunning if this state dir's cluster is alive. State left by a cluster
         that died is cleaned up first. Retries with new ports if one was grabbed meanwhile.
@@ -507,6 +517,8 @@ class LocalCluster:
             raise last_error or ClusterError("up failed")
         if nodes > 0:
             self.start_nodesim_process(nodes, gpus_per_node, nodesim_extra_args)
+        if fake_controllers if fake_controllers is not None else nodes > 0:
+            self.start_fakes_process()
         return self
 
     def _resolve_binaries(self, build: bool) -> Path:
@@ -694,6 +706,10 @@ class LocalCluster:
         """Run the node simulator as a background process that `down` stops (what `cluster up
         --nodes N` does; tests usually run `NodeSimulator` in-process instead)."""
         return self.start_process(NODESIM, nodesim_args(self.kubeconfig_path, nodes, gpus_per_node, extra_args))
+
+    def start_fakes_process(self, extra_args: Sequence[str] = ()) -> ProcessRecord:
+        """Run the fake third-party controllers as a background process that `down` stops."""
+        return self.start_process(FAKES, fakes_args(self.kubeconfig_path, extra_args))
 
     def start_process(
         self,

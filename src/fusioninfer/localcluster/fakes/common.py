@@ -16,7 +16,7 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from lightkube import AsyncClient, KubeConfig
+from lightkube import ApiError, AsyncClient, KubeConfig
 
 from fusioninfer.runtime.kinds import raw_resource
 
@@ -92,7 +92,12 @@ async def list_all(client: AsyncClient, resource: type[Any], namespace: str | No
     kwargs: dict[str, Any] = {}
     if _namespaced(raw):
         kwargs["namespace"] = namespace if namespace is not None else "*"
-    return [as_dict(o) async for o in client.list(raw, **kwargs)]
+    try:
+        return [as_dict(o) async for o in client.list(raw, **kwargs)]
+    except ApiError as exc:
+        if exc.status.code == 404:  # the CRD is not installed (yet): nothing to act on
+            return []
+        raise
 
 
 def _namespaced(res: type[Any]) -> bool:
@@ -148,10 +153,14 @@ class Loop:
                     self.kick()
             except asyncio.CancelledError:
                 raise
+            except ApiError as exc:
+                missing = exc.status.code == 404  # CRD not installed yet: look again now and then
+                log.debug("%s: watch on %s failed (%s)", self.name, raw.__name__, exc)
             except Exception as exc:
+                missing = False
                 log.debug("%s: watch on %s interrupted (%s)", self.name, raw.__name__, exc)
             self.kick()  # whatever happened meanwhile must be looked at
-            await asyncio.sleep(0.5)
+            await asyncio.sleep(5.0 if missing else 0.5)
 
     async def run(self) -> None:
         watches = [asyncio.create_task(self._watch(r), name=f"{self.name}-watch") for r in self.watched]
