@@ -10,6 +10,7 @@ BIN := $(VENV)/bin
 FI := $(BIN)/fusioninfer
 KUBECONFIG ?= $(HOME)/.kube/config
 IMG ?= fusioninfer:dev
+CONTAINER_TOOL ?= docker
 PYTEST_ARGS ?=
 
 .PHONY: help
@@ -50,11 +51,12 @@ demo: setup k8s-binaries ## Local demo: control plane + simulated GPU nodes + op
 	$(FI) demo
 
 .PHONY: manifests
-manifests: setup ## Regenerate the CRD (and RBAC) from the code
+manifests: setup ## Regenerate the CRD, the RBAC, the chart's copies and config/samples from the code and examples/
 	$(FI) crd > config/crd/bases/fusioninfer.io_inferenceservices.yaml
+	$(BIN)/python -m fusioninfer.manifests.generate
 
 .PHONY: install
-install: setup ## Install the CRD into the cluster of $$KUBECONFIG
+install: setup ## Install the CRD into the cluster of KUBECONFIG
 	$(FI) install --kubeconfig $(KUBECONFIG)
 
 .PHONY: uninstall
@@ -62,8 +64,28 @@ uninstall: setup ## Remove the CRD (and with it every InferenceService) from the
 	$(FI) uninstall --kubeconfig $(KUBECONFIG)
 
 .PHONY: run
-run: setup ## Run the operator locally against $$KUBECONFIG
+run: setup ## Run the operator locally against KUBECONFIG
 	$(FI) run --kubeconfig $(KUBECONFIG)
+
+.PHONY: docker-build
+docker-build: ## Build the operator image IMG (needs a Docker engine; CONTAINER_TOOL=podman works too)
+	$(CONTAINER_TOOL) build -t $(IMG) .
+
+.PHONY: docker-push
+docker-push: ## Push the operator image IMG
+	$(CONTAINER_TOOL) push $(IMG)
+
+.PHONY: deploy
+deploy: setup ## Deploy namespace, CRD, RBAC and operator (config/default, image IMG) to the cluster of KUBECONFIG
+	$(FI) deploy --kustomize config/default --img $(IMG) --kubeconfig $(KUBECONFIG)
+
+.PHONY: undeploy
+undeploy: setup ## Remove what deploy installed (the CRD too, and with it every InferenceService)
+	$(FI) undeploy --kustomize config/default --kubeconfig $(KUBECONFIG)
+
+.PHONY: samples
+samples: setup ## Apply config/samples (every example) to the cluster of KUBECONFIG, like kubectl apply -k
+	$(FI) deploy --kustomize config/samples --kubeconfig $(KUBECONFIG)
 
 .PHONY: clean
 clean: ## Stop the local control plane and remove build state
