@@ -201,6 +201,8 @@ class EndpointPicker(_Model):
 
 
 class GatewayServiceType(StrEnum):
+    """How the gateway implementation exposes the Gateway it provisions (its Service type)."""
+
     LOAD_BALANCER = "LoadBalancer"
     CLUSTER_IP = "ClusterIP"
     NODE_PORT = "NodePort"
@@ -313,6 +315,8 @@ class SchedulingStrategy(_Model):
 
 
 class InferenceServiceSpec(_Model):
+    """What to serve: the roles (workers, prefillers/decoders, one router) and how to schedule them."""
+
     roles: Annotated[list[Role], Field(min_length=1, max_length=MAX_ROLES)]
     scheduling_strategy: SchedulingStrategy | None = None
 
@@ -349,6 +353,8 @@ class Condition(BaseModel):
 
 
 class ComponentPhase(StrEnum):
+    """Where one role stands: no pods yet, rolling out, all replicas ready, or failing."""
+
     PENDING = "Pending"
     DEPLOYING = "Deploying"
     RUNNING = "Running"
@@ -382,6 +388,8 @@ class ServicePhase(StrEnum):
 
 
 class InferenceServiceStatus(BaseModel):
+    """What the operator observed: written by the operator only, through the status subresource."""
+
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
 
     observed_generation: int | None = None
