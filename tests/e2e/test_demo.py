@@ -1,0 +1,57 @@
+"""`fusioninfer demo` end to end, as `make demo` runs it: its own cluster, every example Ready.
+
+Runs the real command in a subprocess (no TTY), with its own state dir and `--teardown`, and
+checks the exit code, the Ready output (including the multi-node, gang-scheduled and routed
+services that need the fake Volcano / LWS / gateway controllers) and that nothing is left running.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from fusioninfer.localcluster.build import ensure_binaries
+
+pytestmark = pytest.mark.e2e
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_demo_runs_to_ready_and_tears_down(tmp_path: Path) -> None:
+    ensure_binaries()
+    state_dir = tmp_path / "demo"
+    env = {**os.environ, "COLUMNS": "200", "NO_COLOR": "1", "TERM": "dumb"}
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "fusioninfer.cli",
+            "demo",
+            "--state-dir",
+            str(state_dir),
+            "--teardown",
+            "--timeout",
+            "240",
+        ],
+        cwd=REPO,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=480,
+        check=False,
+    )
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 0, output[-5000:]
+    assert "every InferenceService is Ready" in output
+    for service in ("qwen-inference", "qwen-pd-service", "deepseek-r1"):
+        assert f"InferenceService fusioninfer-demo/{service} — Running" in output, output[-5000:]
+    assert "LeaderWorkerSet deepseek-r1-inference 2/2 groups ready" in output
+    assert "PodGroup qwen-pd-service Running" in output
+    assert "HTTPRoute qwen-pd-service-route accepted by Gateway inference-gateway" in output
+    assert "torn down (--teardown)" in output
+    assert not (state_dir / "state.json").exists()
