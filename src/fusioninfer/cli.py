@@ -256,7 +256,9 @@ def demo(
     example: Annotated[
         list[Path] | None, typer.Option("--example", "-f", help="InferenceService file(s) to deploy.")
     ] = None,
-    nodes: Annotated[int, typer.Option(min=1, help="Simulated GPU nodes.")] = 4,
+    nodes: Annotated[
+        int, typer.Option(min=1, help="Simulated GPU nodes, at least (more are added when the examples need them).")
+    ] = 4,
     gpus_per_node: Annotated[int, typer.Option(min=0)] = 8,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for Ready.")] = 180.0,
     teardown: Annotated[bool, typer.Option(help="Stop everything at the end.")] = False,
