@@ -247,11 +247,11 @@ def without_picker_permission(resource: str) -> list[dict[str, Any]]:
 
 
 async def test_a_permission_missing_from_the_cluster_role_fails_the_reconcile(
-    cluster: LocalCluster, admin: Client, async_client: AsyncClient, namespace: str, extra_namespaces: list[str]
+    cluster: LocalCluster, admin: Client, async_client: AsyncClient, namespace: str
 ) -> None:
     """Without `inferenceobjectives` the picker's Role is refused (escalation check), so the
     service is Degraded with the apiserver's 403, while its other children are created."""
-    target = extra_namespaces[0]
+    target = namespace
     rules = without_picker_permission("inferenceobjectives")
     with operator_identity(cluster, admin, namespace, rules) as identity:
         async with running_operator(identity, [target]):
