@@ -120,6 +120,7 @@ class InferenceServiceReconciler:
         result = build(isvc, options)
         observed = Observed()
         desired_keys: set[tuple[str, str]] = set()
+        changed: dict[str, list[str]] = {"Created": [], "Updated": []}
         for manifest in result.objects:
             desired = with_hash_annotation(manifest)
             kind, name = desired["kind"], desired["metadata"]["name"]
@@ -146,7 +147,12 @@ class InferenceServiceReconciler:
             observed.children[(kind, name)] = applied
             verb = "Created" if live is None else "Updated"
             log.info("%s %s %s (%s)", verb.lower(), kind, name, diff)
-            await self.events.emit(raw, "Normal", verb, f"{verb} {kind} {name}")
+            changed[verb].append(f"{kind} {name}")
+        # One Event per verb and reconcile, not one per child: a new service with a router has
+        # nine children, and an Event is a write the apiserver must serve before the status.
+        for verb, what in changed.items():
+            if what:
+                await self.events.emit(raw, "Normal", verb, f"{verb} {', '.join(what)}")
 
         await self._prune(raw, uid, desired_keys, observed)
 
