@@ -215,15 +215,17 @@ class Informer:
 
     def list(self, namespace: str | None = None, labels: Mapping[str, str] | None = None) -> ObjList:
         """Cached objects, optionally only in `namespace` and carrying every ``labels`` pair."""
-        keys: set[StoreKey] | None = None
+        indexes: list[set[StoreKey]] = []
         if namespace is not None:
-            keys = set(self._by_namespace.get(namespace, ()))
+            indexes.append(self._by_namespace.get(namespace, set()))
         for pair in (labels or {}).items():
-            matching = self._by_label.get(pair, set())
-            keys = set(matching) if keys is None else keys & matching
-        if keys is None:
+            indexes.append(self._by_label.get(pair, set()))
+        if not indexes:
             return [*self._store.values()]
-        return [self._store[k] for k in keys]
+        # Start from the smallest index: "the pods of one service in a namespace of 1000
+        # services" costs the service's few pods, not a copy of the whole namespace.
+        smallest, *others = sorted(indexes, key=len)
+        return [self._store[k] for k in smallest if all(k in other for other in others)]
 
     def by_owner(self, uid: str) -> ObjList:
         """Cached objects listing `uid` among their ownerReferences (controller or not)."""
