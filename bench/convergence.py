@@ -319,15 +319,22 @@ def discover_capabilities(client: Client) -> Capabilities:
 # --------------------------------------------------------------------------------------------
 
 
-async def lower_bound(bench: Bench, manifests: list[Obj], concurrency: int) -> tuple[float, int, int]:
-    """Seconds, audited writes and retried requests of one lower-bound run."""
+async def lower_bound(bench: Bench, manifests: list[Obj], concurrency: int, workers: int) -> tuple[float, int, int]:
+    """Seconds, audited writes and retried requests of one lower-bound run.
+
+    Shaped like the operator phase: `concurrency` submitters apply the services (as the
+    benchmark does for the operator) and hand each created service to `workers` writers (the
+    operator's workers), which apply its children and its status, one service at a time each."""
     admin = AsyncClient(config=KubeConfig.from_file(bench.cluster.kubeconfig_path), field_manager=BENCH_MANAGER)
     writer = AsyncClient(config=KubeConfig.from_file(bench.lower_bound_kubeconfig), field_manager=FIELD_MANAGER)
     retries = [0]
     start_offset = bench.audit.offset()
+    created: asyncio.Queue[Obj | None] = asyncio.Queue()
 
-    async def one(manifest: Obj) -> None:
-        raw = await with_retries(lambda: apply(admin, manifest, BENCH_MANAGER), retries)
+    async def submit(manifest: Obj) -> None:
+        created.put_nowait(await with_retries(lambda: apply(admin, manifest, BENCH_MANAGER), retries))
+
+    async def write(raw: Obj) -> None:
         isvc = parse(raw)
         built = build(isvc, BuildOptions(capabilities=bench.capabilities, owner_uid=raw["metadata"]["uid"]))
         observed = Observed()
@@ -343,12 +350,24 @@ async def lower_bound(bench: Bench, manifests: list[Obj], concurrency: int) -> t
         }
         await with_retries(lambda: apply_status(writer, body, FIELD_MANAGER), retries)
 
+    async def writer_loop() -> None:
+        while (raw := await created.get()) is not None:
+            await write(raw)
+
+    async def submit_all() -> None:
+        await run_pool(manifests, concurrency, submit)
+        for _ in range(workers):
+            created.put_nowait(None)
+
     try:
         # Warm up: TLS handshakes and token authentication before the clock starts.
         namespace = manifests[0]["metadata"]["namespace"]
         await asyncio.gather(*(c.get(Namespace, namespace) for c in (admin, writer) for _ in range(concurrency)))
         started = time.monotonic()
-        await run_pool(manifests, concurrency, one)
+        async with asyncio.TaskGroup() as group:
+            group.create_task(submit_all())
+            for _ in range(workers):
+                group.create_task(writer_loop())
         seconds = time.monotonic() - started
     finally:
         await admin.close()
@@ -610,7 +629,7 @@ async def operator_phase(
 async def _lower_bound_and_settle(
     bench: Bench, manifests: list[Obj], expected: Expected, args: Options, result: RunResult
 ) -> None:
-    seconds, writes, retries = await lower_bound(bench, manifests, args.concurrency)
+    seconds, writes, retries = await lower_bound(bench, manifests, args.concurrency, args.workers)
     result.lower_bound_runs_s.append(seconds)
     result.lower_bound_s = min(result.lower_bound_runs_s)
     result.lower_bound_writes = writes
