@@ -14,6 +14,7 @@ from lightkube import AsyncClient, KubeConfig
 
 from fusioninfer.controller.operator import Operator, OperatorConfig, ProcessConfig, run_process
 from fusioninfer.runtime.apply import instrument_client
+from fusioninfer.runtime.client import async_client
 from fusioninfer.runtime.leader import LeadershipLost
 
 log = logging.getLogger(__name__)
@@ -37,7 +38,7 @@ def load_kubeconfig(path: str | None) -> KubeConfig:
 
 
 def make_client(path: str | None) -> AsyncClient:
-    client = AsyncClient(config=load_kubeconfig(path), field_manager="fusioninfer")
+    client = async_client(load_kubeconfig(path), field_manager="fusioninfer")
     instrument_client(client)
     return client
 

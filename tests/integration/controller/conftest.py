@@ -12,36 +12,37 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from lightkube import AsyncClient
+from lightkube import KubeConfig
 from tests.support.operator import OperatorFactory, RunningOperator
 
 from fusioninfer.controller.operator import Operator, OperatorConfig
 from fusioninfer.localcluster.cluster import LocalCluster
 from fusioninfer.runtime.apply import instrument_client
+from fusioninfer.runtime.client import async_client
 
 
 @pytest.fixture
 async def operator_factory(cluster: LocalCluster) -> AsyncIterator[OperatorFactory]:
     started: list[RunningOperator] = []
 
-    async def start(namespace: str, *, workers: int = 2, kubeconfig: Any = None) -> RunningOperator:
-        from lightkube import KubeConfig
-
-        config = KubeConfig.from_file(kubeconfig) if kubeconfig else KubeConfig.from_file(cluster.kubeconfig_path)
-        client = AsyncClient(config=config, field_manager="fusioninfer")
+    async def start(namespace: str | list[str], *, workers: int = 2, kubeconfig: Any = None) -> RunningOperator:
+        config = KubeConfig.from_file(kubeconfig or cluster.kubeconfig_path)
+        # The same client `fusioninfer run` uses (unbounded connection pool for the watches).
+        client = async_client(config, field_manager="fusioninfer")
         counter = instrument_client(client)
-        op = Operator(client, OperatorConfig(namespaces=[namespace], workers=workers, resync_period=None))
-        task = asyncio.create_task(op.run(), name=f"operator-{namespace}")
+        namespaces = [namespace] if isinstance(namespace, str) else namespace
+        op = Operator(client, OperatorConfig(namespaces=namespaces, workers=workers, resync_period=None))
+        task = asyncio.create_task(op.run(), name=f"operator-{namespaces[0]}")
         running = RunningOperator(op, client, counter, task)
         started.append(running)
-        for _ in range(200):
+        for _ in range(600):
             if op.ready():
                 break
             if task.done():
                 task.result()
             await asyncio.sleep(0.05)
         else:
-            raise AssertionError("operator did not become ready in 10 s")
+            raise AssertionError("operator did not become ready in 30 s")
         return running
 
     yield start

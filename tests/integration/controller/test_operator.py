@@ -13,8 +13,9 @@ from typing import Any
 
 import pytest
 from lightkube import ApiError, AsyncClient
+from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.apps_v1 import Deployment
-from lightkube.resources.core_v1 import ConfigMap, Event
+from lightkube.resources.core_v1 import ConfigMap, Event, Namespace
 from tests.support.eventually import eventually_async
 from tests.support.operator import (
     ISVC,
@@ -296,3 +297,22 @@ async def test_operator_survives_an_apiserver_restart(
 
     await eventually_async(scaled, timeout=60, retry_on=(ApiError, OSError))
     await wait_ready(async_client, "svc", namespace, timeout=60)
+
+
+async def test_watching_many_namespaces_does_not_exhaust_the_connection_pool(
+    operator_factory: OperatorFactory, async_client: AsyncClient, namespace: str
+) -> None:
+    # ~17 watches per namespace: 12 namespaces need more connections than httpx's default pool
+    # of 100, which used to starve every apply, status write and lease renewal.
+    extra = [f"{namespace[:50]}-w{i}" for i in range(11)]
+    for name in extra:
+        await async_client.create(Namespace(metadata=ObjectMeta(name=name)))
+    try:
+        await operator_factory([namespace, *extra])
+        last = extra[-1]
+        await apply_service(async_client, monolithic(replicas=1), last)
+        obj = await wait_ready(async_client, "svc", last)
+        assert obj["status"]["components"]["inference"]["readyReplicas"] == 1
+    finally:
+        for name in extra:
+            await async_client.delete(Namespace, name)
