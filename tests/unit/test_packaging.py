@@ -224,11 +224,6 @@ def test_samples_are_the_examples() -> None:
     assert kustomization["resources"] == examples
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="examples/monolithic.yaml and examples/story1-monolithic-multinode.yaml are both named "
-    "qwen-inference, so `kubectl apply -k config/samples` refuses the pair; rename one example",
-)
 def test_samples_apply_as_one_kustomization() -> None:
     objects = render(ROOT / "config" / "samples")
     assert {o["kind"] for o in objects} == {"InferenceService"}
@@ -283,7 +278,11 @@ def test_manager_deployment() -> None:
     assert security["capabilities"]["drop"] == ["ALL"]
     assert security["runAsNonRoot"] is True
     assert pod["securityContext"]["runAsNonRoot"] is True
-    assert deployment["spec"]["strategy"]["type"] == "Recreate"
+    # Followers are Ready, so a rolling update that never drops to zero replicas can finish.
+    assert deployment["spec"]["strategy"] == {
+        "type": "RollingUpdate",
+        "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0},
+    }
     env = {e["name"]: e for e in container["env"]}
     assert env["LEADER_ELECTION_NAMESPACE"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.namespace"
     # A read-only root file system: /tmp is the only writable place.
@@ -465,6 +464,7 @@ def test_chart_deployment_matches_config_manager() -> None:
     assert values()["podSecurityContext"] == manager["spec"]["template"]["spec"]["securityContext"]
     for probe in ("livenessProbe", "readinessProbe"):
         assert f"path: {container[probe]['httpGet']['path']}" in text
-    assert "type: Recreate" in text
+    assert "type: RollingUpdate" in text
+    assert "maxUnavailable: 0" in text
     for env in ("WATCH_NAMESPACES", "LEADER_ELECTION_NAMESPACE", "EPP_IMAGE"):
         assert f"name: {env}" in text

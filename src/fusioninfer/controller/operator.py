@@ -214,18 +214,8 @@ class ProcessConfig:
 
 async def run_process(client: AsyncClient, operator: Operator, process: ProcessConfig) -> None:
     """Serve metrics and health, elect a leader, run the operator while leading."""
-    servers: list[MetricsServer] = []
-    if process.metrics_bind is not None:
-        servers.append(MetricsServer(*process.metrics_bind, ready_check=operator.ready))
-    if process.health_bind is not None and process.health_bind != process.metrics_bind:
-        servers.append(MetricsServer(*process.health_bind, ready_check=operator.ready))
-    async with contextlib.AsyncExitStack() as stack:
-        for server in servers:
-            await stack.enter_async_context(server)
-            log.info("serving /metrics, /healthz, /readyz on %s:%d", server.host, server.port)
-        if not process.leader_election:
-            await operator.run()
-            return
+    elector: LeaderElector | None = None
+    if process.leader_election:
         elector = LeaderElector(
             client,
             LeaderElectionConfig(
@@ -238,5 +228,26 @@ async def run_process(client: AsyncClient, operator: Operator, process: ProcessC
             on_started_leading=lambda: log.info("became leader"),
             on_new_leader=lambda who: log.info("current leader: %s", who),
         )
+
+    def ready() -> bool:
+        # A follower is ready: it is up and waiting for the lease, as controller-runtime's
+        # replicas are. Otherwise a rolling update of the operator could never finish (the new
+        # pod would wait for readiness, the old one would keep the lease).
+        if elector is not None and not elector.is_leader:
+            return True
+        return operator.ready()
+
+    servers: list[MetricsServer] = []
+    if process.metrics_bind is not None:
+        servers.append(MetricsServer(*process.metrics_bind, ready_check=ready))
+    if process.health_bind is not None and process.health_bind != process.metrics_bind:
+        servers.append(MetricsServer(*process.health_bind, ready_check=ready))
+    async with contextlib.AsyncExitStack() as stack:
+        for server in servers:
+            await stack.enter_async_context(server)
+            log.info("serving /metrics, /healthz, /readyz on %s:%d", server.host, server.port)
+        if elector is None:
+            await operator.run()
+            return
         log.info("waiting for leadership of lease %s/%s", process.lease_namespace, process.lease_name)
         await elector.run(operator.run)

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from lightkube import ApiError, AsyncClient
 from lightkube.resources.apps_v1 import Deployment
@@ -32,7 +34,13 @@ LEASE = "fusioninfer-controller"
 LEASE_DURATION = 4.0
 
 
-def start_replica(cluster: LocalCluster, name: str, namespace: str) -> ProcessRecord:
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start_replica(cluster: LocalCluster, name: str, namespace: str, health_port: int = 0) -> ProcessRecord:
     exe = Path(sys.executable).with_name("fusioninfer")
     argv = [
         str(exe),
@@ -53,7 +61,7 @@ def start_replica(cluster: LocalCluster, name: str, namespace: str) -> ProcessRe
         "--metrics-bind-address",
         "127.0.0.1:0",
         "--health-probe-bind-address",
-        "0",
+        f"127.0.0.1:{health_port}" if health_port else "0",
     ]
     return cluster.start_process(name, argv, check_alive_for=1.0)
 
@@ -79,7 +87,8 @@ async def test_only_the_leader_reconciles_and_a_survivor_takes_over(
             return await holder(async_client, namespace)
 
         first_identity = await eventually_async(first_leads, timeout=30, retry_on=(ApiError,))
-        second = start_replica(cluster, second_name, namespace)
+        health_port = free_port()
+        second = start_replica(cluster, second_name, namespace, health_port)
         try:
             await apply_service(async_client, monolithic("one", replicas=1), namespace)
 
@@ -90,6 +99,10 @@ async def test_only_the_leader_reconciles_and_a_survivor_takes_over(
 
             await eventually_async(lambda: reconciled("one"), timeout=60, retry_on=(ApiError,))
             assert "became leader" not in log_of(second), "the follower must not reconcile"
+            # ...but it is Ready: otherwise a rolling update of the operator would never finish.
+            async with httpx.AsyncClient() as http:
+                readyz = await http.get(f"http://127.0.0.1:{health_port}/readyz")
+            assert readyz.status_code == 200, readyz.text
             assert await holder(async_client, namespace) == first_identity
 
             # The leader dies without releasing its lease.
