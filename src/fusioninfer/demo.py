@@ -28,7 +28,8 @@ from fusioninfer.install import install_crds
 from fusioninfer.runtime.apply import apply
 from fusioninfer.runtime.kinds import default_registry
 
-DEFAULT_EXAMPLES = ("examples/monolithic.yaml", "examples/pd-disaggregated.yaml", "examples/multinode.yaml")
+# The P/D example with NixlConnector: the seed's PyNcclConnector no longer starts on vLLM 0.11.
+DEFAULT_EXAMPLES = ("examples/monolithic.yaml", "examples/pd-disaggregated-nixl.yaml", "examples/multinode.yaml")
 NAMESPACE = "fusioninfer-demo"
 # The examples' routes name this Gateway; the demo creates it, of the fake gateway's class.
 GATEWAY_NAME = "inference-gateway"

@@ -48,10 +48,10 @@ def test_demo_runs_to_ready_and_tears_down(tmp_path: Path) -> None:
     output = proc.stdout + proc.stderr
     assert proc.returncode == 0, output[-5000:]
     assert "every InferenceService is Ready" in output
-    for service in ("qwen-inference", "qwen-pd-service", "deepseek-r1"):
+    for service in ("qwen-inference", "qwen-pd-nixl", "deepseek-r1"):
         assert f"InferenceService fusioninfer-demo/{service} — Running" in output, output[-5000:]
     assert "LeaderWorkerSet deepseek-r1-inference 2/2 groups ready" in output
-    assert "PodGroup qwen-pd-service Running" in output
-    assert "HTTPRoute qwen-pd-service-route accepted by Gateway inference-gateway" in output
+    assert "PodGroup qwen-pd-nixl Running" in output
+    assert "HTTPRoute qwen-pd-nixl-route accepted by Gateway inference-gateway" in output
     assert "torn down (--teardown)" in output
     assert not (state_dir / "state.json").exists()

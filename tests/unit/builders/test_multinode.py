@@ -138,7 +138,7 @@ def test_seed_multinode_example_is_one_lws_of_two_groups_of_four() -> None:
 
 
 def test_story1_deprecated_alias_still_makes_a_two_pod_group() -> None:
-    obj = lws(example("story1-monolithic-multinode.yaml"), "qwen-inference-inference")
+    obj = lws(example("story1-monolithic-multinode.yaml"), "qwen-inference-multinode-inference")
     assert obj["spec"]["replicas"] == 1
     assert obj["spec"]["leaderWorkerTemplate"]["size"] == 2
 

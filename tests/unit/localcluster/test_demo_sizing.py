@@ -12,7 +12,7 @@ REPO = Path(__file__).resolve().parents[3]
 def test_pod_gpus_of_the_seed_examples() -> None:
     docs = {d["metadata"]["name"]: d for d in _load_examples([REPO / p for p in DEFAULT_EXAMPLES])}
     assert pod_gpus(docs["qwen-inference"]) == [1]
-    assert pod_gpus(docs["qwen-pd-service"]) == [0] * 6
+    assert pod_gpus(docs["qwen-pd-nixl"]) == [1] * 6
     assert pod_gpus(docs["deepseek-r1"]) == [8] * 8
 
 
@@ -28,6 +28,6 @@ def test_examples_that_cannot_fit_any_node_are_skipped() -> None:
     keep, skipped, needed = plan_examples(docs, 8)
     assert (len(keep), skipped, needed) == (3, [], 9)
     keep, skipped, needed = plan_examples(docs, 4)
-    assert [d["metadata"]["name"] for d in keep] == ["qwen-inference", "qwen-pd-service"]
+    assert [d["metadata"]["name"] for d in keep] == ["qwen-inference", "qwen-pd-nixl"]
     assert skipped == ["deepseek-r1: a pod needs 8 GPUs, a node has 4"]
-    assert needed == 1
+    assert needed == 2  # seven 1-GPU pods on 4-GPU nodes
