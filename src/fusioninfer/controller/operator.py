@@ -181,6 +181,9 @@ class Operator:
             await self._sync_child_informers()
             await self.controller.run()
         finally:
+            # Events still being sent in the background (see the reconciler): a few seconds at most.
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.reconciler.flush_events(), timeout=5.0)
             for group in self.children.values():
                 for inf in group.informers:
                     await inf.stop()

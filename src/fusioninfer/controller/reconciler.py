@@ -9,6 +9,7 @@ so a restart at any point loses nothing.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -31,6 +32,8 @@ from fusioninfer.runtime.controller import ObjectKey, Result
 log = logging.getLogger(__name__)
 
 FIELD_MANAGER = "fusioninfer"
+# Events about created/updated children are sent in the background, at most this many at once.
+EVENT_CONCURRENCY = 4
 Obj = dict[str, Any]
 
 
@@ -91,6 +94,33 @@ class InferenceServiceReconciler:
         self.capabilities = capabilities
         self.options = options or BuildOptions()
         self.events = events or EventRecorder(client)
+        self._pending_events: set[asyncio.Task[None]] = set()
+        self._event_slots: asyncio.Semaphore | None = None
+
+    def _emit_soon(self, raw: Obj, type_: EventType, reason: str, message: str) -> None:
+        """Record an Event without making the reconcile wait for it, as client-go's recorder
+        does: the child is already applied; the Event is advisory and must not delay the status."""
+        if self._event_slots is None:
+            self._event_slots = asyncio.Semaphore(EVENT_CONCURRENCY)
+        slots = self._event_slots
+
+        async def send() -> None:
+            async with slots:
+                await self.events.emit(raw, type_, reason, message)
+
+        task = asyncio.ensure_future(send())
+        self._pending_events.add(task)
+        task.add_done_callback(self._event_sent)
+
+    def _event_sent(self, task: asyncio.Task[None]) -> None:
+        self._pending_events.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("could not record an event: %s", task.exception())
+
+    async def flush_events(self) -> None:
+        """Wait until every Event queued so far has been sent (tests, shutdown)."""
+        while self._pending_events:
+            await asyncio.gather(*list(self._pending_events), return_exceptions=True)
 
     async def reconcile(self, key: ObjectKey) -> Result:
         raw = self.caches.services.get(key.namespace, key.name)
@@ -148,11 +178,11 @@ class InferenceServiceReconciler:
             verb = "Created" if live is None else "Updated"
             log.info("%s %s %s (%s)", verb.lower(), kind, name, diff)
             changed[verb].append(f"{kind} {name}")
-        # One Event per verb and reconcile, not one per child: a new service with a router has
-        # nine children, and an Event is a write the apiserver must serve before the status.
+        # One Event per verb and reconcile, not one per child (a new service with a router has
+        # nine children), sent in the background: each is a write the apiserver must serve.
         for verb, what in changed.items():
             if what:
-                await self.events.emit(raw, "Normal", verb, f"{verb} {', '.join(what)}")
+                self._emit_soon(raw, "Normal", verb, f"{verb} {', '.join(what)}")
 
         await self._prune(raw, uid, desired_keys, observed)
 
