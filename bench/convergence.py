@@ -470,9 +470,13 @@ async def wait_http_ok(url: str, wait: float, alive: Callable[[], bool]) -> None
     raise TimeoutError(f"{url} not ready after {wait:.0f}s")
 
 
-def operator_argv(bench: Bench, port: int, workers: int) -> list[str]:
+def operator_argv(bench: Bench, port: int, workers: int, profile: Path | None = None) -> list[str]:
+    # With `profile`, the operator runs under pyinstrument (a sampling profiler; install it
+    # yourself) and writes a text report there when it stops.
+    prefix = ["-m", "pyinstrument", "-r", "text", "-o", str(profile.absolute())] if profile else []
     return [
         sys.executable,
+        *prefix,
         "-m",
         "fusioninfer.cli",
         "run",
@@ -514,6 +518,7 @@ async def operator_phase(
     settle_timeout: float,
     result: RunResult,
     skip_idle: bool = False,
+    profile: Path | None = None,
 ) -> None:
     cluster = bench.cluster
     api = ApiHttp(cluster.server, cluster.admin_token)
@@ -523,7 +528,7 @@ async def operator_phase(
     user = sa_user(OPERATOR_SA)
     watches: list[asyncio.Task[None]] = []
     try:
-        record = cluster.start_process("operator", operator_argv(bench, port, workers))
+        record = cluster.start_process("operator", operator_argv(bench, port, workers, profile))
         pid = record.pid
         await wait_http_ok(f"http://127.0.0.1:{port}/readyz", 60, lambda: Path(f"/proc/{pid}").exists())
         tracker = Tracker(expected)
@@ -658,6 +663,7 @@ class Options:
     work_dir: Path = Path(".fusioninfer/bench")
     skip_lower_bound: bool = False  # development only: operator phase alone
     skip_idle: bool = False  # development only: stop after convergence
+    profile: Path | None = None  # development only: run the operator under pyinstrument
 
 
 def run_size(n: int, options: Options) -> RunResult:
@@ -689,6 +695,7 @@ def run_size(n: int, options: Options) -> RunResult:
                 settle_timeout=options.settle_timeout,
                 result=result,
                 skip_idle=options.skip_idle,
+                profile=options.profile,
             )
         )
         if not options.skip_lower_bound:
@@ -761,6 +768,7 @@ def parse_args(argv: Sequence[str] | None) -> tuple[Options, argparse.Namespace]
     p.add_argument("--work-dir", type=Path, default=Path(".fusioninfer/bench"))
     p.add_argument("--skip-lower-bound", action="store_true", help="development: operator phase only")
     p.add_argument("--skip-idle", action="store_true", help="development: no settle/quiet window")
+    p.add_argument("--profile-operator", type=Path, default=None, help="development: pyinstrument text report here")
     p.add_argument("--json", type=Path, default=None, help="write the results here as JSON")
     p.add_argument("--write-docs", action="store_true", help="update docs/benchmarks.md and docs/benchmarks.png")
     ns = p.parse_args(argv)
@@ -774,6 +782,7 @@ def parse_args(argv: Sequence[str] | None) -> tuple[Options, argparse.Namespace]
         work_dir=ns.work_dir,
         skip_lower_bound=ns.skip_lower_bound,
         skip_idle=ns.skip_idle,
+        profile=ns.profile_operator,
     )
     return options, ns
 
