@@ -91,3 +91,7 @@ samples: setup ## Apply config/samples (every example) to the cluster of KUBECON
 clean: ## Stop the local control plane and remove build state
 	-$(FI) cluster down
 	rm -rf .fusioninfer .pytest_cache .mypy_cache .ruff_cache
+
+.PHONY: bench
+bench: setup k8s-binaries ## Convergence benchmark N=100/500/1000 (~20 min); updates docs/benchmarks.{md,png}
+	$(BIN)/python -m bench.convergence --n 100 500 1000 --write-docs
