@@ -21,7 +21,9 @@ def async_client(config: KubeConfig, *, field_manager: str, timeout: float = 10.
     """`lightkube.AsyncClient` for `config` with an unbounded connection pool.
 
     A custom transport replaces the one httpx would build, so the TLS context (cluster CA,
-    client certificate) is built here the same way lightkube builds it.
+    client certificate) is built here the same way lightkube builds it. With an explicit
+    transport httpx does not route through `HTTPS_PROXY`; an operator talks to its own apiserver
+    directly, so that is the behaviour we want.
     """
     single = config.get()
     if single is None:
