@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,6 +9,7 @@ from typing import Any
 
 import pytest
 import yaml
+from tests.support.generated import assert_up_to_date
 
 from fusioninfer.api.crd import CRD_PATH, crd, crd_yaml, openapi_schema
 
@@ -41,17 +41,7 @@ def role_schema() -> dict[str, Any]:
 def test_checked_in_crd_is_up_to_date() -> None:
     assert CRD_PATH.as_posix() == "config/crd/bases/fusioninfer.io_inferenceservices.yaml"
     current = CHECKED_IN.read_text(encoding="utf-8")
-    generated = crd_yaml()
-    if current != generated:
-        diff = "".join(
-            difflib.unified_diff(
-                current.splitlines(keepends=True),
-                generated.splitlines(keepends=True),
-                fromfile=f"{CRD_PATH} (checked in)",
-                tofile="generated from src/fusioninfer/api/v1alpha1.py",
-            )
-        )
-        pytest.fail(f"the checked-in CRD is stale; run `{REGENERATE}` and commit it.\n{diff}")
+    assert_up_to_date("CRD", str(CRD_PATH), current, crd_yaml(), REGENERATE)
 
 
 def test_generated_yaml_is_the_crd_dict() -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import inspect
 import re
 from enum import Enum
@@ -10,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from pydantic import BaseModel
+from tests.support.generated import assert_up_to_date
 
 from fusioninfer.api import v1alpha1
 from fusioninfer.api.crd import CEL_RULES
@@ -54,17 +54,7 @@ def _section(text: str, name: str) -> str:
 def test_checked_in_reference_is_up_to_date() -> None:
     assert REFERENCE_PATH.as_posix() == "docs/api-reference.md"
     current = CHECKED_IN.read_text(encoding="utf-8") if CHECKED_IN.exists() else ""
-    generated = reference_markdown()
-    if current != generated:
-        diff = "".join(
-            difflib.unified_diff(
-                current.splitlines(keepends=True),
-                generated.splitlines(keepends=True),
-                fromfile=f"{REFERENCE_PATH} (checked in)",
-                tofile="generated from src/fusioninfer/api/v1alpha1.py",
-            )
-        )
-        pytest.fail(f"the checked-in API reference is stale; run `{REGENERATE}` and commit it.\n{diff}")
+    assert_up_to_date("API reference", str(REFERENCE_PATH), current, reference_markdown(), REGENERATE)
 
 
 def test_main_prints_the_reference(capsys: pytest.CaptureFixture[str]) -> None:
