@@ -15,6 +15,7 @@ from typing import Any
 
 from lightkube import ApiError, AsyncClient
 from lightkube.resources.apps_v1 import Deployment
+from lightkube.resources.core_v1 import ConfigMap
 from tests.support.eventually import eventually_async
 
 from fusioninfer.api.v1alpha1 import API_VERSION, KIND, PLURAL
@@ -24,6 +25,7 @@ from fusioninfer.runtime.kinds import default_registry, raw_resource
 
 ISVC = default_registry.register(API_VERSION, KIND, plural=PLURAL, namespaced=True)
 RawDeployment = raw_resource(Deployment)
+RawConfigMap = raw_resource(ConfigMap)
 
 
 @dataclass

@@ -14,12 +14,13 @@ from typing import Any
 import pytest
 from lightkube import ApiError, AsyncClient
 from lightkube.models.meta_v1 import ObjectMeta
-from lightkube.resources.apps_v1 import Deployment
-from lightkube.resources.core_v1 import ConfigMap, Event, Namespace
+from lightkube.resources.core_v1 import Event, Namespace
 from tests.support.eventually import eventually_async
 from tests.support.operator import (
     ISVC,
     OperatorFactory,
+    RawConfigMap,
+    RawDeployment,
     apply_service,
     condition,
     deployment,
@@ -36,8 +37,6 @@ from fusioninfer.runtime.kinds import raw_resource
 
 pytestmark = pytest.mark.integration
 
-RawDeployment = raw_resource(Deployment)
-RawConfigMap = raw_resource(ConfigMap)
 RawEvent = raw_resource(Event)
 
 

@@ -14,12 +14,12 @@ from typing import Any
 import pytest
 from lightkube import ApiError, AsyncClient
 from lightkube.resources.apiextensions_v1 import CustomResourceDefinition
-from lightkube.resources.apps_v1 import Deployment
-from lightkube.resources.core_v1 import ConfigMap
 from lightkube.types import PatchType
 from tests.support.eventually import eventually_async
 from tests.support.operator import (
     OperatorFactory,
+    RawConfigMap,
+    RawDeployment,
     apply_service,
     condition,
     exists,
@@ -31,12 +31,10 @@ from tests.support.operator import (
 
 from fusioninfer.localcluster.cluster import LocalCluster
 from fusioninfer.localcluster.crds import BUNDLED_CRD_DIR, install_crds
-from fusioninfer.runtime.kinds import default_registry, raw_resource
+from fusioninfer.runtime.kinds import default_registry
 
 pytestmark = pytest.mark.integration
 
-RawDeployment = raw_resource(Deployment)
-RawConfigMap = raw_resource(ConfigMap)
 HTTPROUTE = default_registry.register("gateway.networking.k8s.io/v1", "HTTPRoute", plural="httproutes", namespaced=True)
 LWS = default_registry.register(
     "leaderworkerset.x-k8s.io/v1", "LeaderWorkerSet", plural="leaderworkersets", namespaced=True
