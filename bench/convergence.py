@@ -56,7 +56,8 @@ from fusioninfer.builders.kinds import CHILD_KINDS, child_kind
 from fusioninfer.controller.discovery import capabilities_from, slim_crd
 from fusioninfer.controller.status import Observed, compute_status
 from fusioninfer.install import install_crds
-from fusioninfer.localcluster.cluster import LocalCluster, pick_free_ports
+from fusioninfer.localcluster.cluster import LocalCluster
+from fusioninfer.localcluster.components import pick_free_ports
 from fusioninfer.localcluster.crds import BUNDLED_CRD_DIR
 from fusioninfer.runtime.apply import apply, apply_status, with_hash_annotation
 from fusioninfer.runtime.version import server_version

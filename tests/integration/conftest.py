@@ -1,12 +1,12 @@
 """Fixtures for tests against the real local control plane.
 
 One control plane per test session (`cluster`): etcd (on tmpfs), kube-apiserver,
-kube-controller-manager and kube-scheduler v1.20.2, plus an in-process node simulator with
-4 nodes x 8 `nvidia.com/gpu` (`node_simulator`), with our InferenceService CRD and the minimal
+kube-controller-manager and kube-scheduler (the versions `fusioninfer.localcluster.build` pins),
+KWOK with 4 simulated nodes x 8 `nvidia.com/gpu`, with our InferenceService CRD and the
 third-party CRDs installed. Each test that wants isolation takes a fresh `namespace`.
 
-Binaries missing? The `cluster` fixture builds them (about 10 minutes, once per machine) rather
-than skipping: a skipped integration suite is a suite that silently stopped testing.
+Binaries missing? The `cluster` fixture builds them (once per machine, see the README for how
+long) rather than skipping: a skipped integration suite is a suite that silently stopped testing.
 """
 
 from __future__ import annotations
@@ -22,14 +22,13 @@ from pathlib import Path
 import pytest
 from lightkube import ApiError, AsyncClient, Client
 from lightkube.models.meta_v1 import ObjectMeta
-from lightkube.resources.core_v1 import Namespace, Node
-from lightkube.types import PatchType
+from lightkube.resources.core_v1 import Namespace
 
-from fusioninfer.localcluster.build import ensure_binaries
+from fusioninfer.localcluster.build import ensure_cluster_binaries
 from fusioninfer.localcluster.cluster import LocalCluster
 from fusioninfer.localcluster.crds import BUNDLED_CRD_DIR, install_crds
 from fusioninfer.localcluster.fakes import FakeControllers
-from fusioninfer.localcluster.nodesim import NodeSimulator, NodeSpec
+from fusioninfer.localcluster.kwok import NodeSpec, create_nodes, delete_nodes, node_names
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 # `tests.support` must be importable however pytest was started (`pytest`, not `python -m pytest`).
@@ -66,30 +65,24 @@ def install_our_crd(client: Client) -> list[str]:
 
 @dataclass
 class LocalEnv:
-    """The session's control plane and its node simulator."""
+    """The session's control plane, its simulated nodes and the CRDs installed."""
 
     cluster: LocalCluster
-    simulator: NodeSimulator
+    node_names: list[str]
     crds: list[str]
 
 
 @pytest.fixture(scope="session")
 def local_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalEnv]:
-    """Start the session's control plane + simulator + CRDs; stop everything at the end."""
-    ensure_binaries()
+    """Start the session's control plane + KWOK nodes + CRDs; stop everything at the end."""
+    ensure_cluster_binaries()
     cluster = LocalCluster(tmp_path_factory.mktemp("cluster"), etcd_parent_dir=tmpfs_dir())
-    cluster.up()
-    simulator: NodeSimulator | None = None
     try:
+        cluster.up(nodes=SIM_NODES, gpus_per_node=SIM_GPUS_PER_NODE, fake_controllers=False)
         with cluster.client(field_manager=TEST_FIELD_MANAGER) as client:
             crds = install_crds(client, BUNDLED_CRD_DIR) + install_our_crd(client)
-        simulator = NodeSimulator(
-            cluster.kubeconfig_path, nodes=SIM_NODES, gpus_per_node=SIM_GPUS_PER_NODE, heartbeat_interval=5.0
-        ).start()
-        yield LocalEnv(cluster=cluster, simulator=simulator, crds=crds)
+        yield LocalEnv(cluster=cluster, node_names=node_names("sim-node", SIM_NODES), crds=crds)
     finally:
-        if simulator is not None:
-            simulator.stop()
         cluster.down()
 
 
@@ -97,21 +90,6 @@ def local_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalEnv]:
 def cluster(local_env: LocalEnv) -> LocalCluster:
     """The session's running `LocalCluster` (ready, CRDs installed, simulated nodes registered)."""
     return local_env.cluster
-
-
-@pytest.fixture(scope="session")
-def node_simulator(local_env: LocalEnv) -> NodeSimulator:
-    """The session's in-process simulator (nodes `sim-node-0..3`). Tests that change its rules
-    must restore them (see `simulation_rules`)."""
-    return local_env.simulator
-
-
-@pytest.fixture
-def simulation_rules(node_simulator: NodeSimulator) -> Iterator[NodeSimulator]:
-    """The simulator, with its label rules restored after the test."""
-    saved = node_simulator.rules
-    yield node_simulator
-    node_simulator.set_rules(saved)
 
 
 @pytest.fixture(scope="session")
@@ -188,29 +166,21 @@ class PrivateNodes:
 
 @pytest.fixture
 def private_nodes(cluster: LocalCluster, namespace: str) -> Iterator[PrivateNodes]:
-    """Two extra simulated nodes x 8 GPUs that no other test's Pods can land on (NoSchedule taint
+    """Two extra KWOK nodes x 8 GPUs that no other test's Pods can land on (NoSchedule taint
     keyed by the namespace; Pods need `toleration` and `selector`), so capacity arithmetic in a
     test is exact whatever else runs on the session's nodes. Deleted afterwards."""
     key = PRIVATE_NODE_LABEL
-    sim = NodeSimulator(
-        cluster.kubeconfig_path,
-        nodes=2,
-        name_prefix=f"pn-{namespace[-6:]}",
-        node_spec=NodeSpec(gpus=8, labels={key: namespace}),
-        heartbeat_interval=5.0,
-        delete_nodes_on_stop=True,
-    )
-    sim.start()
-    try:
-        taint = {"key": key, "value": namespace, "effect": "NoSchedule"}
-        with cluster.client(field_manager=TEST_FIELD_MANAGER) as c:
-            for name in sim.node_names:
-                c.patch(Node, name, {"spec": {"taints": [taint]}}, patch_type=PatchType.MERGE)
-        yield PrivateNodes(
-            names=list(sim.node_names),
-            selector={key: namespace},
-            toleration={"key": key, "operator": "Equal", "value": namespace, "effect": "NoSchedule"},
-            gpus_per_node=8,
-        )
-    finally:
-        sim.stop()
+    taint = {"key": key, "value": namespace, "effect": "NoSchedule"}
+    names = node_names(f"pn-{namespace[-6:]}", 2)
+    spec = NodeSpec(gpus=8, labels={key: namespace}, taints=[taint])
+    with cluster.client(field_manager=TEST_FIELD_MANAGER) as c:
+        create_nodes(c, names, spec, pool=f"pn-{namespace[-6:]}")
+        try:
+            yield PrivateNodes(
+                names=names,
+                selector={key: namespace},
+                toleration={"key": key, "operator": "Equal", "value": namespace, "effect": "NoSchedule"},
+                gpus_per_node=8,
+            )
+        finally:
+            delete_nodes(c, names)

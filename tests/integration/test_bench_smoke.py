@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from fusioninfer.localcluster.build import ensure_binaries
+from fusioninfer.localcluster.build import ensure_cluster_binaries
 
 pytestmark = pytest.mark.integration
 
@@ -21,7 +21,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.mark.timeout(300)
 def test_benchmark_runs_and_the_idle_operator_writes_nothing(tmp_path: Path) -> None:
-    ensure_binaries()
+    ensure_cluster_binaries()
     out = tmp_path / "results.json"
     proc = subprocess.run(
         [

@@ -1,6 +1,6 @@
-"""Tests of the local control plane harness itself: lifecycle, process safety, the node
-simulator against the real scheduler and controller-manager, garbage collection, failure
-simulation, apiserver restarts and extra users."""
+"""Tests of the local control plane harness itself: lifecycle, process safety, recovery without
+data loss, KWOK nodes against the real scheduler and controller-manager, garbage collection,
+apiserver restarts and extra users."""
 
 from __future__ import annotations
 
@@ -15,36 +15,32 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from lightkube import ApiError, AsyncClient, Client, KubeConfig
 from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.apps_v1 import Deployment
 from lightkube.resources.coordination_v1 import Lease
-from lightkube.resources.core_v1 import ConfigMap, Node, Pod, PodStatus, ServiceAccount
+from lightkube.resources.core_v1 import ConfigMap, Node, Pod, ServiceAccount
 from lightkube.resources.rbac_authorization_v1 import Role, RoleBinding
 from lightkube.types import PatchType
 from tests.support.eventually import eventually, eventually_async
 from typer.testing import CliRunner
 
+from fusioninfer.localcluster.build import KUBERNETES_VERSION
 from fusioninfer.localcluster.cli import cluster_app
 from fusioninfer.localcluster.cluster import (
     APISERVER,
     CONTROLLER_MANAGER,
     ETCD,
-    NODESIM,
+    KWOK,
     SCHEDULER,
     ClusterAlreadyRunning,
+    ClusterError,
     LocalCluster,
-    ProcessRecord,
-    is_our_process,
 )
-from fusioninfer.localcluster.nodesim import (
-    SIMULATE_ANNOTATION,
-    SIMULATE_DELAY_ANNOTATION,
-    NodeSimulator,
-    PodMode,
-    SimulationRule,
-)
+from fusioninfer.localcluster.kwok import NodeSpec, create_nodes, delete_nodes
+from fusioninfer.localcluster.processes import ProcessRecord, is_our_process, proc_start_time
 
 pytestmark = pytest.mark.integration
 
@@ -202,9 +198,7 @@ def test_down_never_signals_a_process_it_does_not_recognise(
     """A recorded PID that now belongs to another program (PID reuse, or a stale state file)
     must not be signalled: neither argv nor start time may differ from what we recorded."""
     real_argv = ["sleep", "300"]
-    from fusioninfer.localcluster.cluster import _proc_start_time
-
-    start = _proc_start_time(foreign_process.pid)
+    start = proc_start_time(foreign_process.pid)
     assert start is not None
     records = {
         # Same PID, somebody else's argv (what a recycled PID looks like).
@@ -213,7 +207,7 @@ def test_down_never_signals_a_process_it_does_not_recognise(
         APISERVER: ProcessRecord(APISERVER, foreign_process.pid, real_argv, start - 1, "y.log"),
     }
     state = {
-        "version": 1,
+        "version": 2,
         "server": "https://127.0.0.1:1",
         "admin_token": "t",
         "ports": {},
@@ -233,8 +227,8 @@ def test_down_never_signals_a_process_it_does_not_recognise(
     assert (tmp_path / "unrelated.txt").read_text() == "not ours"
 
 
-def test_cli_up_status_down_with_background_simulator(tmp_path: Path, foreign_process: subprocess.Popen[bytes]) -> None:
-    """`fusioninfer cluster up --nodes 1` -> a ready cluster with a simulated node; `status`
+def test_cli_up_status_down_with_kwok_nodes(tmp_path: Path, foreign_process: subprocess.Popen[bytes]) -> None:
+    """`fusioninfer cluster up --nodes 1` -> a ready cluster with a KWOK node; `status`
     reports it; `down` stops exactly the recorded processes and removes the state."""
     state_dir = tmp_path / "state"
     runner = CliRunner()
@@ -249,7 +243,7 @@ def test_cli_up_status_down_with_background_simulator(tmp_path: Path, foreign_pr
 
         status = runner.invoke(cluster_app, ["status", "--state-dir", str(state_dir)])
         assert status.exit_code == 0, status.output
-        for name in (ETCD, APISERVER, CONTROLLER_MANAGER, SCHEDULER, NODESIM):
+        for name in (ETCD, APISERVER, CONTROLLER_MANAGER, SCHEDULER, KWOK):
             assert name in status.output
         assert "NOT" not in status.output
 
@@ -258,9 +252,9 @@ def test_cli_up_status_down_with_background_simulator(tmp_path: Path, foreign_pr
         assert "already running" in again.output
 
         with Client(config=KubeConfig.from_file(kubeconfig)) as c:
-            # The simulator registers its nodes in the background: a 404 at first is expected.
-            node: Any = eventually(lambda: c.get(Node, "sim-node-0"), timeout=30, retry_on=(ApiError,))
+            node: Any = c.get(Node, "sim-node-0")
             assert node.status.allocatable["nvidia.com/gpu"] == "2"
+            eventually(lambda: conditions(get_any(c, Node, "sim-node-0")).get("Ready") == "True", timeout=30)
 
         records = LocalCluster(state_dir).processes()
         ports = LocalCluster(state_dir).ports
@@ -281,30 +275,32 @@ def test_cli_up_status_down_with_background_simulator(tmp_path: Path, foreign_pr
 
 
 @pytest.fixture(scope="module")
-def private_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LocalCluster, NodeSimulator]]:
-    """A cluster of our own for tests that restart the apiserver, so the session's cluster is
-    never disturbed; with a one-node in-process simulator."""
+def private_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
+    """A cluster of our own for tests that restart or kill components, so the session's cluster is
+    never disturbed; with one KWOK node."""
     cluster = LocalCluster(tmp_path_factory.mktemp("private-cluster"), etcd_parent_dir=tmpfs_dir())
-    cluster.up()
-    sim: NodeSimulator | None = None
     try:
-        sim = NodeSimulator(cluster.kubeconfig_path, nodes=1, gpus_per_node=8, name_prefix="priv").start()
-        yield cluster, sim
+        cluster.up()
+        cluster.add_nodes(1, pool="priv")
+        yield cluster
     finally:
-        if sim is not None:
-            sim.stop()
         cluster.down()
 
 
-def test_status_and_loopback_only(private_cluster: tuple[LocalCluster, NodeSimulator]) -> None:
-    cluster, _ = private_cluster
+def test_status_version_and_loopback_only(private_cluster: LocalCluster) -> None:
+    cluster = private_cluster
     status = LocalCluster(cluster.state_dir).status()  # a fresh object reads the state file
     assert status.running
     assert status.ready
-    assert [c.name for c in status.components] == [ETCD, APISERVER, CONTROLLER_MANAGER, SCHEDULER]
+    assert [c.name for c in status.components] == [ETCD, APISERVER, CONTROLLER_MANAGER, SCHEDULER, KWOK]
     assert status.kubeconfig == cluster.kubeconfig_path
     with pytest.raises(ClusterAlreadyRunning):
         LocalCluster(cluster.state_dir).up()
+
+    # /version reports the release we built (ldflags), not v0.0.0-master.
+    headers = {"Authorization": f"Bearer {cluster.admin_token}"}
+    version = httpx.get(f"{cluster.server}/version", headers=headers, verify=False, trust_env=False).json()
+    assert version["gitVersion"] == KUBERNETES_VERSION
 
     listening: dict[str, set[tuple[str, int]]] = {
         name: listening_addresses(rec.pid) for name, rec in cluster.processes().items()
@@ -315,15 +311,14 @@ def test_status_and_loopback_only(private_cluster: tuple[LocalCluster, NodeSimul
         for ip, port in addresses:
             assert ip == "127.0.0.1", f"{name} listens on {ip}:{port}"
     assert listening[CONTROLLER_MANAGER] == set()
-    assert listening[SCHEDULER] == set()
+    assert listening[SCHEDULER] == {("127.0.0.1", cluster.ports["scheduler"])}
+    assert listening[KWOK] == {("127.0.0.1", cluster.ports["kwok"])}
 
 
-def test_apiserver_restart_keeps_data_and_everything_recovers(
-    private_cluster: tuple[LocalCluster, NodeSimulator],
-) -> None:
+def test_apiserver_restart_keeps_data_and_everything_recovers(private_cluster: LocalCluster) -> None:
     """Only the apiserver restarts (new PID, same port); data survives in etcd, and the
-    controller-manager, scheduler and simulator reconnect by themselves."""
-    cluster, sim = private_cluster
+    controller-manager, scheduler and KWOK reconnect by themselves."""
+    cluster = private_cluster
     before = cluster.processes()
     with cluster.client(field_manager=FM) as c:
         apply(
@@ -343,7 +338,7 @@ def test_apiserver_restart_keeps_data_and_everything_recovers(
 
     after = cluster.processes()
     assert after[APISERVER].pid != before[APISERVER].pid
-    for name in (ETCD, CONTROLLER_MANAGER, SCHEDULER):
+    for name in (ETCD, CONTROLLER_MANAGER, SCHEDULER, KWOK):
         assert after[name].pid == before[name].pid
         assert is_our_process(after[name])
     with cluster.client(field_manager=FM) as c:
@@ -352,14 +347,92 @@ def test_apiserver_restart_keeps_data_and_everything_recovers(
         eventually(
             lambda: get_any(c, Deployment, "restart-web", "default").status.readyReplicas == 3,
             timeout=60,
-            message="controller-manager, scheduler and simulator should recover after the restart",
+            message="controller-manager, scheduler and KWOK should recover after the restart",
         )
-    assert sim.stats["watch_restarts"] >= 1
 
 
-def test_static_token_user_is_subject_to_rbac(private_cluster: tuple[LocalCluster, NodeSimulator]) -> None:
+def test_up_after_a_crash_restarts_what_died_and_keeps_the_data(private_cluster: LocalCluster) -> None:
+    """A state dir whose apiserver and etcd died (SIGKILL) comes back with `cluster up`: same
+    ports, same data, the survivors untouched. (It used to delete etcd's data and start empty.)"""
+    cluster = private_cluster
+    with cluster.client(field_manager=FM) as c:
+        apply(
+            c,
+            ConfigMap,
+            {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "precious", "namespace": "default"}},
+        )
+    before = cluster.processes()
+    for name in (APISERVER, ETCD):
+        os.kill(before[name].pid, 9)
+    eventually(lambda: set(LocalCluster(cluster.state_dir).dead_components()) == {APISERVER, ETCD}, timeout=10)
+
+    result = CliRunner().invoke(cluster_app, ["up", "--state-dir", str(cluster.state_dir)])
+
+    assert result.exit_code == 0, result.output
+    assert "Restarted etcd, kube-apiserver on the existing data" in result.output
+    revived = LocalCluster(cluster.state_dir)
+    assert revived.is_running()
+    after = revived.processes()
+    assert after[CONTROLLER_MANAGER].pid == before[CONTROLLER_MANAGER].pid
+    assert revived.ports == cluster.ports
+    with revived.client() as c:
+        assert c.get(ConfigMap, "precious", namespace="default").metadata.name == "precious"
+
+
+def test_cli_restart_one_component(private_cluster: LocalCluster) -> None:
+    cluster = private_cluster
+    before = LocalCluster(cluster.state_dir).processes()[SCHEDULER]
+    result = CliRunner().invoke(cluster_app, ["restart", SCHEDULER, "--state-dir", str(cluster.state_dir)])
+    assert result.exit_code == 0, result.output
+    after = LocalCluster(cluster.state_dir).processes()[SCHEDULER]
+    assert after.pid != before.pid
+    assert is_our_process(after)
+    assert not is_our_process(before)
+    bad = CliRunner().invoke(cluster_app, ["restart", "kubelet", "--state-dir", str(cluster.state_dir)])
+    assert bad.exit_code == 2
+    assert "unknown component" in bad.output
+
+
+def test_up_refuses_when_etcd_data_is_gone(tmp_path: Path) -> None:
+    """No silent empty restart: without etcd's data `up` refuses and says how to start over."""
+    cluster = LocalCluster(tmp_path / "state", etcd_parent_dir=tmpfs_dir())
+    cluster.up()
+    try:
+        os.kill(cluster.processes()[ETCD].pid, 9)
+        data_dir = Path(cluster._state["etcd_data_dir"])
+        eventually(lambda: ETCD in LocalCluster(cluster.state_dir).dead_components(), timeout=10)
+        import shutil
+
+        shutil.rmtree(data_dir / "member")
+        with pytest.raises(ClusterError, match=r"cluster down --state-dir"):
+            LocalCluster(cluster.state_dir).up()
+    finally:
+        LocalCluster(cluster.state_dir).down()
+
+
+def test_down_all_under_stops_every_state_dir(tmp_path: Path) -> None:
+    """`make clean` runs `cluster down --all-under .fusioninfer`: every cluster below, not just one."""
+    root = tmp_path / ".fusioninfer"
+    clusters = [LocalCluster(root / name, etcd_parent_dir=tmpfs_dir()) for name in ("cluster", "demo")]
+    records: list[ProcessRecord] = []
+    try:
+        for cl in clusters:
+            cl.up()
+            records += cl.processes().values()
+        result = CliRunner().invoke(cluster_app, ["down", "--all-under", str(root)])
+        assert result.exit_code == 0, result.output
+        for rec in records:
+            assert not is_our_process(rec), f"{rec.name} still running"
+        assert not (root / "cluster").exists()
+        assert not (root / "demo").exists()
+    finally:
+        for cl in clusters:
+            LocalCluster(cl.state_dir).down()
+
+
+def test_static_token_user_is_subject_to_rbac(private_cluster: LocalCluster) -> None:
     """`add_user` gives a test its own identity; RBAC (not the admin's system:masters) decides."""
-    cluster, _ = private_cluster
+    cluster = private_cluster
     alice = cluster.add_user("alice", groups=["fusioninfer:testers"])
     assert alice in cluster.users()
     kubeconfig = cluster.user_kubeconfig(alice)
@@ -397,7 +470,7 @@ def test_static_token_user_is_subject_to_rbac(private_cluster: tuple[LocalCluste
 
 
 # --------------------------------------------------------------------------------------------
-# the session cluster: simulator, scheduler, controllers
+# the session cluster: KWOK nodes, scheduler, controllers
 # --------------------------------------------------------------------------------------------
 
 
@@ -409,13 +482,14 @@ def test_simulated_nodes_are_registered_ready_with_gpus(client: Client) -> None:
         assert node.status.capacity["cpu"] == "32"
         assert {c.type: c.status for c in node.status.conditions}["Ready"] == "True"
         assert not node.spec.taints
+        assert node.metadata.annotations["kwok.x-k8s.io/node"] == "fake"
         lease = get_any(client, Lease, node.metadata.name, "kube-node-lease")
         renewed = lease.spec.renewTime
         assert dt.datetime.now(dt.UTC) - renewed < dt.timedelta(seconds=60)
 
 
 def test_deployment_pods_become_ready_on_simulated_nodes(client: Client, namespace: str) -> None:
-    """Real Deployment + ReplicaSet controllers and scheduler, plus the simulator: available."""
+    """Real Deployment + ReplicaSet controllers and scheduler, plus KWOK: available."""
     apply(client, Deployment, deployment("web", namespace, replicas=3, gpus=2))
 
     def available() -> bool:
@@ -436,7 +510,7 @@ def test_deployment_pods_become_ready_on_simulated_nodes(client: Client, namespa
             "PodScheduled": "True",
         }
         assert ipaddress.ip_address(p.status.podIP) in ipaddress.ip_network("10.244.0.0/16")
-        assert p.status.hostIP.startswith("10.240.")
+        assert p.status.hostIP == "10.240.0.1"
         (cs,) = p.status.containerStatuses
         assert cs.name == "engine"
         assert cs.ready
@@ -444,7 +518,7 @@ def test_deployment_pods_become_ready_on_simulated_nodes(client: Client, namespa
         ips.add(p.status.podIP)
     assert len(ips) == 3, "pod IPs must be unique"
 
-    # Scaling down deletes pods gracefully; with no kubelet, the simulator must finish the job.
+    # Scaling down deletes pods gracefully; with no kubelet, KWOK must finish the job.
     client.patch(Deployment, "web", {"spec": {"replicas": 0}}, namespace=namespace)
     eventually(lambda: pods_of(client, namespace, "web") == [], timeout=20)
 
@@ -496,117 +570,6 @@ def test_garbage_collector_deletes_owned_child(client: Client, namespace: str) -
     eventually(child_gone, timeout=30)
 
 
-def test_fail_annotation_crash_loops_a_deployment_pod(client: Client, namespace: str) -> None:
-    apply(client, Deployment, deployment("broken", namespace, replicas=2, annotations={SIMULATE_ANNOTATION: "fail"}))
-
-    def crash_looping() -> list[Any]:
-        pods = pods_of(client, namespace, "broken")
-        looping = [
-            p
-            for p in pods
-            if p.status.containerStatuses
-            and p.status.containerStatuses[0].state.waiting is not None
-            and p.status.containerStatuses[0].state.waiting.reason == "CrashLoopBackOff"
-        ]
-        return looping if len(looping) == 2 else []
-
-    pods = eventually(crash_looping, timeout=30)
-    for p in pods:
-        assert p.status.phase == "Running"
-        assert conditions(p)["Ready"] == "False"
-        assert p.status.containerStatuses[0].restartCount > 0
-        assert p.status.containerStatuses[0].lastState.terminated.exitCode == 1
-    status = get_any(client, Deployment, "broken", namespace).status
-    assert not status.readyReplicas
-    assert not status.availableReplicas
-
-
-def test_fail_annotation_with_restart_policy_never_fails_the_pod(client: Client, namespace: str) -> None:
-    apply(client, Pod, pod("job-like", namespace, restart_policy="Never", annotations={SIMULATE_ANNOTATION: "fail"}))
-    p = eventually(lambda: (q := get_pod(client, "job-like", namespace)).status.phase == "Failed" and q, timeout=20)
-    assert p.status.containerStatuses[0].state.terminated.exitCode == 1
-    assert conditions(p)["Ready"] == "False"
-
-
-@pytest.mark.parametrize(
-    ("mode", "phase", "ready", "state"),
-    [
-        (PodMode.UNREADY, "Running", "False", "running"),
-        (PodMode.PENDING, "Pending", "False", "waiting"),
-        (PodMode.SUCCEED, "Succeeded", "False", "terminated"),
-        (PodMode.RUN, "Running", "True", "running"),
-    ],
-)
-def test_simulate_annotation_modes(
-    client: Client, namespace: str, mode: PodMode, phase: str, ready: str, state: str
-) -> None:
-    apply(client, Pod, pod("p", namespace, annotations={SIMULATE_ANNOTATION: mode.value}, init_container=True))
-
-    def settled() -> Any:
-        p = get_pod(client, "p", namespace)
-        return p if p.status.phase == phase and p.status.containerStatuses else None
-
-    p = eventually(settled, timeout=20)
-    assert conditions(p)["Ready"] == ready
-    assert getattr(p.status.containerStatuses[0].state, state) is not None
-    assert conditions(p)["PodScheduled"] == "True"
-    if mode is PodMode.PENDING:
-        assert p.status.podIP is None
-        assert p.status.containerStatuses[0].state.waiting.reason == "ContainerCreating"
-    else:
-        assert p.status.initContainerStatuses[0].state.terminated.reason == "Completed"
-
-
-def test_label_rules_fail_matching_pods_and_can_be_changed_at_run_time(
-    simulation_rules: NodeSimulator, client: Client, namespace: str
-) -> None:
-    apply(client, Pod, pod("flaky", namespace, labels={"app": "flaky"}))
-    apply(client, Pod, pod("steady", namespace, labels={"app": "steady"}))
-    eventually(lambda: conditions(get_pod(client, "flaky", namespace)).get("Ready") == "True")
-
-    simulation_rules.set_rules([SimulationRule({"app": "flaky"}, PodMode.FAIL)])
-    eventually(lambda: conditions(get_pod(client, "flaky", namespace))["Ready"] == "False")
-    assert get_pod(client, "flaky", namespace).status.containerStatuses[0].state.waiting.reason == "CrashLoopBackOff"
-    assert conditions(get_pod(client, "steady", namespace))["Ready"] == "True"
-
-    simulation_rules.set_rules([])
-    eventually(lambda: conditions(get_pod(client, "flaky", namespace))["Ready"] == "True")
-
-
-def test_annotating_a_running_pod_makes_it_fail(client: Client, namespace: str) -> None:
-    apply(client, Pod, pod("victim", namespace))
-    eventually(lambda: conditions(get_pod(client, "victim", namespace)).get("Ready") == "True")
-    client.patch(Pod, "victim", {"metadata": {"annotations": {SIMULATE_ANNOTATION: "fail"}}}, namespace=namespace)
-    eventually(lambda: conditions(get_pod(client, "victim", namespace))["Ready"] == "False")
-
-
-def test_start_delay_annotation(client: Client, namespace: str) -> None:
-    apply(client, Pod, pod("slow", namespace, annotations={SIMULATE_DELAY_ANNOTATION: "2"}))
-    created = time.monotonic()
-    p = eventually(lambda: (q := get_pod(client, "slow", namespace)).status.containerStatuses and q, timeout=10)
-    if time.monotonic() - created < 1.5:
-        assert p.status.phase == "Pending"
-    eventually(lambda: conditions(get_pod(client, "slow", namespace)).get("Ready") == "True", timeout=15)
-    assert time.monotonic() - created >= 2.0
-
-
-def test_readiness_gate_holds_ready_until_its_condition_is_true(client: Client, namespace: str) -> None:
-    gate = "fusioninfer.io/endpoint-registered"
-    apply(client, Pod, pod("gated", namespace, readiness_gates=[gate]))
-    p = eventually(lambda: (q := get_pod(client, "gated", namespace)).status.phase == "Running" and q)
-    assert conditions(p)["ContainersReady"] == "True"
-    assert conditions(p)["Ready"] == "False"
-    now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    client.patch(
-        PodStatus,
-        "gated",
-        {"status": {"conditions": [{"type": gate, "status": "True", "lastTransitionTime": now}]}},
-        namespace=namespace,
-    )
-    eventually(lambda: conditions(get_pod(client, "gated", namespace))["Ready"] == "True")
-    assert conditions(get_pod(client, "gated", namespace))[gate] == "True"
-
-
 def test_service_account_token_authenticates_as_the_service_account(
     cluster: LocalCluster, client: Client, namespace: str
 ) -> None:
@@ -630,13 +593,15 @@ async def test_async_client_sees_pods_become_ready(async_client: AsyncClient, na
     await eventually_async(ready, timeout=20)
 
 
-def test_second_simulator_with_another_prefix_shares_the_cluster(cluster: LocalCluster, client: Client) -> None:
-    """Tests may add nodes of their own (e.g. a GPU type) next to the session's; deleted on stop."""
-    with NodeSimulator(
-        cluster.kubeconfig_path, nodes=2, gpus_per_node=1, name_prefix="extra", delete_nodes_on_stop=True
-    ):
-        names = {n.metadata.name for n in all_nodes(client)}
-        assert {"extra-0", "extra-1"} <= names
+def test_extra_nodes_share_the_cluster_and_go_away(cluster: LocalCluster, client: Client) -> None:
+    """Tests may add nodes of their own (e.g. a GPU type) next to the session's; KWOK runs them."""
+    names = ["extra-0", "extra-1"]
+    create_nodes(client, names, NodeSpec(gpus=1), pool="extra")
+    try:
+        for name in names:
+            eventually(lambda n=name: conditions(get_any(client, Node, n)).get("Ready") == "True", timeout=30)
         assert get_any(client, Node, "extra-0").status.allocatable["nvidia.com/gpu"] == "1"
+    finally:
+        delete_nodes(client, names)
     eventually(lambda: not any(n.metadata.name.startswith("extra-") for n in all_nodes(client)), timeout=10)
     assert {f"sim-node-{i}" for i in range(SIM_NODES)} <= {n.metadata.name for n in all_nodes(client)}

@@ -1,22 +1,22 @@
-"""A real local Kubernetes control plane (etcd + kube-apiserver + kube-controller-manager +
-kube-scheduler, v1.20.2 built from Debian source) plus a node simulator, for tests and the demo.
+"""A real local Kubernetes control plane (etcd, kube-apiserver, kube-controller-manager,
+kube-scheduler, built from their Go modules) plus KWOK's simulated GPU nodes, for tests and the demo.
 
 See docs/local-control-plane.md. Public API:
 
-- `LocalCluster` (cluster.py): up/down/status, apiserver restart, extra users, clients.
-- `NodeSimulator` (nodesim.py): fake GPU nodes whose bound Pods become Running/Ready.
-- `ensure_binaries` (build.py): find or build the control-plane binaries.
+- `LocalCluster` (cluster.py): up/down/status/recover, component restarts, extra users, clients.
+- `ensure_cluster_binaries` (build.py): find or build every binary the cluster runs.
+- `NodeSpec`, `create_nodes`, `delete_nodes` (kwok.py): simulated nodes.
 - `install_crds`, `ainstall_crds`, `BUNDLED_CRD_DIR` (crds.py): install CRD YAMLs and wait.
 """
 
-from fusioninfer.localcluster.build import ensure_binaries
+from fusioninfer.localcluster.build import ensure_cluster_binaries
 from fusioninfer.localcluster.cluster import (
     ClusterAlreadyRunning,
     ClusterError,
     ClusterStatus,
     LocalCluster,
-    TokenEntry,
 )
+from fusioninfer.localcluster.components import TokenEntry
 
 __all__ = [
     "ClusterAlreadyRunning",
@@ -24,5 +24,5 @@ __all__ = [
     "ClusterStatus",
     "LocalCluster",
     "TokenEntry",
-    "ensure_binaries",
+    "ensure_cluster_binaries",
 ]

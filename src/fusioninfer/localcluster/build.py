@@ -1,9 +1,18 @@
-"""Find or build the Kubernetes v1.20.2 control-plane binaries the local cluster runs.
+"""Build (once, cached by version) the upstream binaries the local cluster runs, from Go modules.
 
-No binary downloads are possible on our machines, so `build-k8s.sh` builds kube-apiserver,
-kube-controller-manager and kube-scheduler from Debian's own source package (about 7 minutes
-on 2 cores) and caches them. Everything else here only *finds* what is already there, so that
-a cluster start costs seconds once the cache is warm.
+No binary downloads are possible on our machines, but the Go module proxy is reachable, so every
+component is compiled from its published module with the machine's Go toolchain:
+
+- Kubernetes (kube-apiserver, kube-controller-manager, kube-scheduler): `k8s.io/kubernetes`
+  replaces its staging modules with `./staging/...`, which `go install` refuses, so a wrapper
+  module of ours (`hack/kubernetes/go.mod`) requires it and replaces each staging module with its
+  published `v0.X.Y`. The three binaries share most packages and are built in one `go build`.
+- etcd: `go.etcd.io/etcd/server/v3` has relative replaces as well; wrapper `hack/etcd/go.mod`.
+- KWOK: no replaces, so a plain `go install sigs.k8s.io/kwok/cmd/kwok@VERSION`.
+
+Binaries land in `<cache root>/<component>-<version>/`; a second run finds them and builds
+nothing. A cold build prints a progress line every 30 s (what, how long so far, packages done),
+since `go build` alone is silent for many minutes.
 """
 
 from __future__ import annotations
@@ -11,59 +20,142 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
-import shutil
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
-K8S_VERSION = "v1.20.2"
-BINARIES: tuple[str, ...] = ("kube-apiserver", "kube-controller-manager", "kube-scheduler")
-BUILD_SCRIPT = Path(__file__).with_name("build-k8s.sh")
-# Debian's etcd-server package installs here; build-k8s.sh installs it when missing.
-DEFAULT_ETCD = Path("/usr/bin/etcd")
+# The wrapper modules live in the repository's `hack/` directory (the local cluster is development
+# tooling, used from a checkout).
+HACK_DIR = Path(__file__).resolve().parents[3] / "hack"
+PROGRESS_INTERVAL = 30.0
+
+Echo = Callable[[str], None]
 
 
 class BuildError(RuntimeError):
     """The binaries are missing and could not be built."""
 
 
-def cache_root() -> Path:
-    """The cache root: `$FUSIONINFER_CACHE_DIR` or `~/.cache/fusioninfer`.
+def _version_ldflags(version: str) -> tuple[str, ...]:
+    """`-X` flags that make `/version` (and feature-gate defaults, which key on it) report the
+    real release instead of `v0.0.0-master+$Format:%H$`."""
+    major, minor = version.lstrip("v").split(".")[:2]
+    flags: list[str] = []
+    for pkg in ("k8s.io/component-base/version", "k8s.io/client-go/pkg/version"):
+        flags += [
+            f"-X {pkg}.gitVersion={version}",
+            f"-X {pkg}.gitMajor={major}",
+            f"-X {pkg}.gitMinor={minor}",
+            f"-X {pkg}.gitTreeState=clean",
+            f"-X {pkg}.buildDate=1970-01-01T00:00:00Z",
+        ]
+    return tuple(flags)
 
-    CI caches this one directory between runs; the binaries live in a version-keyed child so that
-    a version bump never picks up stale binaries.
+
+@dataclass(frozen=True)
+class GoComponent:
+    """One upstream component built from the Go module proxy.
+
+    `wrapper` names a directory under `hack/` holding a go.mod that requires the upstream module
+    (built with `go build` inside it); without one the packages are built with `go install
+    PACKAGE@VERSION`.
     """
+
+    name: str
+    version: str
+    packages: tuple[str, ...]
+    binaries: tuple[str, ...]
+    wrapper: str | None = None
+    ldflags: tuple[str, ...] = ()
+
+    @property
+    def cache_key(self) -> str:
+        return f"{self.name}-{self.version}"
+
+
+KUBERNETES_VERSION = "v1.33.13"
+ETCD_VERSION = "v3.5.21"
+KWOK_VERSION = "v0.7.0"
+
+KUBERNETES = GoComponent(
+    name="kubernetes",
+    version=KUBERNETES_VERSION,
+    packages=tuple(
+        f"k8s.io/kubernetes/cmd/{b}" for b in ("kube-apiserver", "kube-controller-manager", "kube-scheduler")
+    ),
+    binaries=("kube-apiserver", "kube-controller-manager", "kube-scheduler"),
+    wrapper="kubernetes",
+    ldflags=_version_ldflags(KUBERNETES_VERSION),
+)
+ETCD = GoComponent(
+    name="etcd",
+    version=ETCD_VERSION,
+    packages=("go.etcd.io/etcd/server/v3",),
+    binaries=("etcd",),
+    wrapper="etcd",
+)
+KWOK = GoComponent(
+    name="kwok",
+    version=KWOK_VERSION,
+    packages=("sigs.k8s.io/kwok/cmd/kwok",),
+    binaries=("kwok",),
+)
+# What a local cluster needs, in build order (the biggest first: its progress matters most).
+CLUSTER_COMPONENTS: tuple[GoComponent, ...] = (KUBERNETES, ETCD, KWOK)
+
+
+def cache_root() -> Path:
+    """The cache root: `$FUSIONINFER_CACHE_DIR` or `~/.cache/fusioninfer`."""
     env = os.environ.get("FUSIONINFER_CACHE_DIR")
     if env:
         return Path(env).expanduser()
     return Path.home() / ".cache" / "fusioninfer"
 
 
-def bin_dir(root: Path | None = None) -> Path:
-    """Directory holding the three cached binaries (`<cache root>/k8s-v1.20.2`)."""
-    return (root if root is not None else cache_root()) / f"k8s-{K8S_VERSION}"
+def component_dir(component: GoComponent, root: Path | None = None) -> Path:
+    """Where `component`'s binaries are cached: `<cache root>/<name>-<version>`."""
+    return (root if root is not None else cache_root()) / component.cache_key
 
 
-def missing_binaries(directory: Path) -> list[str]:
-    """Names of the control-plane binaries not (executable) in `directory`."""
-    return [b for b in BINARIES if not os.access(directory / b, os.X_OK)]
+def missing_binaries(component: GoComponent, directory: Path) -> list[str]:
+    """Names of `component`'s binaries not (executable) in `directory`."""
+    return [b for b in component.binaries if not os.access(directory / b, os.X_OK)]
 
 
-def find_etcd() -> Path | None:
-    """The etcd binary: `$FUSIONINFER_ETCD`, then `etcd` on PATH, then Debian's location."""
-    env = os.environ.get("FUSIONINFER_ETCD")
-    if env:
-        return Path(env) if os.access(env, os.X_OK) else None
-    found = shutil.which("etcd")
-    if found:
-        return Path(found)
-    return DEFAULT_ETCD if os.access(DEFAULT_ETCD, os.X_OK) else None
+def go_build_argv(component: GoComponent, out_dir: Path) -> list[str]:
+    """The `go` command that builds `component` into `out_dir` (pure; unit-tested).
+
+    `-trimpath` keeps the build reproducible and free of local paths; `-v` prints each package as
+    it is compiled, which is what the progress lines count.
+    """
+    ldflags = " ".join(("-s", "-w", *component.ldflags))
+    if component.wrapper is not None:
+        # One package: name the binary (etcd's main package would otherwise be called `server`).
+        out = f"{out_dir}/{component.binaries[0]}" if len(component.packages) == 1 else f"{out_dir}/"
+        return ["go", "build", "-v", "-trimpath", f"-ldflags={ldflags}", "-o", out, *component.packages]
+    return [
+        "go",
+        "install",
+        "-v",
+        "-trimpath",
+        f"-ldflags={ldflags}",
+        *(f"{p}@{component.version}" for p in component.packages),
+    ]
 
 
-def binaries_ready(directory: Path | None = None) -> bool:
-    """True when nothing needs building: all three binaries are cached and etcd is installed."""
-    return not missing_binaries(directory or bin_dir()) and find_etcd() is not None
+def go_build_env(component: GoComponent, out_dir: Path, base: dict[str, str] | None = None) -> dict[str, str]:
+    """Environment for the build: no cgo (static binaries, no C toolchain needed), the machine's
+    own toolchain unless a module asks for a newer one, and GOBIN for `go install`."""
+    env = dict(os.environ if base is None else base)
+    env["CGO_ENABLED"] = "0"
+    env.setdefault("GOFLAGS", "-buildvcs=false")
+    if component.wrapper is None:
+        env["GOBIN"] = str(out_dir)
+    return env
 
 
 @contextlib.contextmanager
@@ -79,45 +171,92 @@ def _build_lock(directory: Path) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def ensure_binaries(
-    directory: Path | None = None,
-    *,
-    echo: Callable[[str], None] | None = None,
-) -> Path:
-    """Return the directory with kube-apiserver, kube-controller-manager and kube-scheduler.
+def format_duration(seconds: float) -> str:
+    """`7m05s` / `42s`: how progress and summaries show elapsed time."""
+    whole = int(seconds)
+    return f"{whole // 60}m{whole % 60:02d}s" if whole >= 60 else f"{whole}s"
 
-    When they (or etcd) are missing, runs `build-k8s.sh` and streams its output line by line to
-    `echo` (default: stderr) so a ~10 minute cold build shows progress instead of looking hung.
-    Raises BuildError when the build fails.
-    """
-    target = directory or bin_dir()
-    if binaries_ready(target):
-        return target
-    say = echo or (lambda line: print(line, file=sys.stderr, flush=True))
-    with _build_lock(target):
-        if binaries_ready(target):  # another process built them while we waited for the lock
-            return target
-        say(
-            f"[fusioninfer] Kubernetes {K8S_VERSION} binaries missing in {target} "
-            f"(or no etcd); building from Debian source, this takes ~10 minutes once."
-        )
-        proc = subprocess.Popen(
-            ["bash", str(BUILD_SCRIPT), str(target)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            bufsize=1,
-        )
+
+def _run_with_progress(argv: Sequence[str], *, cwd: Path | None, env: dict[str, str], what: str, say: Echo) -> None:
+    """Run a build, printing `what` with the elapsed time and packages compiled every 30 s, and
+    the last lines of its output when it fails."""
+    started = time.monotonic()
+    packages = 0
+    tail: list[str] = []
+    done = threading.Event()
+
+    def ticker() -> None:
+        while not done.wait(PROGRESS_INTERVAL):
+            say(f"[fusioninfer] {what}: {format_duration(time.monotonic() - started)} so far, {packages} packages")
+
+    proc = subprocess.Popen(
+        list(argv), cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
+    )
+    thread = threading.Thread(target=ticker, daemon=True)
+    thread.start()
+    try:
         assert proc.stdout is not None
-        tail: list[str] = []
         for line in proc.stdout:
             line = line.rstrip("\n")
             tail = [*tail[-39:], line]
-            say(line)
+            if not line.startswith("go: downloading"):
+                packages += 1
         rc = proc.wait()
-        if rc != 0:
-            raise BuildError(f"build-k8s.sh failed with exit code {rc}; last lines:\n" + "\n".join(tail))
-    still_missing = missing_binaries(target)
-    if still_missing or find_etcd() is None:
-        raise BuildError(f"build finished but still missing: {still_missing or ['etcd']}")
+    finally:
+        done.set()
+        thread.join()
+    if rc != 0:
+        raise BuildError(f"{what} failed (exit code {rc}); last lines:\n" + "\n".join(tail))
+    say(f"[fusioninfer] {what}: done in {format_duration(time.monotonic() - started)}")
+
+
+def ensure_component(component: GoComponent, root: Path | None = None, *, echo: Echo | None = None) -> Path:
+    """Return the directory with `component`'s binaries, building them first when missing."""
+    target = component_dir(component, root)
+    if not missing_binaries(component, target):
+        return target
+    say = echo or (lambda line: print(line, file=sys.stderr, flush=True))
+    with _build_lock(target):
+        if not missing_binaries(component, target):  # built by another process while we waited
+            return target
+        staging = target.with_name(target.name + ".partial")
+        staging.mkdir(parents=True, exist_ok=True)
+        cwd = HACK_DIR / component.wrapper if component.wrapper else None
+        if cwd is not None and not (cwd / "go.mod").is_file():
+            raise BuildError(f"wrapper module {cwd}/go.mod is missing")
+        what = f"building {component.name} {component.version} ({', '.join(component.binaries)})"
+        say(f"[fusioninfer] {what} from the Go module proxy; cached in {target} afterwards")
+        try:
+            _run_with_progress(
+                go_build_argv(component, staging),
+                cwd=cwd,
+                env=go_build_env(component, staging),
+                what=what,
+                say=say,
+            )
+        except FileNotFoundError as exc:
+            raise BuildError(f"cannot run the Go toolchain ({exc}); install Go 1.24 or newer") from exc
+        still = missing_binaries(component, staging)
+        if still:
+            raise BuildError(f"{what} finished but {still} are missing in {staging}")
+        target.mkdir(parents=True, exist_ok=True)
+        for binary in component.binaries:
+            (staging / binary).replace(target / binary)
+        with contextlib.suppress(OSError):
+            staging.rmdir()
     return target
+
+
+def ensure_cluster_binaries(root: Path | None = None, *, echo: Echo | None = None) -> dict[str, Path]:
+    """Every binary a local cluster runs, by name (building what is missing)."""
+    paths: dict[str, Path] = {}
+    for component in CLUSTER_COMPONENTS:
+        directory = ensure_component(component, root, echo=echo)
+        for binary in component.binaries:
+            paths[binary] = directory / binary
+    return paths
+
+
+def cluster_binaries_ready(root: Path | None = None) -> bool:
+    """True when nothing needs building."""
+    return not any(missing_binaries(c, component_dir(c, root)) for c in CLUSTER_COMPONENTS)

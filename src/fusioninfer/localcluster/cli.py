@@ -11,19 +11,28 @@ from typing import Annotated
 
 import typer
 
-from fusioninfer.localcluster.build import BuildError, bin_dir, ensure_binaries, missing_binaries
+from fusioninfer.localcluster.build import (
+    CLUSTER_COMPONENTS,
+    BuildError,
+    cache_root,
+    component_dir,
+    ensure_component,
+    missing_binaries,
+)
 from fusioninfer.localcluster.cluster import (
+    COMPONENT_ORDER,
     DEFAULT_STATE_DIR,
     FAKES,
-    NODESIM,
+    KWOK,
     ClusterAlreadyRunning,
     ClusterError,
     LocalCluster,
+    find_state_dirs,
 )
 
 cluster_app = typer.Typer(
-    help="A real local Kubernetes control plane (etcd, kube-apiserver, controller-manager, scheduler "
-    "v1.20.2) plus simulated GPU nodes, on 127.0.0.1.",
+    help="A real local Kubernetes control plane (etcd, kube-apiserver, controller-manager, scheduler, "
+    "built from their Go modules) plus simulated GPU nodes (KWOK), on 127.0.0.1.",
     no_args_is_help=True,
     add_completion=False,
 )
@@ -58,8 +67,12 @@ def up(
     ] = None,
     state_dir: StateDir = DEFAULT_STATE_DIR,
 ) -> None:
-    """Start the control plane (building the binaries first if needed) and wait until it is ready."""
+    """Start the control plane (building the binaries first if needed) and wait until it is ready.
+
+    On a state dir whose processes died, restarts them on the same ports and data (nothing is
+    deleted); `down` is the only way to start over."""
     cluster = LocalCluster(state_dir)
+    dead = cluster.dead_components() if cluster.processes() else []
     try:
         cluster.up(nodes=nodes, gpus_per_node=gpus_per_node, fake_controllers=fake_controllers)
     except ClusterAlreadyRunning:
@@ -69,17 +82,38 @@ def up(
     except (ClusterError, BuildError) as exc:
         typer.echo(f"cluster up failed: {exc}", err=True)
         raise typer.Exit(1) from exc
-    typer.echo(f"Local control plane ready in {cluster.startup_seconds}s (state: {cluster.state_dir}).")
+    if dead:
+        typer.echo(f"Restarted {', '.join(dead)} on the existing data (state: {cluster.state_dir}).")
+    else:
+        typer.echo(f"Local control plane ready in {cluster.startup_seconds}s (state: {cluster.state_dir}).")
     if nodes:
-        typer.echo(f"Node simulator: {nodes} node(s) x {gpus_per_node} GPU(s), log {cluster.log_path(NODESIM)}")
+        typer.echo(f"Simulated nodes (KWOK): {nodes} x {gpus_per_node} GPU(s), log {cluster.log_path(KWOK)}")
     if FAKES in cluster.processes():
         typer.echo(f"Fake Volcano/LWS/gateway controllers: log {cluster.log_path(FAKES)}")
     _echo_usage(cluster)
 
 
 @cluster_app.command()
-def down(state_dir: StateDir = DEFAULT_STATE_DIR) -> None:
-    """Stop exactly the processes `up` started from this state dir and remove the state."""
+def down(
+    state_dir: StateDir = DEFAULT_STATE_DIR,
+    all_under: Annotated[
+        Path | None,
+        typer.Option(
+            "--all-under",
+            help="Stop every cluster whose state dir is at or below this directory (e.g. .fusioninfer), "
+            "instead of the one of --state-dir.",
+        ),
+    ] = None,
+) -> None:
+    """Stop exactly the processes `up` started from this state dir and remove the state (and etcd's data)."""
+    if all_under is not None:
+        dirs = find_state_dirs(all_under)
+        if not dirs:
+            typer.echo(f"No cluster state below {all_under}; nothing to stop.")
+        for directory in dirs:
+            stopped = LocalCluster(directory).down()
+            typer.echo(f"{directory}: stopped {', '.join(stopped) if stopped else 'nothing (all already exited)'}")
+        return
     cluster = LocalCluster(state_dir)
     if not cluster.processes():
         typer.echo(f"No cluster state in {cluster.state_dir}; nothing to stop.")
@@ -106,14 +140,38 @@ def status(state_dir: StateDir = DEFAULT_STATE_DIR) -> None:
 
 
 @cluster_app.command()
-def build() -> None:
-    """Build and cache kube-apiserver, kube-controller-manager and kube-scheduler (once, ~10 min)."""
-    target = bin_dir()
-    if not missing_binaries(target):
-        typer.echo(f"Binaries already cached in {target}.")
+def restart(
+    component: Annotated[str, typer.Argument(help=f"One of: {', '.join(COMPONENT_ORDER)}.")],
+    state_dir: StateDir = DEFAULT_STATE_DIR,
+) -> None:
+    """Restart one component on its recorded flags, ports and data (e.g. after it crashed)."""
+    if component not in COMPONENT_ORDER:
+        typer.echo(f"unknown component {component!r}; one of: {', '.join(COMPONENT_ORDER)}", err=True)
+        raise typer.Exit(2)
+    cluster = LocalCluster(state_dir)
+    if not cluster.processes():
+        typer.echo(f"No cluster state in {cluster.state_dir}; run `fusioninfer cluster up` first.", err=True)
+        raise typer.Exit(1)
     try:
-        ensure_binaries(target, echo=typer.echo)
-    except BuildError as exc:
-        typer.echo(str(exc), err=True)
+        cluster.restart_component(component)
+    except ClusterError as exc:
+        typer.echo(f"restart failed: {exc}", err=True)
         raise typer.Exit(1) from exc
-    typer.echo(f"Ready: {target}")
+    typer.echo(f"{component} restarted (log {cluster.log_path(component)}).")
+
+
+@cluster_app.command()
+def build() -> None:
+    """Build and cache the control plane, etcd and KWOK from their Go modules (once; see
+    docs/local-control-plane.md for the time it takes)."""
+    for component in CLUSTER_COMPONENTS:
+        target = component_dir(component)
+        if not missing_binaries(component, target):
+            typer.echo(f"{component.name} {component.version}: cached in {target}")
+            continue
+        try:
+            ensure_component(component, echo=typer.echo)
+        except BuildError as exc:
+            typer.echo(str(exc), err=True)
+            raise typer.Exit(1) from exc
+    typer.echo(f"Ready: {cache_root()}")

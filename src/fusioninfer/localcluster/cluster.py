@@ -1,14 +1,14 @@
 """A real Kubernetes control plane on loopback: etcd, kube-apiserver, kube-controller-manager,
-kube-scheduler (and optionally the node simulator), started as plain processes.
+kube-scheduler and KWOK (simulated nodes), started as plain processes.
 
 Why processes and not kind: no container engine and no binary downloads are available on our
-machines, but Debian ships the Kubernetes source and etcd (see `build.py`). Everything listens on
+machines, but every component builds from its Go module (see `build.py`). Everything listens on
 127.0.0.1 only, on ports picked free at start-up, so several clusters (several engineers' test
 sessions) can run side by side on one machine.
 
-Every process we start is recorded in `<state dir>/state.json` with its full argv and its kernel
-start time; `down` signals a PID only when `/proc/<pid>` still shows exactly that process, so a
-recycled PID or somebody else's etcd is never touched.
+Every process we start is recorded in `<state dir>/state.json` (see `processes.py`). A cluster
+whose processes died comes back with `up` on the same ports and the same etcd data: nothing here
+deletes data except `down`.
 """
 
 from __future__ import annotations
@@ -16,42 +16,52 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
-import yaml
 
-from fusioninfer.localcluster.build import bin_dir as default_bin_dir
-from fusioninfer.localcluster.build import ensure_binaries, find_etcd
+from fusioninfer.localcluster.build import ensure_cluster_binaries
+from fusioninfer.localcluster.components import (
+    ADMIN_USER,
+    LOOPBACK,
+    TokenEntry,
+    apiserver_args,
+    controller_manager_args,
+    etcd_args,
+    format_tokens_csv,
+    new_token,
+    parse_tokens_csv,
+    pick_free_ports,
+    scheduler_args,
+    write_kubeconfig,
+)
+from fusioninfer.localcluster.kwok import NodeSpec, create_nodes, kwok_args, node_names
+from fusioninfer.localcluster.processes import ProcessRecord, is_our_process, proc_cmdline, proc_start_time
 
 DEFAULT_STATE_DIR = Path(".fusioninfer") / "cluster"
-LOOPBACK = "127.0.0.1"
-SERVICE_CLUSTER_IP_RANGE = "10.96.0.0/16"
-CLUSTER_NAME = "fusioninfer-local"
-ADMIN_USER = "admin"
 STATE_FILE = "state.json"
 TOKENS_FILE = "tokens.csv"
 KUBECONFIG_FILE = "kubeconfig"
+DEFAULT_NODE_POOL = "sim-node"
 
 # Order matters: start in this order, stop in reverse.
 ETCD = "etcd"
 APISERVER = "kube-apiserver"
 CONTROLLER_MANAGER = "kube-controller-manager"
 SCHEDULER = "kube-scheduler"
-NODESIM = "nodesim"
+KWOK = "kwok"
 FAKES = "fake-controllers"
-COMPONENT_ORDER: tuple[str, ...] = (ETCD, APISERVER, CONTROLLER_MANAGER, SCHEDULER, NODESIM, FAKES)
+CONTROL_PLANE: tuple[str, ...] = (ETCD, APISERVER, CONTROLLER_MANAGER, SCHEDULER, KWOK)
+COMPONENT_ORDER: tuple[str, ...] = (*CONTROL_PLANE, FAKES)
 
 # Files and directories we create inside the state dir; `down` removes only these, never an
 # arbitrary directory a user pointed --state-dir at.
@@ -66,283 +76,9 @@ class ClusterAlreadyRunning(ClusterError):
     """`up` was called on a state dir whose cluster is still alive."""
 
 
-# --------------------------------------------------------------------------------------------
-# Pure helpers (unit-tested without starting anything)
-# --------------------------------------------------------------------------------------------
-
-
-def pick_free_ports(count: int, host: str = LOOPBACK) -> list[int]:
-    """Return `count` distinct TCP ports that were free on `host` a moment ago.
-
-    All sockets are held open until every port is chosen, so the ports are distinct; the small
-    race with other programs after they are closed is handled by `LocalCluster.up` retrying.
-    """
-    if count < 1:
-        raise ValueError("count must be >= 1")
-    sockets: list[socket.socket] = []
-    try:
-        for _ in range(count):
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            s.bind((host, 0))
-            sockets.append(s)
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
-
-
-def new_token() -> str:
-    """A random bearer token (128 bits, hex)."""
-    return secrets.token_hex(16)
-
-
-@dataclass(frozen=True)
-class TokenEntry:
-    """One line of kube-apiserver's `--token-auth-file`: a static bearer token for a user."""
-
-    token: str
-    user: str
-    uid: str
-    groups: tuple[str, ...] = ()
-
-    def csv_line(self) -> str:
-        """The CSV line: `token,user,uid` plus a quoted, comma-separated group list if any."""
-        for value in (self.token, self.user, self.uid, *self.groups):
-            if any(c in value for c in ',"\n'):
-                raise ValueError(f"token file values may not contain ',', '\"' or newlines: {value!r}")
-        line = f"{self.token},{self.user},{self.uid}"
-        if self.groups:
-            line += ',"' + ",".join(self.groups) + '"'
-        return line
-
-
-def format_tokens_csv(entries: Iterable[TokenEntry]) -> str:
-    """Render a whole token file (one `TokenEntry.csv_line` per line)."""
-    return "".join(e.csv_line() + "\n" for e in entries)
-
-
-def parse_tokens_csv(text: str) -> list[TokenEntry]:
-    """Parse what `format_tokens_csv` wrote (so users added earlier survive an apiserver restart)."""
-    import csv
-    import io
-
-    entries: list[TokenEntry] = []
-    for row in csv.reader(io.StringIO(text)):
-        if not row:
-            continue
-        token, user, uid = row[0], row[1], row[2]
-        groups = tuple(g for g in row[3].split(",") if g) if len(row) > 3 else ()
-        entries.append(TokenEntry(token=token, user=user, uid=uid, groups=groups))
-    return entries
-
-
-def render_kubeconfig(
-    server: str,
-    token: str,
-    *,
-    user: str = ADMIN_USER,
-    cluster_name: str = CLUSTER_NAME,
-    namespace: str | None = None,
-) -> dict[str, Any]:
-    """A kubeconfig dict for `server` authenticating with a bearer token.
-
-    TLS verification is skipped: the apiserver serves a self-signed certificate it generates in
-    its cert dir at start-up, and the server is only reachable on loopback.
-    """
-    context: dict[str, Any] = {"cluster": cluster_name, "user": user}
-    if namespace:
-        context["namespace"] = namespace
-    return {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [{"name": cluster_name, "cluster": {"server": server, "insecure-skip-tls-verify": True}}],
-        "users": [{"name": user, "user": {"token": token}}],
-        "contexts": [{"name": cluster_name, "context": context}],
-        "current-context": cluster_name,
-        "preferences": {},
-    }
-
-
-def write_kubeconfig(
-    path: Path,
-    server: str,
-    token: str,
-    *,
-    user: str = ADMIN_USER,
-    cluster_name: str = CLUSTER_NAME,
-    namespace: str | None = None,
-) -> Path:
-    """Write `render_kubeconfig(...)` to `path` with mode 0600 (it holds a credential)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    data = render_kubeconfig(server, token, user=user, cluster_name=cluster_name, namespace=namespace)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        yaml.safe_dump(data, fh, sort_keys=False)
-    return path
-
-
-def etcd_args(etcd: Path, data_dir: Path, client_port: int, peer_port: int) -> list[str]:
-    """etcd argv: a single member, client and peer URLs on loopback only."""
-    client = f"http://{LOOPBACK}:{client_port}"
-    peer = f"http://{LOOPBACK}:{peer_port}"
-    return [
-        str(etcd),
-        "--name=fusioninfer",
-        f"--data-dir={data_dir}",
-        f"--listen-client-urls={client}",
-        f"--advertise-client-urls={client}",
-        f"--listen-peer-urls={peer}",
-        f"--initial-advertise-peer-urls={peer}",
-        f"--initial-cluster=fusioninfer={peer}",
-        "--initial-cluster-state=new",
-        # Tests write a lot and never need history: keep the database small and compacting.
-        "--auto-compaction-mode=periodic",
-        "--auto-compaction-retention=5m",
-        "--quota-backend-bytes=4294967296",
-    ]
-
-
-def apiserver_args(
-    binary: Path,
-    *,
-    etcd_port: int,
-    secure_port: int,
-    cert_dir: Path,
-    sa_pub: Path,
-    sa_key: Path,
-    tokens_file: Path,
-    extra: Sequence[str] = (),
-) -> list[str]:
-    """kube-apiserver argv (the verified recipe in ../shared/reference/local-control-plane.md).
-
-    - RBAC authorization, so tests can prove that a set of RBAC rules is enough;
-    - static tokens for the admin and test users, plus ServiceAccount tokens (TokenRequest);
-    - the ServiceAccount admission plugin is off: without a token controller and root CA it refuses
-      every Pod ("No API token found for service account default"); TaintNodesByCondition too;
-    - a /16 service range: a /24 runs out after ~250 Services.
-    """
-    return [
-        str(binary),
-        f"--etcd-servers=http://{LOOPBACK}:{etcd_port}",
-        f"--bind-address={LOOPBACK}",
-        f"--advertise-address={LOOPBACK}",
-        f"--secure-port={secure_port}",
-        "--insecure-port=0",
-        f"--cert-dir={cert_dir}",
-        f"--service-cluster-ip-range={SERVICE_CLUSTER_IP_RANGE}",
-        "--service-account-issuer=https://kubernetes.default.svc",
-        f"--service-account-key-file={sa_pub}",
-        f"--service-account-signing-key-file={sa_key}",
-        f"--token-auth-file={tokens_file}",
-        "--authorization-mode=RBAC",
-        "--allow-privileged=true",
-        # TaintNodesByCondition taints every new Node not-ready, and only the node lifecycle
-        # controller (which needs real kubelets, so it is off) would ever lift it.
-        "--disable-admission-plugins=ServiceAccount,TaintNodesByCondition",
-        "--profiling=false",
-        # The `kubernetes` Service cannot point at a loopback address; don't retry that forever.
-        "--endpoint-reconciler-type=none",
-        *extra,
-    ]
-
-
-def controller_manager_args(binary: Path, kubeconfig: Path, sa_key: Path) -> list[str]:
-    """kube-controller-manager argv: all controllers (GC, Deployment, ReplicaSet, StatefulSet, ...)
-    except those that need a kubelet or a cloud (node IPAM, node lifecycle) and the token
-    controller (no root CA); no serving ports at all."""
-    return [
-        str(binary),
-        f"--kubeconfig={kubeconfig}",
-        "--leader-elect=false",
-        f"--service-account-private-key-file={sa_key}",
-        "--controllers=*,-nodeipam,-nodelifecycle,-serviceaccount-token",
-        f"--bind-address={LOOPBACK}",
-        "--secure-port=0",
-        "--port=0",
-    ]
-
-
-def scheduler_args(binary: Path, kubeconfig: Path) -> list[str]:
-    """kube-scheduler argv: no serving ports, no leader election."""
-    return [
-        str(binary),
-        f"--kubeconfig={kubeconfig}",
-        "--leader-elect=false",
-        f"--bind-address={LOOPBACK}",
-        "--port=0",
-        "--secure-port=0",
-    ]
-
-
-def nodesim_args(kubeconfig: Path, nodes: int, gpus_per_node: int, extra: Sequence[str] = ()) -> list[str]:
-    """argv of the background node simulator process that `cluster up --nodes N` starts."""
-    return [
-        sys.executable,
-        "-m",
-        "fusioninfer.localcluster.nodesim",
-        "--kubeconfig",
-        str(kubeconfig),
-        "--nodes",
-        str(nodes),
-        "--gpus-per-node",
-        str(gpus_per_node),
-        *extra,
-    ]
-
-
 def fakes_args(kubeconfig: Path, extra: Sequence[str] = ()) -> list[str]:
     """argv of the background fake Volcano/LWS/gateway controllers (`fusioninfer.localcluster.fakes`)."""
     return [sys.executable, "-m", "fusioninfer.localcluster.fakes", "--kubeconfig", str(kubeconfig), *extra]
-
-
-# --------------------------------------------------------------------------------------------
-# Process bookkeeping
-# --------------------------------------------------------------------------------------------
-
-
-@dataclass
-class ProcessRecord:
-    """A process we started: enough to recognise it later with certainty."""
-
-    name: str
-    pid: int
-    argv: list[str]
-    start_time: int | None
-    log: str
-
-
-def _proc_start_time(pid: int) -> int | None:
-    """Field 22 of /proc/<pid>/stat (start time in clock ticks since boot), or None if gone."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    # The command name (field 2) may contain spaces and parentheses: split after the last ')'.
-    rest = stat[stat.rindex(")") + 2 :].split()
-    if rest[0] == "Z":  # a zombie is dead; only its exit status is left to collect
-        return None
-    return int(rest[19])
-
-
-def _proc_cmdline(pid: int) -> list[str] | None:
-    try:
-        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return None
-    if not raw:
-        return None
-    return raw.rstrip(b"\0").decode(errors="replace").split("\0")
-
-
-def is_our_process(record: ProcessRecord) -> bool:
-    """True only when `record.pid` is alive and is exactly the process we started: same argv and,
-    when recorded, same kernel start time (so a recycled PID never matches)."""
-    start = _proc_start_time(record.pid)
-    if start is None:
-        return False
-    if record.start_time is not None and start != record.start_time:
-        return False
-    return _proc_cmdline(record.pid) == record.argv
 
 
 @dataclass
@@ -371,11 +107,6 @@ class ClusterStatus:
         return self.exists and self.ready and all(c.alive for c in self.components)
 
 
-# --------------------------------------------------------------------------------------------
-# The cluster
-# --------------------------------------------------------------------------------------------
-
-
 class LocalCluster:
     """A local control plane whose state (ports, PIDs, keys, kubeconfig, logs) lives in `state_dir`.
 
@@ -387,8 +118,7 @@ class LocalCluster:
         self,
         state_dir: Path | str | None = None,
         *,
-        bin_dir: Path | None = None,
-        etcd: Path | None = None,
+        binaries: Mapping[str, Path] | None = None,
         etcd_parent_dir: Path | None = None,
         ready_timeout: float = 60.0,
         extra_apiserver_args: Sequence[str] = (),
@@ -397,8 +127,7 @@ class LocalCluster:
         etcd's database goes into a fresh `fusioninfer-etcd-*` directory there instead of the state
         dir (tests use /dev/shm: fsync on tmpfs is free); `down` removes it all the same."""
         self.state_dir = Path(state_dir if state_dir is not None else DEFAULT_STATE_DIR).absolute()
-        self._bin_dir = bin_dir
-        self._etcd = etcd
+        self._binaries = dict(binaries) if binaries is not None else None
         self._etcd_parent_dir = etcd_parent_dir
         self.ready_timeout = ready_timeout
         self._extra_apiserver_args = list(extra_apiserver_args)
@@ -447,7 +176,11 @@ class LocalCluster:
         return self.logs_dir / f"{component}.log"
 
     def processes(self) -> dict[str, ProcessRecord]:
-        """The recorded processes by component name."""
+        """The recorded processes by component name, as the state file says now (another
+        `LocalCluster` on the same state dir, e.g. a CLI call, may have restarted some)."""
+        on_disk = self._load_state()
+        if on_disk:
+            self._state = on_disk
         return {name: ProcessRecord(**rec) for name, rec in self._state.get("processes", {}).items()}
 
     # ----- state file ------------------------------------------------------------------------
@@ -471,79 +204,76 @@ class LocalCluster:
     # ----- lifecycle ---------------------------------------------------------------------------
 
     def is_running(self) -> bool:
-        """True when every recorded process is alive (does not query the apiserver)."""
+        """True when every recorded cluster component is alive (does not query the apiserver);
+        attached processes such as an operator do not count."""
         procs = self.processes()
-        return bool(procs) and all(is_our_process(p) for p in procs.values())
+        return bool(procs) and not self.dead_components()
 
     def up(
         self,
         *,
         nodes: int = 0,
         gpus_per_node: int = 8,
-        nodesim_extra_args: Sequence[str] = (),
         fake_controllers: bool | None = None,
-        build: bool = True,
         attempts: int = 3,
     ) -> LocalCluster:
-        """Start etcd, kube-apiserver, kube-controller-manager and kube-scheduler and return once
-        `/readyz` answers ok. With `nodes > 0` also start the node simulator as a background process
-        (in-process simulation for tests: `fusioninfer.localcluster.nodesim.NodeSimulator`), and,
-        unless `fake_controllers` is False (default: True exactly when nodes are simulated), the
-        fake Volcano / LeaderWorkerSet / gateway controllers (`fusioninfer.localcluster.fakes`):
-        simulated nodes without them would leave gang-scheduled Pods Pending for ever.
+        """Start etcd, kube-apiserver, kube-controller-manager, kube-scheduler and KWOK and return
+        once `/readyz` answers ok, building the binaries first when they are not cached. With
+        `nodes > 0` register that many simulated GPU nodes and, unless `fake_controllers` is False
+        (default: True exactly when nodes are simulated), start the fake Volcano / LeaderWorkerSet
+        / gateway controllers (`fusioninfer.localcluster.fakes`).
 
-        Raises ClusterAlreadyRunning if this state dir's cluster is alive. State left by a cluster
-        that died is cleaned up first. Retries with new ports if one was grabbed meanwhile.
+        On a state dir whose cluster is alive: ClusterAlreadyRunning. On one whose processes (some
+        or all) died: `recover()`, which restarts them on the same ports and the same etcd data.
+        Retries with new ports if one was grabbed between picking and binding it.
         """
         if self._state:
             if self.is_running():
                 raise ClusterAlreadyRunning(f"a cluster is already running from {self.state_dir}")
-            self.down()
-        bins = self._resolve_binaries(build)
-        etcd = self._etcd or find_etcd()
-        if etcd is None:
-            raise ClusterError("etcd not found (install Debian's etcd-server or set FUSIONINFER_ETCD)")
-        last_error: ClusterError | None = None
-        for attempt in range(1, attempts + 1):
-            try:
-                self._start_all(bins, etcd)
-                break
-            except ClusterError as exc:
-                last_error = exc
-                self.down()
-                if "address already in use" not in str(exc) or attempt == attempts:
-                    raise
-        else:  # pragma: no cover - the loop always breaks or raises
-            raise last_error or ClusterError("up failed")
+            self.recover()
+        else:
+            bins = self._resolve_binaries()
+            for attempt in range(1, attempts + 1):
+                try:
+                    self._start_all(bins)
+                    break
+                except ClusterError as exc:
+                    self.down()
+                    if "address already in use" not in str(exc) or attempt == attempts:
+                        raise
         if nodes > 0:
-            self.start_nodesim_process(nodes, gpus_per_node, nodesim_extra_args)
-        if fake_controllers if fake_controllers is not None else nodes > 0:
+            self.add_nodes(nodes, NodeSpec(gpus=gpus_per_node))
+        if FAKES not in self.processes() and (fake_controllers if fake_controllers is not None else nodes > 0):
             self.start_fakes_process()
         return self
 
-    def _resolve_binaries(self, build: bool) -> Path:
-        directory = self._bin_dir or default_bin_dir()
-        if build:
-            return ensure_binaries(directory)
-        return directory
+    def _resolve_binaries(self) -> dict[str, Path]:
+        if self._binaries is None:
+            self._binaries = ensure_cluster_binaries()
+        return self._binaries
 
-    def _start_all(self, bins: Path, etcd: Path) -> None:
+    def _start_all(self, bins: Mapping[str, Path]) -> None:
         started = time.monotonic()
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.logs_dir.mkdir(exist_ok=True)
-        etcd_client, etcd_peer, api_port = pick_free_ports(3)
+        etcd_client, etcd_peer, api_port, scheduler_port, kwok_port = pick_free_ports(5)
         data_dir = self.state_dir / "etcd"
         if self._etcd_parent_dir is not None:
             data_dir = Path(tempfile.mkdtemp(prefix="fusioninfer-etcd-", dir=self._etcd_parent_dir))
         admin_token = new_token()
         server = f"https://{LOOPBACK}:{api_port}"
         self._state = {
-            "version": 1,
+            "version": 2,
             "server": server,
             "admin_token": admin_token,
-            "ports": {"etcd_client": etcd_client, "etcd_peer": etcd_peer, "apiserver": api_port},
+            "ports": {
+                "etcd_client": etcd_client,
+                "etcd_peer": etcd_peer,
+                "apiserver": api_port,
+                "scheduler": scheduler_port,
+                "kwok": kwok_port,
+            },
             "etcd_data_dir": str(data_dir),
-            "bin_dir": str(bins),
             "processes": {},
             "argv": {},
         }
@@ -554,28 +284,95 @@ class LocalCluster:
         )
         os.chmod(self.tokens_path, 0o600)
         write_kubeconfig(self.kubeconfig_path, server, admin_token)
-
-        self._spawn(ETCD, etcd_args(etcd, data_dir, etcd_client, etcd_peer))
-        self._wait_http(ETCD, f"http://{LOOPBACK}:{etcd_client}/health", auth=None)
-        self._state["argv"][APISERVER] = apiserver_args(
-            bins / APISERVER,
-            etcd_port=etcd_client,
-            secure_port=api_port,
-            cert_dir=self.state_dir / "certs",
-            sa_pub=self.state_dir / "sa.pub",
-            sa_key=self.state_dir / "sa.key",
-            tokens_file=self.tokens_path,
-            extra=self._extra_apiserver_args,
-        )
-        self.start_apiserver()
-        self._spawn(
-            CONTROLLER_MANAGER,
-            controller_manager_args(bins / CONTROLLER_MANAGER, self.kubeconfig_path, self.state_dir / "sa.key"),
-        )
-        self._spawn(SCHEDULER, scheduler_args(bins / SCHEDULER, self.kubeconfig_path))
-        self._wait_controller_manager()
+        kubeconfig, sa_key = self.kubeconfig_path, self.state_dir / "sa.key"
+        self._state["argv"] = {
+            ETCD: etcd_args(bins["etcd"], data_dir, etcd_client, etcd_peer),
+            APISERVER: apiserver_args(
+                bins[APISERVER],
+                etcd_port=etcd_client,
+                secure_port=api_port,
+                cert_dir=self.state_dir / "certs",
+                sa_pub=self.state_dir / "sa.pub",
+                sa_key=sa_key,
+                tokens_file=self.tokens_path,
+                extra=self._extra_apiserver_args,
+            ),
+            CONTROLLER_MANAGER: controller_manager_args(bins[CONTROLLER_MANAGER], kubeconfig, sa_key),
+            SCHEDULER: scheduler_args(bins[SCHEDULER], kubeconfig, scheduler_port),
+            KWOK: kwok_args(bins["kwok"], kubeconfig, server_port=kwok_port),
+        }
+        self._save_state()
+        for name in CONTROL_PLANE:
+            self.start_component(name)
         self._state["startup_seconds"] = round(time.monotonic() - started, 2)
         self._save_state()
+
+    def start_component(self, name: str) -> ProcessRecord:
+        """Start one control-plane component with its recorded flags and wait until it serves."""
+        self._require_state()
+        if name not in CONTROL_PLANE:
+            raise ValueError(f"{name!r} is not a control-plane component (one of {', '.join(CONTROL_PLANE)})")
+        rec = self.processes().get(name)
+        if rec is not None and is_our_process(rec):
+            raise ClusterError(f"{name} is already running (pid {rec.pid})")
+        record = self._spawn(name, list(self._state["argv"][name]))
+        if name == ETCD:
+            self._wait_http(ETCD, f"http://{LOOPBACK}:{self.ports['etcd_client']}/health", auth=None)
+        elif name == APISERVER:
+            self.wait_ready()
+        elif name == CONTROLLER_MANAGER:
+            self._wait_controller_manager()
+        elif name == SCHEDULER:
+            self._wait_http(SCHEDULER, f"https://{LOOPBACK}:{self.ports['scheduler']}/healthz", auth=None)
+        elif name == KWOK:
+            self._wait_http(KWOK, f"http://{LOOPBACK}:{self.ports['kwok']}/healthz", auth=None)
+        return record
+
+    def dead_components(self) -> list[str]:
+        """Recorded cluster components (control plane and fakes) that are no longer running."""
+        procs = self.processes()
+        return [n for n in COMPONENT_ORDER if n in procs and not is_our_process(procs[n])]
+
+    def recover(self) -> list[str]:
+        """Restart every dead component of this state dir on its recorded ports and data, in start
+        order; returns their names. Processes attached with `start_process` (e.g. an operator) are
+        not restarted: they are not part of the cluster.
+
+        Refuses (ClusterError, saying how to start over) when etcd's data directory is gone, since
+        a restart would silently come up empty.
+        """
+        self._require_state()
+        if self._state.get("version") != 2:
+            raise ClusterError(
+                f"the state in {self.state_dir} was written by an older FusionInfer (another Kubernetes "
+                f"version); start over with `fusioninfer cluster down --state-dir {self.state_dir}` (this deletes "
+                "its data)"
+            )
+        data_dir = Path(self._state["etcd_data_dir"])
+        if not (data_dir / "member").is_dir():
+            raise ClusterError(
+                f"etcd's data directory {data_dir} is gone (tmpfs after a reboot?), so the cluster cannot come back "
+                f"with its data. Start over with `fusioninfer cluster down --state-dir {self.state_dir}` then `up`."
+            )
+        self._resolve_binaries()  # a cleaned cache is rebuilt before anything is restarted
+        dead = self.dead_components()
+        for name in dead:
+            if name == FAKES:
+                self.start_fakes_process(restart=True)
+            else:
+                self.start_component(name)
+        return dead
+
+    def restart_component(self, name: str) -> None:
+        """Stop (if running) and start one component on its recorded flags: `cluster restart`."""
+        if name == FAKES:
+            self.stop_process(FAKES)
+            self.start_fakes_process(restart=True)
+            return
+        rec = self.processes().get(name)
+        if rec is not None:
+            self._terminate(rec, 3.0 if name == APISERVER else 10.0)
+        self.start_component(name)
 
     def _spawn(self, name: str, argv: list[str], env: Mapping[str, str] | None = None) -> ProcessRecord:
         """Start `argv` detached from our session (it outlives the CLI that ran `up`), log to the
@@ -599,9 +396,9 @@ class LocalCluster:
         # Popen returns once exec has begun, but the kernel fills /proc/<pid>/cmdline a moment
         # later; wait for it so every later identity check sees the real argv.
         deadline = time.monotonic() + 2.0
-        while proc.poll() is None and _proc_cmdline(proc.pid) != argv and time.monotonic() < deadline:
+        while proc.poll() is None and proc_cmdline(proc.pid) != argv and time.monotonic() < deadline:
             time.sleep(0.005)
-        record = ProcessRecord(name=name, pid=proc.pid, argv=argv, start_time=_proc_start_time(proc.pid), log=str(log))
+        record = ProcessRecord(name=name, pid=proc.pid, argv=argv, start_time=proc_start_time(proc.pid), log=str(log))
         self._state.setdefault("processes", {})[name] = asdict(record)
         self._save_state()
         return record
@@ -660,7 +457,6 @@ class LocalCluster:
         with self.client() as client:
             while time.monotonic() < deadline:
                 self._check_alive(CONTROLLER_MANAGER)
-                self._check_alive(SCHEDULER)
                 try:
                     client.get(ServiceAccount, "default", namespace="default")
                     return
@@ -680,17 +476,12 @@ class LocalCluster:
     def start_apiserver(self) -> None:
         """(Re)start only kube-apiserver with its recorded flags and wait for `/readyz`.
         Tokens added with `add_user` are read at this point."""
-        self._require_state()
-        rec = self.processes().get(APISERVER)
-        if rec is not None and is_our_process(rec):
-            raise ClusterError("kube-apiserver is already running")
-        self._spawn(APISERVER, list(self._state["argv"][APISERVER]))
-        self.wait_ready()
+        self.start_component(APISERVER)
 
     def stop_apiserver(self, timeout: float = 1.0) -> None:
-        """Stop only kube-apiserver (SIGTERM, then SIGKILL after `timeout`: with watches open a
-        1.20 apiserver can take 15 s to drain, and a hard stop is a realistic outage anyway); etcd,
-        the controllers and any node simulator keep running, as in a real control-plane outage."""
+        """Stop only kube-apiserver (SIGTERM, then SIGKILL after `timeout`: a hard stop is a
+        realistic outage anyway); etcd, the controllers and KWOK keep running, as in a real
+        control-plane outage."""
         rec = self.processes().get(APISERVER)
         if rec is not None:
             self._terminate(rec, timeout)
@@ -700,16 +491,18 @@ class LocalCluster:
         self.stop_apiserver()
         self.start_apiserver()
 
-    def start_nodesim_process(
-        self, nodes: int, gpus_per_node: int = 8, extra_args: Sequence[str] = ()
-    ) -> ProcessRecord:
-        """Run the node simulator as a background process that `down` stops (what `cluster up
-        --nodes N` does; tests usually run `NodeSimulator` in-process instead)."""
-        return self.start_process(NODESIM, nodesim_args(self.kubeconfig_path, nodes, gpus_per_node, extra_args))
+    def add_nodes(self, count: int, spec: NodeSpec | None = None, *, pool: str = DEFAULT_NODE_POOL) -> list[str]:
+        """Register `count` simulated nodes `<pool>-0..` (existing ones are kept) for KWOK to run;
+        returns their names."""
+        names = node_names(pool, count)
+        with self.client() as client:
+            return create_nodes(client, names, spec or NodeSpec(), pool=pool)
 
-    def start_fakes_process(self, extra_args: Sequence[str] = ()) -> ProcessRecord:
+    def start_fakes_process(self, extra_args: Sequence[str] = (), *, restart: bool = False) -> ProcessRecord:
         """Run the fake third-party controllers as a background process that `down` stops."""
-        return self.start_process(FAKES, fakes_args(self.kubeconfig_path, extra_args))
+        rec = self.processes().get(FAKES)
+        argv = list(rec.argv) if restart and rec is not None else fakes_args(self.kubeconfig_path, extra_args)
+        return self.start_process(FAKES, argv)
 
     def start_process(
         self,
@@ -723,8 +516,8 @@ class LocalCluster:
         the node simulator): logged to `logs/<name>.log`, recorded in the state, stopped by `down`
         before the control plane. Raises ClusterError if it exits within `check_alive_for` s."""
         self._require_state()
-        if name in (ETCD, APISERVER, CONTROLLER_MANAGER, SCHEDULER):
-            raise ValueError(f"{name} is a control-plane component; use up/start_apiserver")
+        if name in CONTROL_PLANE:
+            raise ValueError(f"{name} is a control-plane component; use up/start_component")
         rec = self.processes().get(name)
         if rec is not None and is_our_process(rec):
             raise ClusterError(f"process {name!r} is already running for this cluster (pid {rec.pid})")
@@ -746,8 +539,8 @@ class LocalCluster:
         return rec is not None and self._terminate(rec, timeout)
 
     def _stop_order(self) -> list[str]:
-        """Extra processes (newest first), then the node simulator, then the control plane in
-        reverse start order."""
+        """Attached processes (newest first), then the fakes, then the control plane in reverse
+        start order."""
         names = list(self.processes())
         extras = [n for n in names if n not in COMPONENT_ORDER]
         return [*reversed(extras), *(n for n in reversed(COMPONENT_ORDER) if n in names)]
@@ -779,6 +572,10 @@ class LocalCluster:
         if proc is not None:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(timeout=5)
+        else:  # not our child (another LocalCluster started it): wait until /proc says it is gone
+            gone_by = time.monotonic() + 5.0
+            while is_our_process(rec) and time.monotonic() < gone_by:
+                time.sleep(0.02)
         return True
 
     def down(self, *, remove_state: bool = True, timeout: float = 10.0) -> list[str]:
@@ -849,7 +646,7 @@ class LocalCluster:
     ) -> TokenEntry:
         """Add a static bearer token for `user` in `groups` (e.g. to prove an RBAC role suffices).
 
-        kube-apiserver 1.20 reads the token file only at start, so this restarts the apiserver
+        kube-apiserver reads the token file only at start, so this restarts the apiserver
         (~2 s) unless `restart=False` (then batch several users and call `restart_apiserver()`).
         For ServiceAccounts prefer `service_account_kubeconfig`, which needs no restart.
         """
@@ -925,3 +722,11 @@ def _generate_sa_keypair(key: Path, pub: Path) -> None:
     subprocess.run([openssl, "genrsa", "-out", str(key), "2048"], check=True, capture_output=True)
     os.chmod(key, 0o600)
     subprocess.run([openssl, "rsa", "-in", str(key), "-pubout", "-out", str(pub)], check=True, capture_output=True)
+
+
+def find_state_dirs(root: Path) -> list[Path]:
+    """Every cluster state dir at or below `root` (what `cluster down --all` stops): the default
+    one, the demo's, and any other a user pointed `--state-dir` at inside it."""
+    if not root.is_dir():
+        return []
+    return sorted(p.parent for p in root.rglob(STATE_FILE) if p.is_file())

@@ -7,7 +7,6 @@ import os
 import socket
 import stat
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -15,25 +14,23 @@ import pytest
 import yaml
 
 from fusioninfer.localcluster import build
-from fusioninfer.localcluster.cluster import (
+from fusioninfer.localcluster.cluster import find_state_dirs
+from fusioninfer.localcluster.components import (
     LOOPBACK,
     SERVICE_CLUSTER_IP_RANGE,
-    ProcessRecord,
     TokenEntry,
-    _proc_cmdline,
-    _proc_start_time,
     apiserver_args,
     controller_manager_args,
     etcd_args,
     format_tokens_csv,
-    is_our_process,
-    nodesim_args,
     parse_tokens_csv,
     pick_free_ports,
     render_kubeconfig,
     scheduler_args,
     write_kubeconfig,
 )
+from fusioninfer.localcluster.kwok import NodeSpec, kwok_args, node_manifest
+from fusioninfer.localcluster.processes import ProcessRecord, is_our_process, proc_cmdline, proc_start_time
 
 
 def test_pick_free_ports_returns_distinct_bindable_loopback_ports() -> None:
@@ -117,7 +114,7 @@ def test_every_component_listens_on_loopback_only() -> None:
         tokens_file=Path("/t.csv"),
     )
     assert f"--bind-address={LOOPBACK}" in api
-    assert "--insecure-port=0" in api
+    assert not any(a.startswith("--insecure-port") for a in api), "removed in Kubernetes 1.24"
     assert "--secure-port=6443" in api
     assert "--etcd-servers=http://127.0.0.1:2379" in api
     assert f"--service-cluster-ip-range={SERVICE_CLUSTER_IP_RANGE}" in api
@@ -127,16 +124,21 @@ def test_every_component_listens_on_loopback_only() -> None:
     disabled = next(a for a in api if a.startswith("--disable-admission-plugins="))
     assert {"ServiceAccount", "TaintNodesByCondition"} <= set(disabled.split("=", 1)[1].split(","))
 
-    for args in (
-        controller_manager_args(Path("/b/kcm"), Path("/k"), Path("/sa.key")),
-        scheduler_args(Path("/b/ks"), Path("/k")),
-    ):
-        assert "--port=0" in args
-        assert "--secure-port=0" in args
+    kcm = controller_manager_args(Path("/b/kcm"), Path("/k"), Path("/sa.key"))
+    sched = scheduler_args(Path("/b/ks"), Path("/k"), 10259)
+    for args in (kcm, sched):
+        assert not any(a.startswith("--port=") for a in args), "removed in Kubernetes 1.24"
         assert "--leader-elect=false" in args
         assert "--kubeconfig=/k" in args
-    kcm = controller_manager_args(Path("/b/kcm"), Path("/k"), Path("/sa.key"))
-    assert "--controllers=*,-nodeipam,-nodelifecycle,-serviceaccount-token" in kcm
+        assert f"--bind-address={LOOPBACK}" in args
+    assert "--secure-port=0" in kcm
+    assert "--secure-port=10259" in sched
+    assert "--controllers=*,-node-ipam-controller,-node-lifecycle-controller,-serviceaccount-token-controller" in kcm
+
+    kwok = kwok_args(Path("/b/kwok"), Path("/k"), server_port=10247)
+    assert "--server-address=127.0.0.1:10247" in kwok
+    assert "--manage-all-nodes=false" in kwok
+    assert "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake" in kwok
 
 
 def test_extra_apiserver_args_are_appended() -> None:
@@ -153,10 +155,26 @@ def test_extra_apiserver_args_are_appended() -> None:
     assert api[-1] == "--v=4"
 
 
-def test_nodesim_args_run_this_interpreter() -> None:
-    args = nodesim_args(Path("/k"), 3, 2, ["--rule", "app=x:fail"])
-    assert args[:3] == [sys.executable, "-m", "fusioninfer.localcluster.nodesim"]
-    assert args[3:] == ["--kubeconfig", "/k", "--nodes", "3", "--gpus-per-node", "2", "--rule", "app=x:fail"]
+def test_kwok_node_carries_the_annotation_kwok_selects_and_gpu_capacity() -> None:
+    taint = {"key": "k", "value": "v", "effect": "NoSchedule"}
+    node = node_manifest("n-0", NodeSpec(gpus=4, labels={"zone": "a"}, taints=[taint]), pool="p")
+    assert node["metadata"]["annotations"]["kwok.x-k8s.io/node"] == "fake"
+    assert node["metadata"]["labels"]["fusioninfer.io/simulated-node"] == "p"
+    assert node["metadata"]["labels"]["zone"] == "a"
+    assert node["metadata"]["labels"]["nvidia.com/gpu.count"] == "4"
+    assert node["status"]["capacity"]["nvidia.com/gpu"] == "4"
+    assert node["status"]["allocatable"] == node["status"]["capacity"]
+    assert node["spec"] == {"taints": [taint]}
+    assert "nvidia.com/gpu.present" not in node_manifest("c", NodeSpec(gpus=0), pool="p")["metadata"]["labels"]
+
+
+def test_find_state_dirs_finds_every_cluster_below_a_root(tmp_path: Path) -> None:
+    for sub in ("cluster", "demo", "nested/deeper"):
+        (tmp_path / sub).mkdir(parents=True)
+        (tmp_path / sub / "state.json").write_text("{}")
+    (tmp_path / "not-a-cluster").mkdir()
+    assert find_state_dirs(tmp_path) == [tmp_path / "cluster", tmp_path / "demo", tmp_path / "nested/deeper"]
+    assert find_state_dirs(tmp_path / "missing") == []
 
 
 def test_process_identity_needs_matching_argv_and_start_time() -> None:
@@ -164,9 +182,9 @@ def test_process_identity_needs_matching_argv_and_start_time() -> None:
     try:
         # The kernel fills /proc/<pid>/cmdline a moment after exec (LocalCluster._spawn waits too).
         deadline = time.monotonic() + 5
-        while _proc_cmdline(proc.pid) != ["sleep", "30"] and time.monotonic() < deadline:
+        while proc_cmdline(proc.pid) != ["sleep", "30"] and time.monotonic() < deadline:
             time.sleep(0.005)
-        start = _proc_start_time(proc.pid)
+        start = proc_start_time(proc.pid)
         assert start is not None
         assert is_our_process(ProcessRecord("x", proc.pid, ["sleep", "30"], start, "l"))
         assert is_our_process(ProcessRecord("x", proc.pid, ["sleep", "30"], None, "l"))
@@ -186,85 +204,110 @@ def test_zombie_counts_as_dead() -> None:
         state = Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
         time.sleep(0.01)
     assert state == "Z"
-    assert _proc_start_time(proc.pid) is None
+    assert proc_start_time(proc.pid) is None
     proc.wait()
 
 
 # ----- build.py -------------------------------------------------------------------------------
 
 
-def _fake_binaries(directory: Path) -> None:
-    directory.mkdir(parents=True, exist_ok=True)
-    for name in build.BINARIES:
-        path = directory / name
-        path.write_text("#!/bin/sh\n")
-        path.chmod(0o755)
+def _fake_component(tmp_path: Path, script: str) -> build.GoComponent:
+    """A component whose "go" is a shell script on PATH (no toolchain run in unit tests)."""
+    bindir = tmp_path / "fakego"
+    bindir.mkdir()
+    (bindir / "go").write_text("#!/usr/bin/env bash\n" + script)
+    (bindir / "go").chmod(0o755)
+    return build.GoComponent(name="thing", version="v1.2.3", packages=("example.com/thing",), binaries=("thing",))
 
 
 def test_cache_dir_honours_env_and_is_version_keyed(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("FUSIONINFER_CACHE_DIR", str(tmp_path))
-    assert build.bin_dir() == tmp_path / "k8s-v1.20.2"
+    assert build.component_dir(build.KUBERNETES) == tmp_path / f"kubernetes-{build.KUBERNETES_VERSION}"
     monkeypatch.delenv("FUSIONINFER_CACHE_DIR")
-    assert build.bin_dir() == Path.home() / ".cache" / "fusioninfer" / "k8s-v1.20.2"
+    assert build.component_dir(build.ETCD) == Path.home() / ".cache" / "fusioninfer" / f"etcd-{build.ETCD_VERSION}"
+
+
+def test_kubernetes_is_a_supported_release_with_version_ldflags() -> None:
+    major, minor = (int(x) for x in build.KUBERNETES_VERSION.lstrip("v").split(".")[:2])
+    assert (major, minor) >= (1, 33)
+    flags = " ".join(build.KUBERNETES.ldflags)
+    assert f"k8s.io/component-base/version.gitVersion={build.KUBERNETES_VERSION}" in flags
+    assert f"k8s.io/component-base/version.gitMinor={minor}" in flags
+    argv = build.go_build_argv(build.KUBERNETES, Path("/out"))
+    assert argv[:2] == ["go", "build"]
+    assert argv[-3:] == list(build.KUBERNETES.packages), "one go build for all three binaries"
+
+
+def test_wrapper_modules_pin_the_versions_the_code_names() -> None:
+    for component in (build.KUBERNETES, build.ETCD):
+        assert component.wrapper is not None
+        gomod = (build.HACK_DIR / component.wrapper / "go.mod").read_text()
+        first_package = component.packages[0].split("/cmd/")[0]
+        assert f"{first_package} {component.version}" in gomod
+        assert (build.HACK_DIR / component.wrapper / "go.sum").is_file()
+    gomod = (build.HACK_DIR / "kubernetes" / "go.mod").read_text()
+    minor = build.KUBERNETES_VERSION.lstrip("v").split(".", 1)[1]
+    assert f"k8s.io/apiserver => k8s.io/apiserver v0.{minor}" in gomod
+    assert "=> ./staging" not in gomod
+
+
+def test_go_install_for_modules_without_replaces() -> None:
+    argv = build.go_build_argv(build.KWOK, Path("/out"))
+    assert argv[:2] == ["go", "install"]
+    assert argv[-1] == f"sigs.k8s.io/kwok/cmd/kwok@{build.KWOK_VERSION}"
+    env = build.go_build_env(build.KWOK, Path("/out"), base={"PATH": "/bin"})
+    assert env["GOBIN"] == "/out"
+    assert env["CGO_ENABLED"] == "0"
 
 
 def test_missing_binaries_lists_what_is_absent_or_not_executable(tmp_path: Path) -> None:
-    assert build.missing_binaries(tmp_path) == list(build.BINARIES)
-    _fake_binaries(tmp_path)
+    assert build.missing_binaries(build.KUBERNETES, tmp_path) == list(build.KUBERNETES.binaries)
+    for name in build.KUBERNETES.binaries:
+        (tmp_path / name).write_text("#!/bin/sh\n")
+        (tmp_path / name).chmod(0o755)
     (tmp_path / "kube-scheduler").chmod(0o644)
-    assert build.missing_binaries(tmp_path) == ["kube-scheduler"]
+    assert build.missing_binaries(build.KUBERNETES, tmp_path) == ["kube-scheduler"]
 
 
-def test_ensure_binaries_does_not_build_when_everything_is_cached(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
-    _fake_binaries(tmp_path / "bin")
-    monkeypatch.setenv("FUSIONINFER_ETCD", "/bin/true")
-    monkeypatch.setattr(build, "BUILD_SCRIPT", tmp_path / "must-not-run.sh")
-    lines: list[str] = []
-    assert build.ensure_binaries(tmp_path / "bin", echo=lines.append) == tmp_path / "bin"
-    assert lines == []
-
-
-def test_ensure_binaries_runs_the_build_script_and_streams_its_progress(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
-    script = tmp_path / "fake-build.sh"
-    script.write_text(
-        "#!/usr/bin/env bash\nset -e\necho '[build-k8s] step 1'\nmkdir -p \"$1\"\n"
-        "for b in kube-apiserver kube-controller-manager kube-scheduler; do "
-        'printf "#!/bin/sh\\n" > "$1/$b"; chmod +x "$1/$b"; done\necho "[build-k8s] done"\n'
+def test_ensure_component_builds_once_then_uses_the_cache(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    component = _fake_component(
+        tmp_path,
+        'echo example.com/thing\nprintf "#!/bin/sh\\n" > "$GOBIN/thing"\n'
+        'chmod +x "$GOBIN/thing"\necho built >> "' + str(tmp_path / "runs") + '"\n',
     )
-    monkeypatch.setattr(build, "BUILD_SCRIPT", script)
-    monkeypatch.setenv("FUSIONINFER_ETCD", "/bin/true")
+    monkeypatch.setenv("PATH", f"{tmp_path / 'fakego'}:{os.environ['PATH']}")
     lines: list[str] = []
-    target = tmp_path / "cache" / "k8s"
-    assert build.ensure_binaries(target, echo=lines.append) == target
-    assert "[build-k8s] step 1" in lines
-    assert lines[-1] == "[build-k8s] done"
-    assert build.missing_binaries(target) == []
+    target = build.ensure_component(component, tmp_path / "cache", echo=lines.append)
+    assert target == tmp_path / "cache" / "thing-v1.2.3"
+    assert os.access(target / "thing", os.X_OK)
+    assert any("building thing v1.2.3" in line for line in lines)
+    assert any(line.endswith("done in 0s") for line in lines)
+    lines.clear()
+    build.ensure_component(component, tmp_path / "cache", echo=lines.append)
+    assert lines == []
+    assert (tmp_path / "runs").read_text() == "built\n"
 
 
-def test_ensure_binaries_reports_a_failed_build_with_its_output(
+def test_ensure_component_reports_a_failed_build_with_its_output(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    script = tmp_path / "broken.sh"
-    script.write_text("#!/usr/bin/env bash\necho 'E: Unable to locate package golang-go'\nexit 3\n")
-    monkeypatch.setattr(build, "BUILD_SCRIPT", script)
-    with pytest.raises(build.BuildError, match="exit code 3") as err:
-        build.ensure_binaries(tmp_path / "cache", echo=lambda _line: None)
-    assert "Unable to locate package" in str(err.value)
+    component = _fake_component(tmp_path, "echo 'go: example.com/thing@v1.2.3: reading: 410 Gone'\nexit 1\n")
+    monkeypatch.setenv("PATH", f"{tmp_path / 'fakego'}:{os.environ['PATH']}")
+    with pytest.raises(build.BuildError, match="exit code 1") as err:
+        build.ensure_component(component, tmp_path / "cache", echo=lambda _line: None)
+    assert "410 Gone" in str(err.value)
+    assert build.missing_binaries(component, tmp_path / "cache" / "thing-v1.2.3") == ["thing"]
 
 
-def test_find_etcd_prefers_the_env_override(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("FUSIONINFER_ETCD", "/bin/true")
-    assert build.find_etcd() == Path("/bin/true")
-    monkeypatch.setenv("FUSIONINFER_ETCD", "/nonexistent/etcd")
-    assert build.find_etcd() is None
+def test_progress_lines_say_what_and_how_long(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setattr(build, "PROGRESS_INTERVAL", 0.05)
+    component = _fake_component(tmp_path, 'sleep 0.3\nprintf "x" > "$GOBIN/thing"; chmod +x "$GOBIN/thing"\n')
+    monkeypatch.setenv("PATH", f"{tmp_path / 'fakego'}:{os.environ['PATH']}")
+    lines: list[str] = []
+    build.ensure_component(component, tmp_path / "cache", echo=lines.append)
+    assert any("building thing v1.2.3" in line and "so far" in line for line in lines)
 
 
-def test_build_script_is_shipped_and_executable_by_bash() -> None:
-    assert build.BUILD_SCRIPT.exists()
-    result = subprocess.run(["bash", "-n", str(build.BUILD_SCRIPT)], capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr
-    assert os.access(build.BUILD_SCRIPT, os.R_OK)
+def test_format_duration() -> None:
+    assert build.format_duration(42.9) == "42s"
+    assert build.format_duration(425) == "7m05s"

@@ -1,0 +1,162 @@
+"""Simulated GPU nodes with KWOK (`sigs.k8s.io/kwok`), the upstream kubelet simulator.
+
+The local control plane has no kubelet and no container runtime. KWOK plays every kubelet: it
+keeps the Nodes it manages Ready (conditions, leases) and drives Pods bound to them through its
+default stages to Running/Ready with a pod IP. It does not schedule: kube-scheduler binds.
+
+We create the Node objects ourselves (with the capacity a GPU node reports, e.g.
+`nvidia.com/gpu: 8`) and mark them with the annotation KWOK selects on, so KWOK manages exactly
+our nodes and nothing else. Everything here except `create_nodes`/`delete_nodes` is pure.
+
+Pod IPs come from `POD_CIDR`. They are nominal: nothing in this project sends traffic to a pod
+IP unless the local cluster itself has created a network namespace holding that address.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fusioninfer.localcluster.build import KWOK_VERSION
+
+KWOK_NODE_ANNOTATION = "kwok.x-k8s.io/node"
+KWOK_NODE_ANNOTATION_VALUE = "fake"
+SIMULATED_NODE_LABEL = "fusioninfer.io/simulated-node"
+GPU_RESOURCE = "nvidia.com/gpu"
+POD_CIDR = "10.244.0.0/16"
+NODE_IP = "10.240.0.1"
+FIELD_MANAGER = "fusioninfer-localcluster"
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    """Capacity and identity of simulated nodes."""
+
+    cpu: str = "32"
+    memory: str = "256Gi"
+    pods: int = 110
+    gpus: int = 8
+    gpu_product: str = "NVIDIA-A100-SXM4-80GB"
+    labels: Mapping[str, str] = field(default_factory=dict)
+    taints: Sequence[Mapping[str, str]] = ()
+
+
+def kwok_args(binary: Path, kubeconfig: Path, *, server_port: int) -> list[str]:
+    """KWOK out of cluster, managing only the nodes annotated `kwok.x-k8s.io/node=fake`.
+
+    `--server-address` serves KWOK's health and metrics on loopback (a free port): its default
+    would listen on every address.
+    """
+    return [
+        str(binary),
+        f"--kubeconfig={kubeconfig}",
+        "--manage-all-nodes=false",
+        f"--manage-nodes-with-annotation-selector={KWOK_NODE_ANNOTATION}={KWOK_NODE_ANNOTATION_VALUE}",
+        f"--cidr={POD_CIDR}",
+        f"--node-ip={NODE_IP}",
+        "--node-lease-duration-seconds=40",
+        f"--server-address=127.0.0.1:{server_port}",
+    ]
+
+
+def node_manifest(name: str, spec: NodeSpec, *, pool: str) -> dict[str, Any]:
+    """A Node as a GPU node's kubelet would register it: labels, capacity and allocatable.
+
+    `pool` goes into the `fusioninfer.io/simulated-node` label so that a group of nodes (the
+    session's, one test's private ones) can be listed and deleted together.
+    """
+    resources = {
+        "cpu": spec.cpu,
+        "memory": spec.memory,
+        "pods": str(spec.pods),
+        "ephemeral-storage": "1Ti",
+        GPU_RESOURCE: str(spec.gpus),
+    }
+    labels = {
+        "kubernetes.io/hostname": name,
+        "kubernetes.io/os": "linux",
+        "kubernetes.io/arch": "amd64",
+        "node.kubernetes.io/instance-type": "fusioninfer-kwok",
+        "type": "kwok",
+        SIMULATED_NODE_LABEL: pool,
+        **(
+            {
+                "nvidia.com/gpu.present": "true",
+                "nvidia.com/gpu.product": spec.gpu_product,
+                "nvidia.com/gpu.count": str(spec.gpus),
+            }
+            if spec.gpus > 0
+            else {}
+        ),
+        **spec.labels,
+    }
+    node: dict[str, Any] = {
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {
+            "name": name,
+            "labels": labels,
+            "annotations": {
+                KWOK_NODE_ANNOTATION: KWOK_NODE_ANNOTATION_VALUE,
+                "node.alpha.kubernetes.io/ttl": "0",
+            },
+        },
+        "spec": {"taints": [dict(t) for t in spec.taints]} if spec.taints else {},
+        "status": {
+            "capacity": resources,
+            "allocatable": dict(resources),
+            "nodeInfo": {
+                "architecture": "amd64",
+                "operatingSystem": "linux",
+                "kubeletVersion": f"fake-kwok-{KWOK_VERSION}",
+                "kubeProxyVersion": f"fake-kwok-{KWOK_VERSION}",
+                "containerRuntimeVersion": "",
+                "kernelVersion": "",
+                "osImage": "",
+                "bootID": "",
+                "machineID": "",
+                "systemUUID": "",
+            },
+        },
+    }
+    return node
+
+
+def node_names(prefix: str, count: int) -> list[str]:
+    """`prefix-0` ... `prefix-(count-1)`."""
+    return [f"{prefix}-{i}" for i in range(count)]
+
+
+def create_nodes(client: Any, names: Iterable[str], spec: NodeSpec, *, pool: str) -> list[str]:
+    """Create (or keep) one Node per name with a sync lightkube client; KWOK takes them over.
+
+    Create, not apply: a Node's status can only be given at creation (later writes of status go
+    through `nodes/status`, which KWOK owns from then on). An existing Node is left as it is.
+    """
+    from lightkube import ApiError
+    from lightkube.resources.core_v1 import Node
+
+    created = []
+    for name in names:
+        try:
+            client.create(Node.from_dict(node_manifest(name, spec, pool=pool)))
+        except ApiError as exc:
+            if exc.status.code != 409:
+                raise
+        created.append(name)
+    return created
+
+
+def delete_nodes(client: Any, names: Iterable[str]) -> None:
+    """Delete the Nodes (missing ones are fine); the pod GC removes Pods bound to them."""
+    from lightkube import ApiError
+    from lightkube.resources.core_v1 import Node
+
+    for name in names:
+        try:
+            client.delete(Node, name)
+        except ApiError as exc:
+            if exc.status.code != 404:
+                raise

@@ -1,0 +1,54 @@
+"""Which processes are ours: every process the local cluster starts is recorded with its full argv
+and its kernel start time, and is signalled only while `/proc/<pid>` still shows exactly that
+process, so a recycled PID or somebody else's etcd is never touched.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass
+class ProcessRecord:
+    """A process we started: enough to recognise it later with certainty."""
+
+    name: str
+    pid: int
+    argv: list[str]
+    start_time: int | None
+    log: str
+
+
+def proc_start_time(pid: int) -> int | None:
+    """Field 22 of /proc/<pid>/stat (start time in clock ticks since boot), or None if gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # The command name (field 2) may contain spaces and parentheses: split after the last ')'.
+    rest = stat[stat.rindex(")") + 2 :].split()
+    if rest[0] == "Z":  # a zombie is dead; only its exit status is left to collect
+        return None
+    return int(rest[19])
+
+
+def proc_cmdline(pid: int) -> list[str] | None:
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return None
+    if not raw:
+        return None
+    return raw.rstrip(b"\0").decode(errors="replace").split("\0")
+
+
+def is_our_process(record: ProcessRecord) -> bool:
+    """True only when `record.pid` is alive and is exactly the process we started: same argv and,
+    when recorded, same kernel start time (so a recycled PID never matches)."""
+    start = proc_start_time(record.pid)
+    if start is None:
+        return False
+    if record.start_time is not None and start != record.start_time:
+        return False
+    return proc_cmdline(record.pid) == record.argv
