@@ -1,264 +1,85 @@
-"""Conformance against the real third-party CRDs: install the upstream CRDs (made loadable by
-Kubernetes 1.20, `../shared/crds/k8s-1.20/`) into a cluster of our own, and server-side-apply
-everything FusionInfer renders for every example, so that a misspelt or misplaced field in a
-LeaderWorkerSet, PodGroup, InferencePool, HTTPRoute, ... fails the build.
+"""Conformance against the real third-party CRDs, with their CEL rules, on the session's cluster.
 
-Why the extra "pruned fields" check: a 1.20 apiserver has no strict field validation. A field
-the CRD schema does not declare is silently dropped (pruned), not rejected, so "apply succeeded"
-alone proves little. We compare what we sent with what the server stored and fail on anything
-that vanished. Built-in kinds are applied too (schema/validation errors fail) but not checked for
-pruning, since this 1.20 server legitimately lacks fields of newer Kubernetes versions.
-
-The whole module is skipped, with the reason, on a clone without `../shared` (no upstream CRDs).
+The session cluster installs the upstream CRDs byte for byte (LeaderWorkerSet, Volcano, Gateway
+API, Inference Extension; `fusioninfer.localcluster.crds`). Everything FusionInfer renders for
+every example and every golden router spec is server-side applied here the way the operator
+applies it (its own client: strict field validation), so a misspelt or misplaced field, or a
+shape a CEL rule forbids, fails the build. The route shapes users write (timeouts, filters,
+matches, several rules) are checked with server-side dry runs.
 """
 
 from __future__ import annotations
 
-import inspect
-import secrets
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from lightkube import ApiError, Client
-from lightkube.core.resource import NamespacedResource
-from lightkube.core.resource_registry import resource_registry
-from lightkube.generic_resource import create_global_resource, create_namespaced_resource
-from lightkube.models.meta_v1 import ObjectMeta
+import yaml
+from lightkube import ApiError, AsyncClient, Client, KubeConfig
 from lightkube.resources.apiextensions_v1 import CustomResourceDefinition
-from lightkube.resources.core_v1 import Namespace
-from lightkube.types import PatchType
 
+from fusioninfer.api.documents import load_documents
+from fusioninfer.api.validation import parse
+from fusioninfer.builders import BuildOptions, Capabilities, build
 from fusioninfer.localcluster.cluster import LocalCluster
-from fusioninfer.localcluster.crds import install_crds, is_established, load_crds, served_versions
+from fusioninfer.localcluster.crds import BUNDLED_CRD_DIR, is_established, load_crds
+from fusioninfer.runtime.apply import apply
+from fusioninfer.runtime.client import async_client
 
 pytestmark = pytest.mark.integration
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-UPSTREAM_CRDS = REPO_ROOT.parent / "shared" / "crds" / "k8s-1.20"
-EXAMPLES_DIR = REPO_ROOT / "examples"
+EXAMPLES = sorted((REPO_ROOT / "examples").glob("*.yaml"))
+GOLDEN = sorted((REPO_ROOT / "tests" / "unit" / "builders" / "golden" / "router").glob("*.yaml"))
+# Read at collection time: the tests are async, and file reads do not belong in an event loop.
+EXAMPLE_TEXT = {p.name: p.read_text(encoding="utf-8") for p in EXAMPLES}
+GOLDEN_OBJECTS = {p.name: yaml.safe_load(p.read_text(encoding="utf-8"))["objects"] for p in GOLDEN}
 FIELD_MANAGER = "fusioninfer"  # what the operator applies with
-SERVER_VERSION = (1, 20)  # the local control plane
-
-if not UPSTREAM_CRDS.is_dir():
-    pytest.skip(
-        f"upstream CRDs not found at {UPSTREAM_CRDS} (they live next to the repository in CI); "
-        "the bundled minimal CRDs are still tested by the rest of the suite",
-        allow_module_level=True,
-    )
-
-Renderer = Callable[[Path], list[dict[str, Any]]]
-
-
-def find_renderer() -> Renderer | None:
-    """How to turn an example file into the child objects the operator would create.
-
-    Preferred: `fusioninfer.render.render_file(path)` (the planned public entry point). Until that
-    exists, the same pipeline `fusioninfer render` uses: parse + `fusioninfer.builders.build`.
-    None if neither is available yet.
-    """
-    try:
-        from fusioninfer.render import render_file  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:
-        pass
-    else:
-
-        def render_with_module(path: Path) -> list[dict[str, Any]]:
-            kwargs: dict[str, Any] = {}
-            if "server_version" in inspect.signature(render_file).parameters:
-                kwargs["server_version"] = SERVER_VERSION
-            return [o.to_dict() if hasattr(o, "to_dict") else dict(o) for o in render_file(path, **kwargs)]
-
-        return render_with_module
-    try:
-        from fusioninfer.api.documents import load_documents
-        from fusioninfer.builders import BuildOptions, Capabilities, build
-    except ImportError:
-        return None
-    # Render for the server we apply to, as the operator does (e.g. no gRPC probes before 1.24).
-    options = BuildOptions(capabilities=Capabilities(server_version=SERVER_VERSION))
-
-    def render_with_builders(path: Path) -> list[dict[str, Any]]:
-        objects: list[dict[str, Any]] = []
-        for doc in load_documents(path.read_text(encoding="utf-8"), str(path)):
-            assert not doc.errors, f"{path}: example is invalid: {doc.errors}"
-            assert doc.service is not None
-            objects.extend(build(doc.service, options).objects)
-        return objects
-
-    return render_with_builders
-
-
-def example_files() -> list[Path]:
-    return sorted(EXAMPLES_DIR.glob("*.yaml")) if EXAMPLES_DIR.is_dir() else []
-
-
-def pruned_fields(sent: Any, stored: Any, path: str = "") -> list[str]:
-    """Paths present in `sent` but missing from `stored` (what the server dropped). Values may
-    differ (defaults, normalisation); only disappearance counts. `null`s are not fields."""
-    if isinstance(sent, dict):
-        if not isinstance(stored, dict):
-            return [path or "."]
-        out: list[str] = []
-        for key, value in sent.items():
-            if value is None:
-                continue
-            if key not in stored:
-                out.append(f"{path}.{key}")
-            else:
-                out += pruned_fields(value, stored[key], f"{path}.{key}")
-        return out
-    if isinstance(sent, list):
-        if not isinstance(stored, list):
-            return [path]
-        if len(stored) < len(sent):
-            return [f"{path}[{i}]" for i in range(len(stored), len(sent))]
-        out = []
-        for i, (a, b) in enumerate(zip(sent, stored, strict=False)):
-            out += pruned_fields(a, b, f"{path}[{i}]")
-        return out
-    return []
-
-
-def resource_class(api_version: str, kind: str) -> Any:
-    """lightkube resource class for a built-in kind, or for a kind of an installed CRD."""
-    return resource_registry.load(api_version, kind)
-
-
-def register_crd_kinds(crds: list[dict[str, Any]]) -> set[str]:
-    """Generic lightkube resources for every served version; returns the API groups."""
-    groups: set[str] = set()
-    for group, version, kind, plural, namespaced in served_versions(crds):
-        if namespaced:
-            create_namespaced_resource(group, version, kind, plural)
-        else:
-            create_global_resource(group, version, kind, plural)
-        groups.add(group)
-    return groups
-
-
-def apply_object(client: Client, obj: dict[str, Any], namespace: str) -> dict[str, Any]:
-    """Server-side apply `obj` (as the operator would: field manager `fusioninfer`, force) and
-    return what the server stored."""
-    cls = resource_class(obj["apiVersion"], obj["kind"])
-    body = dict(obj)
-    meta = dict(body.get("metadata") or {})
-    namespaced = issubclass(cls, NamespacedResource)
-    if namespaced:
-        meta["namespace"] = namespace
-    body["metadata"] = meta
-    result = client.patch(
-        cls,
-        meta["name"],
-        body,
-        namespace=namespace if namespaced else None,
-        patch_type=PatchType.APPLY,
-        field_manager=FIELD_MANAGER,
-        force=True,
-    )
-    stored = result.to_dict() if hasattr(result, "to_dict") else dict(result)
-    return dict(stored)
-
-
-def render_examples(
-    client: Client, namespace: str, examples: list[Path], custom_groups: set[str]
-) -> dict[str, list[str]]:
-    """HOOK: server-side-apply every object that FusionInfer renders for every example into
-    `namespace`; return {"<example>: <kind>/<name>": [pruned field paths]} for custom resources
-    that lost fields. Raises (via the client) on any apply error.
-
-    TODO(render): when `fusioninfer.render.render_file` lands, `find_renderer` picks it up; no
-    change is needed here.
-    """
-    render = find_renderer()
-    assert render is not None
-    problems: dict[str, list[str]] = {}
-    for example in examples:
-        for obj in render(example):
-            stored = apply_object(client, obj, namespace)
-            group = obj["apiVersion"].split("/")[0] if "/" in obj["apiVersion"] else ""
-            if group in custom_groups:
-                lost = pruned_fields({k: v for k, v in obj.items() if k != "metadata"}, stored)
-                if lost:
-                    problems[f"{example.name}: {obj['kind']}/{obj['metadata']['name']}"] = lost
-    return problems
-
-
-# --------------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def upstream_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
-    """A cluster of our own: the upstream CRDs share names with the bundled minimal ones that the
-    session cluster uses, so they must not meet."""
-    shm = Path("/dev/shm")
-    cluster = LocalCluster(tmp_path_factory.mktemp("upstream-crds"), etcd_parent_dir=shm if shm.is_dir() else None)
-    cluster.up()
-    try:
-        yield cluster
-    finally:
-        cluster.down()
-
-
-@pytest.fixture(scope="module")
-def upstream_client(upstream_cluster: LocalCluster) -> Iterator[Client]:
-    with upstream_cluster.client(field_manager=FIELD_MANAGER) as client:
-        yield client
-
-
-@pytest.fixture(scope="module")
-def installed(upstream_client: Client) -> dict[str, Any]:
-    """Install the upstream CRDs (+ ours, when the generator exists) and register their kinds."""
-    crds = load_crds(UPSTREAM_CRDS)
-    names = install_crds(upstream_client, UPSTREAM_CRDS)
-    ours: list[str] = []
-    try:
-        from fusioninfer.api.crd import crd as generate_crd
-        from fusioninfer.install import apply_crds
-    except ImportError:
-        pass
-    else:
-        our_crd = generate_crd()
-        ours = apply_crds(upstream_client, [our_crd])
-        crds.append(our_crd)
-    return {"names": names, "ours": ours, "groups": register_crd_kinds(crds)}
+OPTIONS = BuildOptions(capabilities=Capabilities(server_version=(1, 33)))
 
 
 @pytest.fixture
-def fresh_namespace(upstream_client: Client) -> Iterator[str]:
-    name = f"conformance-{secrets.token_hex(3)}"
-    upstream_client.create(Namespace(metadata=ObjectMeta(name=name)))
-    yield name
-    upstream_client.delete(Namespace, name)
+async def operator_client(cluster: LocalCluster) -> AsyncIterator[AsyncClient]:
+    """The client the operator itself uses (`fusioninfer run`): strict field validation."""
+    client = async_client(KubeConfig.from_file(cluster.kubeconfig_path), field_manager=FIELD_MANAGER)
+    try:
+        yield client
+    finally:
+        await client.close()
 
 
-def test_upstream_crds_are_established_and_served(upstream_client: Client, installed: dict[str, Any]) -> None:
-    upstream = load_crds(UPSTREAM_CRDS)
-    expected = {c["metadata"]["name"] for c in upstream}
-    assert set(installed["names"]) == expected
-    assert {
-        "leaderworkersets.leaderworkerset.x-k8s.io",
-        "podgroups.scheduling.volcano.sh",
-        "inferencepools.inference.networking.k8s.io",
-        "httproutes.gateway.networking.k8s.io",
-    } <= expected
-    for name in expected:
-        assert is_established(upstream_client.get(CustomResourceDefinition, name)), name
-    for group, version, kind, _plural, namespaced in served_versions(upstream):
-        cls = resource_class(f"{group}/{version}", kind)
-        listed = list(upstream_client.list(cls, namespace="default") if namespaced else upstream_client.list(cls))
-        assert listed == [], f"{kind}.{group}/{version} should be served and empty"
+def in_namespace(obj: dict[str, Any], namespace: str) -> dict[str, Any]:
+    return {**obj, "metadata": {**obj["metadata"], "namespace": namespace}}
 
 
-def test_pruning_check_catches_a_misspelt_field(
-    upstream_client: Client, installed: dict[str, Any], fresh_namespace: str
-) -> None:
-    """The conformance check is only worth something if a wrong field name is noticed."""
+def rendered(name: str) -> list[dict[str, Any]]:
+    objects: list[dict[str, Any]] = []
+    for doc in load_documents(EXAMPLE_TEXT[name], name):
+        assert not doc.errors, f"{name}: example is invalid: {doc.errors}"
+        assert doc.service is not None
+        objects.extend(build(doc.service, OPTIONS).objects)
+    return objects
+
+
+def test_every_bundled_crd_is_established_and_served(client: Client) -> None:
+    crds = load_crds(BUNDLED_CRD_DIR)
+    assert len(crds) >= 14
+    for crd in crds:
+        name = crd["metadata"]["name"]
+        assert is_established(client.get(CustomResourceDefinition, name)), name
+        live = client.get(CustomResourceDefinition, name)
+        # Stored as published: the CEL rules are in the live object too.
+        assert yaml.safe_dump(live.spec.to_dict()["versions"][0]["schema"]).count("x-kubernetes-validations") == (
+            yaml.safe_dump(crd["spec"]["versions"][0]["schema"]).count("x-kubernetes-validations")
+        ), name
+
+
+async def test_strict_field_validation_names_a_misspelt_field(operator_client: AsyncClient, namespace: str) -> None:
     lws = {
         "apiVersion": "leaderworkerset.x-k8s.io/v1",
         "kind": "LeaderWorkerSet",
-        "metadata": {"name": "typo"},
+        "metadata": {"name": "typo", "namespace": namespace},
         "spec": {
             "replicas": 1,
             "leaderWorkerTemplate": {
@@ -268,58 +89,144 @@ def test_pruning_check_catches_a_misspelt_field(
             },
         },
     }
-    stored = apply_object(upstream_client, lws, fresh_namespace)
-    assert pruned_fields({"spec": lws["spec"]}, stored) == [".spec.leaderWorkerTemplate.sizee"]
-    assert stored["spec"]["leaderWorkerTemplate"]["size"] == 2
+    with pytest.raises(ApiError) as rejected:
+        await apply(operator_client, lws, FIELD_MANAGER)
+    assert ".spec.leaderWorkerTemplate.sizee" in str(rejected.value.status.message)
+    del lws["spec"]["leaderWorkerTemplate"]["sizee"]
+    stored = await apply(operator_client, lws, FIELD_MANAGER)
     assert stored["spec"]["leaderWorkerTemplate"]["restartPolicy"] == "RecreateGroupOnPodRestart"  # upstream default
 
 
-def test_podgroup_has_no_status_subresource_upstream(
-    upstream_client: Client, installed: dict[str, Any], fresh_namespace: str
-) -> None:
-    """Volcano's PodGroup status is written with the object (tests play the Volcano scheduler)."""
-    pg = {
-        "apiVersion": "scheduling.volcano.sh/v1beta1",
-        "kind": "PodGroup",
-        "metadata": {"name": "pg"},
-        "spec": {"minMember": 2},
-        "status": {"phase": "Running", "running": 2},
+async def test_cel_rules_of_the_upstream_crds_are_enforced(operator_client: AsyncClient, namespace: str) -> None:
+    """What the old 1.20 server let through: a backendRequest timeout longer than the request one."""
+    route = {
+        "apiVersion": "gateway.networking.k8s.io/v1",
+        "kind": "HTTPRoute",
+        "metadata": {"name": "too-long", "namespace": namespace},
+        "spec": {"rules": [{"timeouts": {"request": "10s", "backendRequest": "20s"}}]},
     }
-    stored = apply_object(upstream_client, pg, fresh_namespace)
-    assert stored["status"] == {"phase": "Running", "running": 2}
-    assert stored["spec"]["queue"] == "default"
+    with pytest.raises(ApiError) as rejected:
+        await apply(operator_client, route, FIELD_MANAGER, dry_run=True)
+    assert "backendRequest timeout cannot be longer than request timeout" in str(rejected.value.status.message)
 
 
-RENDERER_REASON = "no renderer yet (neither fusioninfer.render.render_file nor fusioninfer.builders)"
+@pytest.mark.parametrize("example", sorted(EXAMPLE_TEXT))
+async def test_rendered_example_is_accepted(operator_client: AsyncClient, namespace: str, example: str) -> None:
+    for obj in rendered(example):
+        await apply(operator_client, in_namespace(obj, namespace), FIELD_MANAGER)
 
 
-@pytest.mark.skipif(not example_files(), reason=f"no examples in {EXAMPLES_DIR}")
-@pytest.mark.skipif(find_renderer() is None, reason=RENDERER_REASON)
-@pytest.mark.parametrize("example", example_files(), ids=lambda p: p.name)
-def test_rendered_example_applies_without_errors_or_pruned_fields(
-    upstream_client: Client, installed: dict[str, Any], fresh_namespace: str, example: Path
+@pytest.mark.parametrize("golden", sorted(GOLDEN_OBJECTS))
+async def test_golden_router_objects_are_accepted(operator_client: AsyncClient, namespace: str, golden: str) -> None:
+    objects = GOLDEN_OBJECTS[golden]
+    assert objects
+    for obj in objects:
+        await apply(operator_client, in_namespace(obj, namespace), FIELD_MANAGER)
+
+
+@pytest.mark.parametrize("example", sorted(EXAMPLE_TEXT))
+async def test_example_is_accepted_by_our_crd(operator_client: AsyncClient, namespace: str, example: str) -> None:
+    """The examples apply to our CRD (with its CEL rules) as written, strict validation on."""
+    for doc in yaml.safe_load_all(EXAMPLE_TEXT[example]):
+        if doc:
+            await apply(operator_client, in_namespace(doc, namespace), "fusioninfer-tests")
+
+
+# Route shapes users write in `httproute`, each as the builder completes it.
+ROUTE_SHAPES: dict[str, dict[str, Any]] = {
+    "request-timeout": {"rules": [{"timeouts": {"request": "600s"}}]},
+    "backend-request-only": {"rules": [{"timeouts": {"backendRequest": "900s"}}]},
+    "both-timeouts": {"rules": [{"timeouts": {"request": "1h", "backendRequest": "59m"}}]},
+    "no-timeout": {"rules": [{"timeouts": {"request": "0s", "backendRequest": "10m"}}]},
+    "header-modifier": {
+        "rules": [
+            {
+                "filters": [
+                    {
+                        "type": "RequestHeaderModifier",
+                        "requestHeaderModifier": {"set": [{"name": "x-team", "value": "ml"}], "remove": ["x-debug"]},
+                    }
+                ]
+            }
+        ]
+    },
+    "url-rewrite": {
+        "rules": [
+            {
+                "matches": [{"path": {"type": "PathPrefix", "value": "/qwen"}}],
+                "filters": [
+                    {
+                        "type": "URLRewrite",
+                        "urlRewrite": {"path": {"type": "ReplacePrefixMatch", "replacePrefixMatch": "/"}},
+                    }
+                ],
+            }
+        ]
+    },
+    "redirect-beside-a-serving-rule": {
+        "rules": [
+            {
+                "matches": [{"path": {"type": "PathPrefix", "value": "/old"}}],
+                "filters": [
+                    {
+                        "type": "RequestRedirect",
+                        "requestRedirect": {
+                            "path": {"type": "ReplaceFullPath", "replaceFullPath": "/v1"},
+                            "statusCode": 302,
+                        },
+                    }
+                ],
+            },
+            {"matches": [{"path": {"type": "PathPrefix", "value": "/v1"}}]},
+        ]
+    },
+    "matches": {
+        "rules": [
+            {
+                "matches": [
+                    {"path": {"type": "Exact", "value": "/v1/chat/completions"}, "method": "POST"},
+                    {"headers": [{"name": "x-model", "value": "qwen"}]},
+                    {"queryParams": [{"type": "Exact", "name": "stream", "value": "true"}]},
+                    {"path": {"type": "RegularExpression", "value": "^/v1/.*"}},
+                ]
+            }
+        ]
+    },
+    "several-named-rules-and-hostnames": {
+        "hostnames": ["llm.example.com", "*.llm.example.com"],
+        "rules": [
+            {"name": "chat", "matches": [{"path": {"type": "PathPrefix", "value": "/v1/chat"}}]},
+            {"name": "completions", "matches": [{"path": {"type": "PathPrefix", "value": "/v1/completions"}}]},
+            {"name": "rest"},
+        ],
+    },
+    "section-names": {
+        "parentRefs": [{"name": "gw", "sectionName": "http"}, {"name": "gw", "sectionName": "https"}],
+    },
+}
+
+
+@pytest.mark.parametrize("shape", sorted(ROUTE_SHAPES))
+async def test_route_shapes_users_write_pass_the_gateway_api_rules(
+    operator_client: AsyncClient, namespace: str, shape: str
 ) -> None:
-    problems = render_examples(upstream_client, fresh_namespace, [example], installed["groups"])
-    assert problems == {}, "fields the upstream CRDs do not know (pruned by the server):\n" + "\n".join(
-        f"  {obj}: {', '.join(paths)}" for obj, paths in problems.items()
+    httproute = {"parentRefs": [{"name": "inference-gateway"}], **ROUTE_SHAPES[shape]}
+    isvc = parse(
+        {
+            "apiVersion": "fusioninfer.io/v1alpha1",
+            "kind": "InferenceService",
+            "metadata": {"name": "svc", "namespace": namespace},
+            "spec": {
+                "roles": [
+                    {"name": "router", "componentType": "router", "strategy": "prefix-cache", "httproute": httproute},
+                    {
+                        "name": "inference",
+                        "componentType": "worker",
+                        "template": {"spec": {"containers": [{"name": "vllm", "image": "vllm/vllm-openai:v0.11.0"}]}},
+                    },
+                ]
+            },
+        }
     )
-
-
-@pytest.mark.skipif(not example_files(), reason=f"no examples in {EXAMPLES_DIR}")
-@pytest.mark.parametrize("example", example_files(), ids=lambda p: p.name)
-def test_example_inference_services_fit_our_crd(
-    upstream_client: Client, installed: dict[str, Any], fresh_namespace: str, example: Path
-) -> None:
-    """The examples themselves apply to our CRD with nothing pruned (docs and schema agree)."""
-    import yaml
-
-    if not installed["ours"]:
-        pytest.skip("InferenceService CRD generator (fusioninfer.api.crd) not available yet")
-    for doc in yaml.safe_load_all(example.read_text(encoding="utf-8")):
-        if not doc:
-            continue
-        try:
-            stored = apply_object(upstream_client, doc, fresh_namespace)
-        except ApiError as exc:
-            pytest.fail(f"{example.name}: {doc['metadata']['name']} rejected: {exc.status.message}")
-        assert pruned_fields({"spec": doc["spec"]}, stored) == [], example.name
+    (route,) = [o for o in build(isvc, OPTIONS).objects if o["kind"] == "HTTPRoute"]
+    await apply(operator_client, route, FIELD_MANAGER, dry_run=True)

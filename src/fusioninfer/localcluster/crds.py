@@ -1,9 +1,8 @@
 """Install CustomResourceDefinitions into the local control plane and wait until they serve.
 
-`BUNDLED_CRD_DIR` holds minimal structural CRDs written by us for the third-party kinds FusionInfer
-creates (LeaderWorkerSet, PodGroup/Queue, InferencePool/InferenceObjective, Gateway API), so tests
-run on a fresh clone. Where the real upstream CRDs are available (`../shared/crds/k8s-1.20/`), the
-same functions install those instead.
+`BUNDLED_CRD_DIR` holds the upstream CRDs of the third-party kinds FusionInfer creates
+(LeaderWorkerSet, Volcano PodGroup/Queue, Gateway API, Inference Extension), byte for byte as
+their projects publish them, one directory per project with its licence (see its README.md).
 
 CRDs are server-side applied from plain dicts (never round-tripped through client models, which
 would drop fields they do not know). Server-side apply (not client-side `kubectl apply`) matters
@@ -32,12 +31,13 @@ class CRDNotEstablished(TimeoutError):
 
 
 def crd_files(*sources: Path | str) -> list[Path]:
-    """YAML files named by `sources` (files, or directories: their `*.yaml`/`*.yml`, sorted)."""
+    """YAML files named by `sources` (files, or directories: every `*.yaml`/`*.yml` below them,
+    sorted)."""
     files: list[Path] = []
     for source in sources:
         path = Path(source)
         if path.is_dir():
-            files.extend(sorted(p for p in path.iterdir() if p.suffix in (".yaml", ".yml")))
+            files.extend(sorted(p for p in path.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file()))
         elif path.is_file():
             files.append(path)
         else:

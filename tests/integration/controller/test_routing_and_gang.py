@@ -270,7 +270,7 @@ async def test_a_missing_prerequisite_is_named_and_converges_once_installed(
     operator_factory: OperatorFactory, async_client: AsyncClient, namespace: str, cluster: LocalCluster
 ) -> None:
     crd_name = "httproutes.gateway.networking.k8s.io"
-    crd_file = BUNDLED_CRD_DIR / "gateway.networking.k8s.io_httproutes.yaml"
+    crd_file = BUNDLED_CRD_DIR / "gateway-api-v1.4.1" / "gateway.networking.k8s.io_httproutes.yaml"
     await delete_crd(async_client, crd_name)
     try:
         await operator_factory(namespace)
