@@ -205,9 +205,10 @@ async def test_invalid_spec_reports_field_path_once_without_hot_loop(
 ) -> None:
     running = await operator_factory(namespace)
     bad = monolithic(replicas=1)
-    # Two roles with the same name: the 1.20 apiserver does not enforce the CRD's CEL rules, so
-    # only the operator's own validation stands between this spec and the cluster.
-    bad["spec"]["roles"].append(copy.deepcopy(bad["spec"]["roles"][0]))
+    # Two containers with the same name: the pod template is an open object in the CRD (no CEL
+    # rule reaches into it), so the operator's own validation is what stops this spec.
+    containers = bad["spec"]["roles"][0]["template"]["spec"]["containers"]
+    containers.append(copy.deepcopy(containers[0]))
     await apply_service(async_client, bad, namespace)
 
     async def invalid() -> dict[str, Any]:
@@ -217,8 +218,8 @@ async def test_invalid_spec_reports_field_path_once_without_hot_loop(
 
     obj = await eventually_async(invalid)
     message = condition(obj, "Valid")["message"]
-    assert "spec.roles[1].name: Duplicate value:" in message
-    assert "inference" in message
+    assert "spec.roles[0].template.spec.containers[1].name: Duplicate value:" in message
+    assert "vllm" in message
     assert obj["status"]["phase"] == "Invalid"
 
     async def warned() -> list[dict[str, Any]]:
@@ -231,7 +232,7 @@ async def test_invalid_spec_reports_field_path_once_without_hot_loop(
         return events
 
     events = await eventually_async(warned)
-    assert "spec.roles[1].name" in events[0]["message"]
+    assert "spec.roles[0].template.spec.containers[1].name" in events[0]["message"]
     assert len(events) == 1, "the warning is recorded once, not per retry"
     assert events[0].get("count", 1) == 1, "the warning is recorded once, not per retry"
 
@@ -244,6 +245,57 @@ async def test_invalid_spec_reports_field_path_once_without_hot_loop(
     await apply_service(async_client, monolithic(replicas=1), namespace)
     fixed = await wait_ready(async_client, "svc", namespace)
     assert condition(fixed, "Valid")["status"] == "True"
+
+
+async def test_the_apiserver_rejects_an_invalid_service_at_admission(async_client: AsyncClient, namespace: str) -> None:
+    """The CRD's CEL rules run in the apiserver: a duplicate role name never reaches the operator,
+    and `kubectl apply` tells the user which field and why."""
+    bad = monolithic(replicas=1)
+    bad["spec"]["roles"].append(copy.deepcopy(bad["spec"]["roles"][0]))
+    with pytest.raises(ApiError) as rejected:
+        await apply_service(async_client, bad, namespace)
+    assert rejected.value.status.code == 422
+    message = str(rejected.value.status.message)
+    assert 'InferenceService.fusioninfer.io "svc" is invalid' in message
+    assert "spec: Invalid value" in message
+    assert "role names must be unique" in message
+    assert not await exists(async_client, ISVC, "svc", namespace)
+
+
+async def test_unknown_pod_field_in_a_template_is_reported_not_pruned(
+    operator_factory: OperatorFactory, async_client: AsyncClient, namespace: str
+) -> None:
+    """Strict field validation: a misplaced field in the user's pod template makes the Deployment
+    apply fail with the field's path, in status and in an Event, instead of silently vanishing."""
+    running = await operator_factory(namespace)
+    bad = monolithic(replicas=1)
+    bad["spec"]["roles"][0]["template"]["spec"]["containers"][0]["gpuCount"] = 1
+    await apply_service(async_client, bad, namespace)
+
+    async def reported() -> dict[str, Any]:
+        obj = await get_service(async_client, "svc", namespace)
+        messages = " ".join(c.get("message", "") for c in (obj.get("status") or {}).get("conditions") or [])
+        assert "gpuCount" in messages, messages
+        assert "field not declared in schema" in messages or "unknown field" in messages, messages
+        return obj
+
+    obj = await eventually_async(reported, timeout=30)
+    assert condition(obj, "Ready").get("status") != "True"
+    assert not await exists(async_client, RawDeployment, "svc-inference", namespace)
+
+    async def warned() -> None:
+        events = [
+            dict(e)
+            async for e in async_client.list(RawEvent, namespace=namespace)
+            if dict(e)["involvedObject"]["name"] == "svc" and dict(e)["reason"] == "ApplyFailed"
+        ]
+        assert any("gpuCount" in e["message"] for e in events)
+
+    await eventually_async(warned)
+    assert running.writes() > 0
+
+    await apply_service(async_client, monolithic(replicas=1), namespace)
+    await wait_ready(async_client, "svc", namespace)
 
 
 async def test_delete_garbage_collects_children(
