@@ -14,6 +14,7 @@ import yaml
 from pydantic import ValidationError
 
 from fusioninfer.api import naming
+from fusioninfer.api.durations import duration_ms
 from fusioninfer.api.errors import FieldError, InvalidSpec, from_pydantic, quote
 from fusioninfer.api.v1alpha1 import (
     API_VERSION,
@@ -340,13 +341,22 @@ def _check_route_rule(path: str, rule: dict[str, Any]) -> list[FieldError]:
     elif isinstance(timeouts, dict):
         for key in ("request", "backendRequest"):
             value = timeouts.get(key)
-            if value is not None and not isinstance(value, str):
+            if value is not None and (not isinstance(value, str) or duration_ms(value) is None):
                 errors.append(
                     FieldError(
                         f"{path}.timeouts.{key}",
                         f'Invalid value: {quote(value)}: must be a duration string such as "300s"',
                     )
                 )
+        request, backend = duration_ms(timeouts.get("request")), duration_ms(timeouts.get("backendRequest"))
+        if request and backend is not None and backend > request:
+            errors.append(
+                FieldError(
+                    f"{path}.timeouts.backendRequest",
+                    f"Invalid value: {quote(timeouts['backendRequest'])}: may not be longer than "
+                    f"timeouts.request ({quote(timeouts['request'])})",
+                )
+            )
     return errors
 
 

@@ -9,6 +9,10 @@ Everything the apiserver would default is written out (parentRef group/kind, mat
 backendRef group/kind/weight) so server-side apply does not see a diff on every reconcile, and
 `timeouts.request` is an explicit non-zero duration: kgateway 2.1 mishandles `0s`, and LLM
 responses often take longer than gateways' 15 s defaults.
+
+Two shapes the Gateway API CRD's CEL rules forbid are never produced: a `request` timeout we add
+is never shorter than the user's `backendRequest`, and a rule with a `RequestRedirect` filter
+(which answers the client itself) gets no backendRef.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from __future__ import annotations
 from typing import Any
 
 from fusioninfer.api import naming
+from fusioninfer.api.durations import duration_ms
 from fusioninfer.api.v1alpha1 import Role
 from fusioninfer.builders import gateway, inferencepool
 from fusioninfer.builders.context import BuildContext, Manifest, deep_copy
@@ -25,6 +30,11 @@ KIND = "HTTPRoute"
 DEFAULT_REQUEST_TIMEOUT = "300s"
 DEFAULT_PATH: dict[str, str] = {"type": "PathPrefix", "value": "/"}
 SPEC_WARNINGS = "SpecWarnings"
+
+
+def redirects(rule: dict[str, Any]) -> bool:
+    """True when the rule answers with a redirect: it must have no backendRefs."""
+    return any(isinstance(f, dict) and f.get("type") == "RequestRedirect" for f in rule.get("filters") or [])
 
 
 def _zero_duration(value: Any) -> bool:
@@ -63,17 +73,23 @@ def _rule(ctx: BuildContext, router: Role, index: int, user_rule: dict[str, Any]
     rule: dict[str, Any] = dict(deep_copy(user_rule))
     matches = rule.get("matches") or [{}]
     rule["matches"] = [{**match, "path": {**DEFAULT_PATH, **(match.get("path") or {})}} for match in matches]
-    rule["backendRefs"] = [
-        {
-            "group": inferencepool.GROUP,
-            "kind": inferencepool.KIND,
-            "name": naming.pool_name(ctx.name),
-            "weight": 1,
-        }
-    ]
+    if not redirects(rule):
+        rule["backendRefs"] = [
+            {
+                "group": inferencepool.GROUP,
+                "kind": inferencepool.KIND,
+                "name": naming.pool_name(ctx.name),
+                "weight": 1,
+            }
+        ]
     timeouts = dict(rule.get("timeouts") or {})
     if "request" not in timeouts:
-        timeouts["request"] = DEFAULT_REQUEST_TIMEOUT
+        # Never shorter than the user's backendRequest: the CRD rejects request < backendRequest.
+        backend = duration_ms(timeouts.get("backendRequest"))
+        default = duration_ms(DEFAULT_REQUEST_TIMEOUT)
+        assert default is not None
+        longer = backend is not None and backend > default
+        timeouts["request"] = timeouts["backendRequest"] if longer else DEFAULT_REQUEST_TIMEOUT
     elif _zero_duration(timeouts["request"]):
         ctx.notice(
             SPEC_WARNINGS,

@@ -992,6 +992,11 @@ def test_container_port_bounds_are_valid() -> None:
     assert_valid(service(worker("w", container(ports=[{"containerPort": 1}, {"containerPort": 65535}]))))
 
 
+def test_backend_request_longer_than_a_disabled_request_timeout_is_fine() -> None:
+    """`request: 0s` means no timeout (the CRD's rule exempts it); the builder warns instead."""
+    assert_valid(route_service({"rules": [{"timeouts": {"request": "0s", "backendRequest": "2m"}}]}))
+
+
 def test_httproute_hostnames_must_be_strings() -> None:
     assert_error(route_service({"hostnames": ["ok", 5]}), f"{ROUTE}.hostnames[1]: Invalid value: 5: must be a string")
 
@@ -1006,6 +1011,15 @@ def test_httproute_hostnames_must_be_strings() -> None:
         (
             {"timeouts": {"request": 300}},
             f'{ROUTE}.rules[0].timeouts.request: Invalid value: 300: must be a duration string such as "300s"',
+        ),
+        (
+            {"timeouts": {"request": "5 minutes"}},
+            f'{ROUTE}.rules[0].timeouts.request: Invalid value: "5 minutes": must be a duration string such as "300s"',
+        ),
+        (
+            {"timeouts": {"request": "60s", "backendRequest": "2m"}},
+            f'{ROUTE}.rules[0].timeouts.backendRequest: Invalid value: "2m": may not be longer than '
+            f'timeouts.request ("60s")',
         ),
     ],
 )

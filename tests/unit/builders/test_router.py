@@ -453,6 +453,29 @@ def test_zero_timeout_is_kept_but_reported_and_missing_parents_are_reported() ->
     assert sorted(n.reason for n in notices) == ["RouteWithoutParent", "ZeroRequestTimeout"]
 
 
+@pytest.mark.parametrize(
+    ("backend", "request_timeout"), [("600s", "600s"), ("10m1s", "10m1s"), ("30s", "300s"), ("5m", "300s")]
+)
+def test_added_request_timeout_is_never_shorter_than_the_backend_request(backend: str, request_timeout: str) -> None:
+    """The CRD rejects `backendRequest` > `request`: the request timeout we add covers it."""
+    spec, _ = _route(
+        {"httproute": {"parentRefs": [{"name": "gw"}], "rules": [{"timeouts": {"backendRequest": backend}}]}}
+    )
+    assert spec["rules"][0]["timeouts"] == {"backendRequest": backend, "request": request_timeout}
+
+
+def test_redirect_rule_gets_no_backend_ref() -> None:
+    """A RequestRedirect rule answers the client itself; the CRD forbids backendRefs beside it."""
+    redirect = {"type": "RequestRedirect", "requestRedirect": {"scheme": "https", "statusCode": 301}}
+    spec, _ = _route(
+        {"httproute": {"parentRefs": [{"name": "gw"}], "rules": [{"filters": [redirect]}, {"matches": [{}]}]}}
+    )
+    first, second = spec["rules"]
+    assert "backendRefs" not in first
+    assert first["filters"] == [redirect]
+    assert second["backendRefs"][0]["kind"] == "InferencePool"
+
+
 # --- Gateway ------------------------------------------------------------------------------------
 def test_gateway_block_creates_a_gateway_and_the_route_attaches_to_it() -> None:
     b = _build(
