@@ -29,7 +29,7 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 setup: $(VENV)/.installed ## Create the virtualenv and install FusionInfer with its dev tools
 
 .PHONY: k8s-binaries
-k8s-binaries: setup ## Build (once, cached) kube-apiserver/controller-manager/scheduler v1.20.2 from Debian source
+k8s-binaries: setup ## Build (once, cached) the control plane, etcd and KWOK from their Go modules
 	$(FI) cluster build
 
 .PHONY: lint
@@ -64,8 +64,8 @@ uninstall: setup ## Remove the CRD (and with it every InferenceService) from the
 	$(FI) uninstall --kubeconfig $(KUBECONFIG)
 
 .PHONY: run
-run: setup ## Run the operator locally against KUBECONFIG
-	$(FI) run --kubeconfig $(KUBECONFIG)
+run: setup ## Run the operator locally against KUBECONFIG (restarted if it exits, as in a Deployment)
+	$(BIN)/python -m fusioninfer.localcluster.supervise -- $(FI) run --kubeconfig $(KUBECONFIG)
 
 .PHONY: docker-build
 docker-build: ## Build the operator image IMG (needs a Docker engine; CONTAINER_TOOL=podman works too)
@@ -88,8 +88,8 @@ samples: setup ## Apply config/samples (every example) to the cluster of KUBECON
 	$(FI) deploy --kustomize config/samples --kubeconfig $(KUBECONFIG)
 
 .PHONY: clean
-clean: ## Stop the local control plane and remove build state
-	-$(FI) cluster down
+clean: ## Stop every local cluster under .fusioninfer (the demo's too), then remove build state
+	-$(FI) cluster down --all-under .fusioninfer
 	rm -rf .fusioninfer .pytest_cache .mypy_cache .ruff_cache
 
 .PHONY: bench

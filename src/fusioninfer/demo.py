@@ -94,20 +94,17 @@ def pod_gpus(doc: dict[str, Any]) -> list[int]:
 
 
 def nodes_needed(pods: list[int], gpus_per_node: int) -> int | None:
-    """Nodes of `gpus_per_node` GPUs that hold all `pods` (first-fit decreasing, as a gang
-    scheduler packing whole-node pods would), or None if some pod is larger than a node."""
+    """Nodes of `gpus_per_node` GPUs that hold all `pods` wherever the schedulers put them, or
+    None if some pod is larger than a node.
+
+    One node per GPU pod. Packing tighter is not safe: the default scheduler spreads pods, so a
+    1-GPU pod may land on the last empty node and leave a gang of 8-GPU pods one node short (seen
+    on a first `make demo`). With as many nodes as GPU pods, every pod placed so far occupies at
+    most one node each, so an empty node is always left for the next one, in any order.
+    """
     if any(g > gpus_per_node for g in pods):
         return None
-    free: list[int] = []
-    for gpus in sorted(pods, reverse=True):
-        if gpus == 0:
-            continue
-        slot = next((i for i, f in enumerate(free) if f >= gpus), None)
-        if slot is None:
-            free.append(gpus_per_node - gpus)
-        else:
-            free[slot] -= gpus
-    return len(free)
+    return sum(1 for g in pods if g > 0)
 
 
 def plan_examples(docs: list[dict[str, Any]], gpus_per_node: int) -> tuple[list[dict[str, Any]], list[str], int]:
@@ -246,7 +243,8 @@ async def _run_demo(kubeconfig: Path, options: DemoOptions, docs: list[dict[str,
 
 def run_demo(options: DemoOptions, console: Console | None = None) -> None:
     """Everything `make demo` does. Raises DemoFailed with a reason on failure."""
-    from fusioninfer.localcluster.cluster import FAKES, LocalCluster, pick_free_ports
+    from fusioninfer.localcluster.cluster import FAKES, LocalCluster
+    from fusioninfer.localcluster.components import pick_free_ports
     from fusioninfer.localcluster.crds import BUNDLED_CRD_DIR
 
     console = console or Console(highlight=False)
@@ -257,8 +255,9 @@ def run_demo(options: DemoOptions, console: Console | None = None) -> None:
         raise DemoFailed("no example fits the simulated nodes: " + "; ".join(skipped))
     nodes = max(options.nodes, needed)
     cluster = LocalCluster(options.state_dir)
-    if cluster.is_running():
-        console.print(f"stopping the previous demo cluster in {options.state_dir}")
+    if cluster.processes():
+        # The demo always starts from a clean cluster (its own state dir, never `cluster up`'s).
+        console.print(f"removing the previous demo cluster in {options.state_dir}")
         cluster.down()
     console.print("[bold]1/5[/] starting the local control plane (etcd, kube-apiserver, controller-manager, scheduler)")
     cluster.up(nodes=nodes, gpus_per_node=options.gpus_per_node, fake_controllers=True)
@@ -274,6 +273,11 @@ def run_demo(options: DemoOptions, console: Console | None = None) -> None:
         cluster.start_process(
             "operator",
             [
+                # Supervised as a Deployment would be: restarted if it exits (e.g. lost Lease).
+                sys.executable,
+                "-m",
+                "fusioninfer.localcluster.supervise",
+                "--",
                 sys.executable,
                 "-m",
                 "fusioninfer.cli",
@@ -302,7 +306,7 @@ def run_demo(options: DemoOptions, console: Console | None = None) -> None:
         console.print("torn down (--teardown)")
         return
     console.print(
-        "Look around (kubectl 1.20 talks to this server; newer kubectl works for get/describe):\n"
+        "Look around (any kubectl from 1.32 on talks to this server):\n"
         f"  export KUBECONFIG={kubeconfig}\n"
         f"  kubectl get fisvc -n {NAMESPACE}\n"
         f"  kubectl describe fisvc qwen-inference -n {NAMESPACE}\n"
