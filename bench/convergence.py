@@ -1,7 +1,8 @@
 """Convergence benchmark: N InferenceServices applied at once, the operator against a lower bound.
 
 For each N, on a fresh local control plane (real kube-apiserver + etcd + controller-manager +
-scheduler v1.20.2, no nodes: Pods stay Pending, which the benchmark does not need):
+scheduler built by `fusioninfer cluster build`, no nodes: Pods stay Pending, which the benchmark does
+not need):
 
 1. **Lower bound** (namespace ``bench-lb``): a plain lightkube AsyncClient with `--concurrency`
    workers; each applies an InferenceService, then server-side-applies exactly the children the

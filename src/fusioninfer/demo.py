@@ -264,7 +264,7 @@ def run_demo(options: DemoOptions, console: Console | None = None) -> None:
     kubeconfig = cluster.kubeconfig_path
     sized = f" (the examples need {needed})" if nodes > options.nodes else ""
     console.print(f"      {nodes} simulated nodes with {options.gpus_per_node} nvidia.com/gpu each{sized}")
-    console.print("      fake Volcano, LeaderWorkerSet and gateway controllers (what cannot run here; see docs)")
+    console.print("      the real LeaderWorkerSet controller; stand-in Volcano and gateway controllers (see docs)")
     try:
         console.print("[bold]2/5[/] installing CRDs: InferenceService + LWS, Volcano, Gateway API, Inference Extension")
         install_crds(kubeconfig, [BUNDLED_CRD_DIR])

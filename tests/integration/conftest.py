@@ -148,7 +148,7 @@ def namespace(request: pytest.FixtureRequest, cluster: LocalCluster) -> Iterator
 
 @pytest.fixture
 def fake_controllers(cluster: LocalCluster, namespace: str) -> Iterator[FakeControllers]:
-    """The fake Volcano / LWS / gateway controllers, in-process, acting only in this test's
+    """The stand-in Volcano and gateway controllers, in-process, acting only in this test's
     namespace (so other tests, which play those controllers themselves, are not disturbed)."""
     with FakeControllers(cluster.kubeconfig_path, namespace=namespace) as fakes:
         yield fakes

@@ -1,4 +1,4 @@
-"""The fake Volcano / LWS / gateway controllers on the real control plane.
+"""The fake Volcano and gateway controllers on the real control plane.
 
 Each test runs the fakes in-process for its own namespace only (`fake_controllers`); the gang
 tests schedule onto two private simulated nodes (`private_nodes`) so that the capacity
@@ -25,7 +25,6 @@ from fusioninfer.runtime.kinds import raw_resource
 pytestmark = pytest.mark.integration
 
 PodGroup = create_namespaced_resource("scheduling.volcano.sh", "v1beta1", "PodGroup", "podgroups")
-LWS = create_namespaced_resource("leaderworkerset.x-k8s.io", "v1", "LeaderWorkerSet", "leaderworkersets")
 GatewayClass = create_global_resource("gateway.networking.k8s.io", "v1", "GatewayClass", "gatewayclasses")
 Gateway = create_namespaced_resource("gateway.networking.k8s.io", "v1", "Gateway", "gateways")
 HTTPRoute = create_namespaced_resource("gateway.networking.k8s.io", "v1", "HTTPRoute", "httproutes")
@@ -142,88 +141,6 @@ def test_gang_that_does_not_fit_stays_unbound_with_the_reason(
     bound = [p for p in pods(client, namespace).values() if p["spec"].get("nodeName")]
     assert len(bound) == 2
     assert len({p["spec"]["nodeName"] for p in bound}) == 2
-
-
-def lws_manifest(namespace: str, name: str, replicas: int, size: int, image: str = "x") -> Any:
-    template = {
-        "metadata": {"labels": {"app": name}},
-        "spec": {"containers": [{"name": "c", "image": image, "args": ["--addr", "$(LWS_LEADER_ADDRESS)"]}]},
-    }
-    return LWS(
-        {
-            "apiVersion": "leaderworkerset.x-k8s.io/v1",
-            "kind": "LeaderWorkerSet",
-            "metadata": {"name": name, "namespace": namespace},
-            "spec": {"replicas": replicas, "leaderWorkerTemplate": {"size": size, "workerTemplate": template}},
-        }
-    )
-
-
-def lws_status(client: Client, namespace: str, name: str) -> dict[str, Any]:
-    return dict(client.get(LWS, name, namespace=namespace).get("status") or {})
-
-
-def test_lws_groups_status_scale_and_template_change(
-    client: Client, namespace: str, fake_controllers: FakeControllers
-) -> None:
-    client.create(lws_manifest(namespace, "mn", replicas=2, size=3))
-    expected = {"mn-0", "mn-0-1", "mn-0-2", "mn-1", "mn-1-1", "mn-1-2"}
-
-    def ready() -> bool:
-        st = lws_status(client, namespace, "mn")
-        assert (st.get("replicas"), st.get("readyReplicas"), st.get("updatedReplicas")) == (2, 2, 2), st
-        available = next(c for c in st["conditions"] if c["type"] == "Available")
-        return available["status"] == "True"
-
-    eventually(ready, timeout=40)
-    live = pods(client, namespace)
-    assert set(live) == expected
-    worker = live["mn-1-2"]
-    labels = worker["metadata"]["labels"]
-    assert labels["leaderworkerset.sigs.k8s.io/name"] == "mn"
-    assert labels["leaderworkerset.sigs.k8s.io/group-index"] == "1"
-    assert labels["leaderworkerset.sigs.k8s.io/worker-index"] == "2"
-    assert (
-        labels["leaderworkerset.sigs.k8s.io/group-key"]
-        == live["mn-1"]["metadata"]["labels"]["leaderworkerset.sigs.k8s.io/group-key"]
-    )
-    assert worker["metadata"]["annotations"]["leaderworkerset.sigs.k8s.io/leader-name"] == "mn-1"
-    env = {e["name"]: e["value"] for e in worker["spec"]["containers"][0]["env"]}
-    assert env == {
-        "LWS_LEADER_ADDRESS": f"mn-1.mn.{namespace}",
-        "LWS_GROUP_SIZE": "3",
-        "LWS_WORKER_INDEX": "2",
-    }
-    assert worker["metadata"]["ownerReferences"][0]["kind"] == "LeaderWorkerSet"
-    assert client.get(RawService, "mn", namespace=namespace)["spec"]["clusterIP"] == "None"
-
-    # Scale down: group 1 goes as a whole.
-    client.patch(LWS, "mn", {"spec": {"replicas": 1}}, namespace=namespace, patch_type=PatchType.MERGE)
-    eventually(lambda: set(pods(client, namespace)) == {"mn-0", "mn-0-1", "mn-0-2"}, timeout=30)
-    eventually(lambda: lws_status(client, namespace, "mn").get("replicas") == 1, timeout=10)
-
-    # Template change: the group is recreated with the new template and revision.
-    old_uid = pods(client, namespace)["mn-0"]["metadata"]["uid"]
-    patch = {
-        "spec": {
-            "leaderWorkerTemplate": {
-                "workerTemplate": lws_manifest(namespace, "mn", 1, 3, "y")["spec"]["leaderWorkerTemplate"][
-                    "workerTemplate"
-                ]
-            }
-        }
-    }
-    client.patch(LWS, "mn", patch, namespace=namespace, patch_type=PatchType.MERGE)
-
-    def recreated() -> bool:
-        live = pods(client, namespace)
-        assert set(live) == {"mn-0", "mn-0-1", "mn-0-2"}, set(live)
-        assert live["mn-0"]["metadata"]["uid"] != old_uid
-        assert all(p["spec"]["containers"][0]["image"] == "y" for p in live.values())
-        st = lws_status(client, namespace, "mn")
-        return st.get("readyReplicas") == 1 and st.get("updatedReplicas") == 1
-
-    eventually(recreated, timeout=40)
 
 
 def test_gateway_accepts_routes_of_its_gateways_only(

@@ -151,6 +151,12 @@ def component_status(
         phase, summary = ComponentPhase.FAILED, failures[0]
     elif ready_replicas >= desired and _rolled_out(live, desired):
         phase, summary = ComponentPhase.RUNNING, f"{ready_replicas}/{desired} replicas ready"
+    elif ready_replicas >= desired:
+        # Every replica serves, but not all run the newest spec yet: say that, or "1/1 ready"
+        # would stand next to Ready=False.
+        updated = min(_int(live, "status", "updatedReplicas"), desired)
+        phase = ComponentPhase.DEPLOYING
+        summary = f"{ready_replicas}/{desired} replicas ready, {updated}/{desired} updated (rolling out)"
     elif pods or _int(live, "status", "replicas") > 0 or ready_replicas > 0:
         phase, summary = ComponentPhase.DEPLOYING, f"{ready_replicas}/{desired} replicas ready"
     else:
@@ -209,8 +215,11 @@ def _gang_condition(isvc: InferenceService, result: BuildResult, observed: Obser
     live = observed.get("PodGroup", name)
     status = (live or {}).get("status") or {}
     phase = status.get("phase")
-    if phase in ("Running", "Inqueue", "Completed"):
+    # Placed means Running (at least minMember pods bound) or done. Inqueue only means the queue
+    # admitted the group: its pods may still all be Pending, so it is not "scheduled".
+    if phase in ("Running", "Completed"):
         return Cond(C.GANG_SCHEDULED, "True", phase, f"PodGroup {name} is {phase}")
+    # The scheduler's own words come first: they say why the gang is not placed.
     unschedulable = C.find(status.get("conditions"), "Unschedulable")
     if unschedulable and unschedulable.get("status") == "True":
         return Cond(
@@ -218,6 +227,13 @@ def _gang_condition(isvc: InferenceService, result: BuildResult, observed: Obser
             "False",
             "Unschedulable",
             f"PodGroup {name}: {unschedulable.get('message') or unschedulable.get('reason') or 'unschedulable'}",
+        )
+    if phase == "Inqueue":
+        return Cond(
+            C.GANG_SCHEDULED,
+            "False",
+            "Inqueue",
+            f"PodGroup {name} is admitted to its queue; waiting for the scheduler to place all its pods",
         )
     if phase:
         return Cond(C.GANG_SCHEDULED, "False", str(phase), f"PodGroup {name} is {phase}")

@@ -61,7 +61,7 @@ def up(
         bool | None,
         typer.Option(
             "--fake-controllers/--no-fake-controllers",
-            help="Run fake Volcano, LeaderWorkerSet and gateway controllers (default: on with --nodes).",
+            help="Run the stand-in Volcano and gateway controllers (default: on with --nodes).",
             show_default=False,
         ),
     ] = None,
@@ -89,7 +89,7 @@ def up(
     if nodes:
         typer.echo(f"Simulated nodes (KWOK): {nodes} x {gpus_per_node} GPU(s), log {cluster.log_path(KWOK)}")
     if FAKES in cluster.processes():
-        typer.echo(f"Fake Volcano/LWS/gateway controllers: log {cluster.log_path(FAKES)}")
+        typer.echo(f"Stand-in Volcano and gateway controllers: log {cluster.log_path(FAKES)}")
     _echo_usage(cluster)
 
 

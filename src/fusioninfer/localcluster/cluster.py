@@ -13,6 +13,7 @@ deletes data except `down`.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import os
@@ -29,6 +30,7 @@ from typing import Any
 
 import httpx
 
+from fusioninfer.localcluster import lws
 from fusioninfer.localcluster.build import ensure_cluster_binaries
 from fusioninfer.localcluster.components import (
     ADMIN_USER,
@@ -44,6 +46,7 @@ from fusioninfer.localcluster.components import (
     scheduler_args,
     write_kubeconfig,
 )
+from fusioninfer.localcluster.crds import BUNDLED_CRD_DIR, install_crds
 from fusioninfer.localcluster.kwok import NodeSpec, create_nodes, kwok_args, node_names
 from fusioninfer.localcluster.processes import ProcessRecord, is_our_process, proc_cmdline, proc_start_time
 
@@ -59,13 +62,27 @@ APISERVER = "kube-apiserver"
 CONTROLLER_MANAGER = "kube-controller-manager"
 SCHEDULER = "kube-scheduler"
 KWOK = "kwok"
+LWS = "lws-controller"
 FAKES = "fake-controllers"
-CONTROL_PLANE: tuple[str, ...] = (ETCD, APISERVER, CONTROLLER_MANAGER, SCHEDULER, KWOK)
+CONTROL_PLANE: tuple[str, ...] = (ETCD, APISERVER, CONTROLLER_MANAGER, SCHEDULER, KWOK, LWS)
+LWS_CRD_DIR = BUNDLED_CRD_DIR / "lws-v0.7.0"
 COMPONENT_ORDER: tuple[str, ...] = (*CONTROL_PLANE, FAKES)
 
 # Files and directories we create inside the state dir; `down` removes only these, never an
 # arbitrary directory a user pointed --state-dir at.
-_OWNED_ENTRIES = (STATE_FILE, TOKENS_FILE, KUBECONFIG_FILE, "sa.key", "sa.pub", "certs", "etcd", "logs", "users")
+_OWNED_ENTRIES = (
+    STATE_FILE,
+    TOKENS_FILE,
+    KUBECONFIG_FILE,
+    "sa.key",
+    "sa.pub",
+    "certs",
+    "etcd",
+    "logs",
+    "users",
+    "lws-certs",
+    "lws-config.yaml",
+)
 
 
 class ClusterError(RuntimeError):
@@ -77,7 +94,7 @@ class ClusterAlreadyRunning(ClusterError):
 
 
 def fakes_args(kubeconfig: Path, extra: Sequence[str] = ()) -> list[str]:
-    """argv of the background fake Volcano/LWS/gateway controllers (`fusioninfer.localcluster.fakes`)."""
+    """argv of the background stand-in Volcano and gateway controllers (`fusioninfer.localcluster.fakes`)."""
     return [sys.executable, "-m", "fusioninfer.localcluster.fakes", "--kubeconfig", str(kubeconfig), *extra]
 
 
@@ -256,7 +273,7 @@ class LocalCluster:
         started = time.monotonic()
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.logs_dir.mkdir(exist_ok=True)
-        etcd_client, etcd_peer, api_port, scheduler_port, kwok_port = pick_free_ports(5)
+        etcd_client, etcd_peer, api_port, scheduler_port, kwok_port, *lws_ports = pick_free_ports(8)
         data_dir = self.state_dir / "etcd"
         if self._etcd_parent_dir is not None:
             data_dir = Path(tempfile.mkdtemp(prefix="fusioninfer-etcd-", dir=self._etcd_parent_dir))
@@ -272,6 +289,9 @@ class LocalCluster:
                 "apiserver": api_port,
                 "scheduler": scheduler_port,
                 "kwok": kwok_port,
+                "lws_webhook": lws_ports[0],
+                "lws_metrics": lws_ports[1],
+                "lws_health": lws_ports[2],
             },
             "etcd_data_dir": str(data_dir),
             "processes": {},
@@ -300,9 +320,12 @@ class LocalCluster:
             CONTROLLER_MANAGER: controller_manager_args(bins[CONTROLLER_MANAGER], kubeconfig, sa_key),
             SCHEDULER: scheduler_args(bins[SCHEDULER], kubeconfig, scheduler_port),
             KWOK: kwok_args(bins["kwok"], kubeconfig, server_port=kwok_port),
+            LWS: lws.controller_args(bins["lws-controller"], kubeconfig, self.state_dir / "lws-config.yaml"),
         }
         self._save_state()
         for name in CONTROL_PLANE:
+            if name == LWS:
+                self._prepare_lws()
             self.start_component(name)
         self._state["startup_seconds"] = round(time.monotonic() - started, 2)
         self._save_state()
@@ -326,7 +349,59 @@ class LocalCluster:
             self._wait_http(SCHEDULER, f"https://{LOOPBACK}:{self.ports['scheduler']}/healthz", auth=None)
         elif name == KWOK:
             self._wait_http(KWOK, f"http://{LOOPBACK}:{self.ports['kwok']}/healthz", auth=None)
+        elif name == LWS:
+            self._wait_http(LWS, f"http://{LOOPBACK}:{self.ports['lws_health']}/readyz", auth=None)
+            self._wait_webhooks_served()
         return record
+
+    def _prepare_lws(self) -> None:
+        """What the LWS controller needs before it starts: its CRD (it exits without one), its
+        configuration, a CA and serving certificate, and webhook configurations that send the
+        apiserver to it."""
+        ports = self.ports
+        cert_dir = self.state_dir / "lws-certs"
+        lws.generate_certificates(cert_dir)
+        config = lws.controller_config(
+            webhook_port=ports["lws_webhook"],
+            cert_dir=cert_dir,
+            metrics_port=ports["lws_metrics"],
+            health_port=ports["lws_health"],
+        )
+        (self.state_dir / "lws-config.yaml").write_text(json.dumps(config, indent=2))
+        ca_bundle = base64.b64encode((cert_dir / "ca.crt").read_bytes()).decode()
+        from lightkube.generic_resource import create_global_resource
+        from lightkube.types import PatchType
+
+        with self.client(field_manager="fusioninfer-localcluster") as client:
+            install_crds(client, LWS_CRD_DIR)
+            for config_obj in lws.webhook_configurations(ports["lws_webhook"], ca_bundle):
+                kind = config_obj["kind"]
+                res = create_global_resource("admissionregistration.k8s.io", "v1", kind, kind.lower() + "s")
+                client.patch(
+                    res,
+                    config_obj["metadata"]["name"],
+                    config_obj,
+                    patch_type=PatchType.APPLY,
+                    field_manager="fusioninfer-localcluster",
+                    force=True,
+                )
+
+    def _wait_webhooks_served(self) -> None:
+        """The controller reports ready before its webhooks are registered (they are set up in
+        a goroutine after the certificates): wait until a webhook path answers something other
+        than 404, or every LWS write would be refused meanwhile (failurePolicy Fail)."""
+        url = f"https://{LOOPBACK}:{self.ports['lws_webhook']}/validate-leaderworkerset-x-k8s-io-v1-leaderworkerset"
+        deadline = time.monotonic() + self.ready_timeout
+        with httpx.Client(verify=False, timeout=2.0, trust_env=False) as http:
+            while time.monotonic() < deadline:
+                self._check_alive(LWS)
+                try:
+                    if http.post(url, json={}).status_code != 404:
+                        return
+                except httpx.HTTPError:
+                    pass
+                time.sleep(0.1)
+        raise ClusterError(f"{LWS} webhooks not served within {self.ready_timeout}s; log:\n{self._log_tail(LWS)}")
 
     def dead_components(self) -> list[str]:
         """Recorded cluster components (control plane and fakes) that are no longer running."""

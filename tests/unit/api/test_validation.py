@@ -504,6 +504,22 @@ def test_rollout_partition_is_for_multinode_roles_only() -> None:
     )
 
 
+def test_multinode_percentage_budget_that_rounds_to_zero_is_refused_like_the_lws_webhook() -> None:
+    """LWS scales maxUnavailable by the replica groups, rounding down: 10% of 2 is 0."""
+    assert_error(
+        service(worker(replicas=2, multinode={"nodeCount": 2}, rollout={"maxUnavailable": "10%"})),
+        'spec.roles[0].rollout.maxUnavailable: Invalid value: "10%": rounds down to 0 of 2 replica group(s) while '
+        "maxSurge is 0, so the LeaderWorkerSet could never roll (its webhook refuses it); use an integer or a "
+        "larger percentage",
+    )
+    assert_valid(service(worker(replicas=10, multinode={"nodeCount": 2}, rollout={"maxUnavailable": "10%"})))
+    assert_valid(
+        service(worker(replicas=2, multinode={"nodeCount": 2}, rollout={"maxUnavailable": "10%", "maxSurge": "1%"}))
+    )
+    # A Deployment rounds the same way but its controller then allows one: not an error there.
+    assert_valid(service(worker(replicas=2, rollout={"maxUnavailable": "10%"})))
+
+
 def test_rollout_partition_on_multinode_role_is_valid() -> None:
     assert_valid(service(worker(multinode={"nodeCount": 2}, rollout={"partition": 1})))
 

@@ -124,7 +124,11 @@ def test_rollout_in_progress_is_deploying_even_when_ready_count_matches() -> Non
     observed = Observed(children={("Deployment", "svc-inference"): deployment_status("svc-inference", 2, 2, updated=1)})
     status = compute(service([worker()]), observed)
     assert status["components"]["inference"]["phase"] == "Deploying"
-    assert cond(status, "Ready")["status"] == "False"
+    ready = cond(status, "Ready")
+    assert ready["status"] == "False"
+    # The message explains the False: not a bare "2/2 replicas ready".
+    assert ready["message"] == "inference: 2/2 replicas ready, 1/2 updated (rolling out)"
+    assert cond(status, "Progressing")["message"] == ready["message"]
 
 
 def test_stale_observed_generation_is_not_running() -> None:
@@ -260,6 +264,38 @@ def test_route_ready_reflects_the_gateway_verdict() -> None:
     ]
     accepted = compute(raw, Observed(children={("HTTPRoute", "svc-route"): route}))
     assert cond(accepted, "RouteReady")["status"] == "True"
+
+
+def _gang_status(pg_status: dict[str, Any]) -> dict[str, Any]:
+    raw = service([worker(replicas=1)])
+    raw["spec"]["schedulingStrategy"] = {"schedulerName": "volcano"}
+    podgroup = {"kind": "PodGroup", "metadata": {"name": "svc"}, "status": pg_status}
+    return cond(compute(raw, Observed(children={("PodGroup", "svc"): podgroup})), "GangScheduled")
+
+
+UNSCHEDULABLE = {
+    "type": "Unschedulable",
+    "status": "True",
+    "reason": "NotEnoughResources",
+    "message": "1/1 tasks in gang unschedulable: 0/10 nodes are unavailable: 10 Insufficient nvidia.com/gpu.",
+}
+
+
+def test_gang_is_scheduled_only_when_placed() -> None:
+    assert (_gang_status({"phase": "Running"})["status"], _gang_status({"phase": "Running"})["reason"]) == (
+        "True",
+        "Running",
+    )
+    inqueue = _gang_status({"phase": "Inqueue"})
+    assert (inqueue["status"], inqueue["reason"]) == ("False", "Inqueue")
+
+
+def test_gang_unschedulable_says_the_schedulers_words_even_when_inqueue() -> None:
+    """Volcano moves an admitted group to Inqueue and then finds no room: that is not scheduled."""
+    for phase in ("Inqueue", "Pending"):
+        gang = _gang_status({"phase": phase, "conditions": [UNSCHEDULABLE]})
+        assert (gang["status"], gang["reason"]) == ("False", "Unschedulable")
+        assert "10 Insufficient nvidia.com/gpu" in gang["message"]
 
 
 def test_invalid_spec_status_names_every_error_and_keeps_components() -> None:

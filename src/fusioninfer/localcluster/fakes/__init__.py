@@ -1,15 +1,14 @@
-"""Faithful fakes of the third-party controllers that cannot run on the local control plane.
+"""Stand-ins for the third-party controllers that do not run on the local control plane yet.
 
-The local cluster has a real apiserver, controller-manager and scheduler, and the node simulator
-plays the kubelets; but Volcano, the LeaderWorkerSet controller and a Gateway API /
-Inference Extension implementation are Go programs installed from container images, which we
-cannot run here. Without them, gang-scheduled Pods stay Pending forever, LeaderWorkerSets never
-get Pods and no HTTPRoute is ever accepted. These fakes do what those controllers do, through
-the same API objects, subresources, names, labels and status shapes, so the operator cannot tell
-the difference (the modules' docstrings list what each leaves out):
+The local cluster runs a real apiserver, controller-manager, scheduler, KWOK and the real
+LeaderWorkerSet controller; Volcano (its Go module is not served by the Go module proxy this
+machine reaches, so it cannot be built here) and a Gateway API / Inference Extension
+implementation do not run. Without them, gang-scheduled Pods stay Pending forever and no
+HTTPRoute is ever accepted. These stand-ins do what those controllers do, through the same API
+objects, subresources, names, labels and status shapes (the modules' docstrings list what each
+leaves out):
 
 - `volcano.FakeVolcano`: gang scheduler for `schedulerName: volcano` Pods + PodGroup status;
-- `lws.FakeLWS`: LeaderWorkerSet groups of Pods + LWS status;
 - `gateway.FakeGateway`: Gateway/HTTPRoute/InferencePool/GatewayClass status for the classes
   whose `controllerName` is `fusioninfer.io/fake-gateway-controller`.
 
@@ -35,7 +34,7 @@ from fusioninfer.localcluster.fakes.common import client_for
 
 log = logging.getLogger("fusioninfer.fakes")
 
-ALL_FAKES = ("volcano", "lws", "gateway")
+ALL_FAKES = ("volcano", "gateway")
 FIELD_MANAGER = "fusioninfer-fakes"
 
 
@@ -65,13 +64,12 @@ class FakeControllers:
     async def run(self) -> None:
         """Run every enabled fake until `request_stop()` (or cancellation)."""
         from fusioninfer.localcluster.fakes.gateway import FakeGateway
-        from fusioninfer.localcluster.fakes.lws import FakeLWS
         from fusioninfer.localcluster.fakes.volcano import FakeVolcano
 
         self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
         client = client_for(self.kubeconfig, FIELD_MANAGER)
-        factories: dict[str, Any] = {"volcano": FakeVolcano, "lws": FakeLWS, "gateway": FakeGateway}
+        factories: dict[str, Any] = {"volcano": FakeVolcano, "gateway": FakeGateway}
         self.controllers = {name: factories[name](client, namespace=self.namespace) for name in self.enabled}
         tasks = [asyncio.create_task(c.run(), name=f"fake-{n}") for n, c in self.controllers.items()]
         self._started.set()
@@ -125,7 +123,7 @@ class FakeControllers:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """`python -m fusioninfer.localcluster.fakes --kubeconfig K [--only volcano,lws] [--namespace N]`."""
+    """`python -m fusioninfer.localcluster.fakes --kubeconfig K [--only volcano,gateway] [--namespace N]`."""
     parser = argparse.ArgumentParser(
         prog="python -m fusioninfer.localcluster.fakes",
         description=__doc__,
