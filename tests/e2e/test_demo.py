@@ -3,7 +3,8 @@ three times in a row from a clean state.
 
 Runs the real command in a subprocess (no TTY), with its own state dir and `--teardown`, and
 checks the exit code, the Ready output (including the multi-node, gang-scheduled and routed
-services that need the real LWS controller and the stand-in Volcano and gateway controllers) and that nothing is left running.
+services that need the real LWS controller and the stand-in Volcano and gateway controllers)
+and that nothing is left running.
 """
 
 from __future__ import annotations

@@ -34,6 +34,7 @@ from fusioninfer.localcluster.cluster import (
     CONTROLLER_MANAGER,
     ETCD,
     KWOK,
+    LWS,
     SCHEDULER,
     ClusterAlreadyRunning,
     ClusterError,
@@ -243,7 +244,7 @@ def test_cli_up_status_down_with_kwok_nodes(tmp_path: Path, foreign_process: sub
 
         status = runner.invoke(cluster_app, ["status", "--state-dir", str(state_dir)])
         assert status.exit_code == 0, status.output
-        for name in (ETCD, APISERVER, CONTROLLER_MANAGER, SCHEDULER, KWOK):
+        for name in (ETCD, APISERVER, CONTROLLER_MANAGER, SCHEDULER, KWOK, LWS):
             assert name in status.output
         assert "NOT" not in status.output
 
@@ -292,7 +293,7 @@ def test_status_version_and_loopback_only(private_cluster: LocalCluster) -> None
     status = LocalCluster(cluster.state_dir).status()  # a fresh object reads the state file
     assert status.running
     assert status.ready
-    assert [c.name for c in status.components] == [ETCD, APISERVER, CONTROLLER_MANAGER, SCHEDULER, KWOK]
+    assert [c.name for c in status.components] == [ETCD, APISERVER, CONTROLLER_MANAGER, SCHEDULER, KWOK, LWS]
     assert status.kubeconfig == cluster.kubeconfig_path
     with pytest.raises(ClusterAlreadyRunning):
         LocalCluster(cluster.state_dir).up()
@@ -313,6 +314,7 @@ def test_status_version_and_loopback_only(private_cluster: LocalCluster) -> None
     assert listening[CONTROLLER_MANAGER] == set()
     assert listening[SCHEDULER] == {("127.0.0.1", cluster.ports["scheduler"])}
     assert listening[KWOK] == {("127.0.0.1", cluster.ports["kwok"])}
+    assert listening[LWS] == {("127.0.0.1", cluster.ports[p]) for p in ("lws_webhook", "lws_metrics", "lws_health")}
 
 
 def test_apiserver_restart_keeps_data_and_everything_recovers(private_cluster: LocalCluster) -> None:

@@ -143,13 +143,28 @@ PERCENT = st.integers(0, 100).map(lambda n: f"{n}%")
 INT_OR_PERCENT = st.one_of(st.integers(0, 5), PERCENT)
 
 
+def _scaled(value: int | str, replicas: int, round_up: bool) -> int:
+    if isinstance(value, int):
+        return value
+    share = int(value.rstrip("%")) * replicas
+    return -(-share // 100) if round_up else share // 100
+
+
 @st.composite
-def rollout(draw: st.DrawFn, multinode: bool) -> dict[str, Any]:
+def rollout(draw: st.DrawFn, multinode: bool, replicas: int) -> dict[str, Any]:
     out: dict[str, Any] = draw(
         st.fixed_dictionaries({}, optional={"maxSurge": INT_OR_PERCENT, "maxUnavailable": INT_OR_PERCENT})
     )
     surge, unavailable = out.get("maxSurge", 0), out.get("maxUnavailable", 1)
     if surge in (0, "0%") and unavailable in (0, "0%"):
+        out["maxUnavailable"] = 1
+    # A LeaderWorkerSet scales percentages by its replica groups: both rounding to 0 never rolls.
+    if (
+        multinode
+        and replicas > 0
+        and _scaled(surge, replicas, True) == 0
+        and _scaled(unavailable, replicas, False) == 0
+    ):
         out["maxUnavailable"] = 1
     if multinode and draw(st.booleans()):
         out["partition"] = draw(st.integers(0, 5))
@@ -254,7 +269,8 @@ def serving_role(draw: st.DrawFn, name: str, ctype: str, max_multinode_name: boo
         else:
             role["podReplicas"] = nodes
     if draw(st.booleans()):
-        role["rollout"] = draw(rollout(multinode=nodes >= 2))
+        replicas = role.get("replicas", role.get("roleReplicas", 1))
+        role["rollout"] = draw(rollout(multinode=nodes >= 2, replicas=replicas))
     return role
 
 

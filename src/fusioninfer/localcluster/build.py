@@ -9,8 +9,9 @@ component is compiled from its published module with the machine's Go toolchain:
   published `v0.X.Y`. The three binaries share most packages and are built in one `go build`.
 - etcd: `go.etcd.io/etcd/server/v3` has relative replaces as well; wrapper `hack/etcd/go.mod`.
 - KWOK: no replaces, so a plain `go install sigs.k8s.io/kwok/cmd/kwok@VERSION`.
-- LeaderWorkerSet: `go install sigs.k8s.io/lws/cmd@VERSION` (its main package is called `cmd`,
-  so the binary is renamed `lws-controller`).
+- LeaderWorkerSet: wrapper `hack/lws/go.mod` (a plain `go install ...@VERSION` asks the proxy
+  for the module's version list, which it refuses for this module); its main package is called
+  `cmd`, the binary `lws-controller`.
 
 Binaries land in `<cache root>/<component>-<version>/`; a second run finds them and builds
 nothing. A cold build prints a progress line every 30 s (what, how long so far, packages done),
@@ -73,8 +74,6 @@ class GoComponent:
     binaries: tuple[str, ...]
     wrapper: str | None = None
     ldflags: tuple[str, ...] = ()
-    # (name go gives the binary, name we cache it under), for main packages named e.g. `cmd`.
-    renames: tuple[tuple[str, str], ...] = ()
 
     @property
     def cache_key(self) -> str:
@@ -114,7 +113,7 @@ LWS = GoComponent(
     version=LWS_VERSION,
     packages=("sigs.k8s.io/lws/cmd",),
     binaries=("lws-controller",),
-    renames=(("cmd", "lws-controller"),),
+    wrapper="lws",
 )
 # What a local cluster needs, in build order (the biggest first: its progress matters most).
 CLUSTER_COMPONENTS: tuple[GoComponent, ...] = (KUBERNETES, ETCD, KWOK, LWS)
@@ -248,9 +247,6 @@ def ensure_component(component: GoComponent, root: Path | None = None, *, echo: 
             )
         except FileNotFoundError as exc:
             raise BuildError(f"cannot run the Go toolchain ({exc}); install Go 1.24 or newer") from exc
-        for built, wanted in component.renames:
-            if (staging / built).is_file():
-                (staging / built).replace(staging / wanted)
         still = missing_binaries(component, staging)
         if still:
             raise BuildError(f"{what} finished but {still} are missing in {staging}")

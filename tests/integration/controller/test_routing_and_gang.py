@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from lightkube import ApiError, AsyncClient
 from lightkube.resources.apiextensions_v1 import CustomResourceDefinition
+from lightkube.resources.core_v1 import Pod
 from lightkube.types import PatchType
 from tests.support.eventually import eventually_async
 from tests.support.operator import (
@@ -32,7 +33,8 @@ from tests.support.operator import (
 
 from fusioninfer.localcluster.cluster import LocalCluster
 from fusioninfer.localcluster.crds import BUNDLED_CRD_DIR, install_crds
-from fusioninfer.runtime.kinds import default_registry
+from fusioninfer.localcluster.fakes import FakeControllers
+from fusioninfer.runtime.kinds import default_registry, raw_resource
 
 pytestmark = pytest.mark.integration
 
@@ -40,6 +42,7 @@ HTTPROUTE = default_registry.register("gateway.networking.k8s.io/v1", "HTTPRoute
 LWS = default_registry.register(
     "leaderworkerset.x-k8s.io/v1", "LeaderWorkerSet", plural="leaderworkersets", namespaced=True
 )
+RawPod = raw_resource(Pod)
 PODGROUP = default_registry.register("scheduling.volcano.sh/v1beta1", "PodGroup", plural="podgroups", namespaced=True)
 
 
@@ -139,8 +142,10 @@ async def test_route_ready_follows_the_httproute_parent_status(
 
 
 async def test_multinode_role_is_one_lws_and_its_status_drives_the_service(
-    operator_factory: OperatorFactory, async_client: AsyncClient, namespace: str
+    operator_factory: OperatorFactory, async_client: AsyncClient, namespace: str, fake_controllers: FakeControllers
 ) -> None:
+    """Real LWS controller; the Volcano CRDs are installed, so the role is gang-scheduled (Auto)
+    and the stand-in Volcano scheduler binds the groups' pods."""
     await operator_factory(namespace)
     await apply_service(async_client, multinode(replicas=2, nodes=4), namespace)
     lws = await eventually_async(lambda: get(async_client, LWS, "svc-inference", namespace), retry_on=(ApiError,))
@@ -161,6 +166,16 @@ async def test_multinode_role_is_one_lws_and_its_status_drives_the_service(
     assert condition(obj, "Ready")["status"] == "True"
     live = await get(async_client, LWS, "svc-inference", namespace)
     assert live["status"]["readyReplicas"] == 2
+
+    # The worker command we render joins the leader through the variable the real LWS pod
+    # webhook injects; the webhook set it to the leader of the worker's own group.
+    worker = await get(async_client, RawPod, "svc-inference-1-2", namespace)
+    (container,) = [c for c in worker["spec"]["containers"] if c["name"] == "vllm"]
+    env = {e["name"]: e.get("value") for e in container.get("env") or []}
+    assert env["LWS_LEADER_ADDRESS"] == f"svc-inference-1.svc-inference.{namespace}"
+    assert env["LWS_GROUP_SIZE"] == "4"
+    assert env["LWS_WORKER_INDEX"] == "2"
+    assert "$(LWS_LEADER_ADDRESS)" in " ".join(container.get("command", []) + container.get("args", []))
 
     # Scaling changes the one LWS in place.
     await apply_service(async_client, multinode(replicas=3, nodes=4), namespace)

@@ -60,7 +60,9 @@ def test_certificates_are_for_loopback_and_signed_by_the_ca(tmp_path: Path) -> N
     assert base64.b64decode(base64.b64encode(before)) == before
 
 
-def test_lws_is_built_from_its_module_and_renamed() -> None:
+def test_lws_is_built_from_its_module_under_its_own_name() -> None:
     assert build.LWS in build.CLUSTER_COMPONENTS
-    assert build.go_build_argv(build.LWS, Path("/o"))[-1] == f"sigs.k8s.io/lws/cmd@{build.LWS_VERSION}"
-    assert build.LWS.renames == (("cmd", "lws-controller"),)
+    argv = build.go_build_argv(build.LWS, Path("/o"))
+    assert argv[argv.index("-o") + 1] == "/o/lws-controller"
+    assert argv[-1] == "sigs.k8s.io/lws/cmd"
+    assert f"sigs.k8s.io/lws {build.LWS_VERSION}" in (build.HACK_DIR / "lws" / "go.mod").read_text()
