@@ -129,8 +129,12 @@ async def exists(client: AsyncClient, resource: Any, name: str, namespace: str) 
 
 async def wait_ready(client: AsyncClient, name: str, namespace: str, timeout: float = 60) -> dict[str, Any]:  # noqa: ASYNC109
     async def ready() -> dict[str, Any]:
+        """Ready for the spec as it is now: a Ready status left from the previous generation (the
+        operator has not seen the edit yet) does not count."""
         obj = await get_service(client, name, namespace)
-        assert condition(obj, "Ready").get("status") == "True", (obj.get("status") or {}).get("conditions")
+        status = obj.get("status") or {}
+        assert status.get("observedGeneration") == obj["metadata"].get("generation"), status
+        assert condition(obj, "Ready").get("status") == "True", status.get("conditions")
         return obj
 
     return await eventually_async(ready, timeout=timeout, interval=0.2)

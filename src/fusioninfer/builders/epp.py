@@ -34,7 +34,9 @@ from fusioninfer.builders.epp_config import (
 )
 
 GIE_EPP_IMAGE = "registry.k8s.io/gateway-api-inference-extension/epp:v1.2.1"
-LLMD_EPP_IMAGE = "ghcr.io/llm-d/llm-d-inference-scheduler:v0.4.0"
+# The llm-d router's picker for P/D (and llm-d-only scorers). The P/D config follows its tag:
+# v0.6+ shape by default (see epp_config); an explicit v0.4/v0.5 image gets the older shape.
+LLMD_EPP_IMAGE = "ghcr.io/llm-d/llm-d-inference-scheduler:v0.7.1"
 
 GRPC_PORT = 9002
 GRPC_HEALTH_PORT = 9003
@@ -73,6 +75,13 @@ def picker_replicas(role: Role) -> int:
 def high_availability(role: Role) -> bool:
     """More than one replica: leader election, so one picker (with the prefix index) is active."""
     return picker_replicas(role) > 1
+
+
+def llmd_image(ctx: BuildContext, role: Role) -> str:
+    """The llm-d picker image this router would run if its config needs llm-d's plugins: the
+    user's `endpointPicker.image`, the operator's `--pd-epp-image`, or the default."""
+    explicit = role.endpoint_picker.image if role.endpoint_picker is not None else None
+    return explicit or ctx.options.pd_epp_image or LLMD_EPP_IMAGE
 
 
 def default_image(ctx: BuildContext, config: PickerConfig) -> str:

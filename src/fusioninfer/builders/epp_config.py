@@ -1,8 +1,8 @@
 """The EndpointPickerConfig of a router role: per strategy, from weighted scorers, or raw.
 
-Every generated config is one the picker image it runs on actually loads (see
-`shared/reference/third-party-apis.md` §0 and §2, all checked against GIE v1.2.1 and llm-d
-v0.4.0 sources):
+Every generated config is one the picker image it runs on actually loads: the integration tests
+start the real GIE v1.2.1 and llm-d v0.7.1 pickers on each (see docs/routing.md, "Supported
+picker versions"):
 
 * only plugin types the image registers: the GIE image knows the scorers/pickers below; P/D
   plugins and `load-aware-scorer` exist only in the llm-d image, which is then chosen;
@@ -10,8 +10,11 @@ v0.4.0 sources):
 * every scorer carries an integer `weight` and scorers are listed before the picker (a scorer
   without a weight after the picker makes v1.2.1 dereference a nil pointer at start-up);
 * GIE strategies use one profile and name `single-profile-handler`; P/D uses `prefill` and
-  `decode` profiles with `pd-profile-handler` (no `primaryPort`, which would switch it to
-  data-parallel mode) and `prefill-header-handler`.
+  `decode` profiles. Its handler depends on the llm-d picker's version (read from the image tag):
+  from v0.6 on, `disagg-profile-handler` with a decider plugin (`always-disagg-pd-decider`: every
+  request gets a prefill leg) and `disagg-headers-handler`; before v0.6, `pd-profile-handler`
+  with `threshold: 0` and `prefill-header-handler` (no `primaryPort`, which would switch it to
+  data-parallel mode). v0.6 refuses the old parameters; v0.4/v0.5 do not know the new plugins.
 
 Weights: the API takes decimals (seed 003 writes `weight: 2.0`), the picker only integers. All
 weights are scaled by the smallest of 1, 10 or 100 that makes them whole, so ratios survive
@@ -21,6 +24,7 @@ weights are scaled by the smallest of 1, 10 or 100 that makes them whole, so rat
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -46,6 +50,11 @@ PD_PROFILE_HANDLER = "pd-profile-handler"
 PREFILL_HEADER_HANDLER = "prefill-header-handler"
 PREFILL_FILTER = "prefill-filter"
 DECODE_FILTER = "decode-filter"
+# llm-d v0.6+: the P/D handler delegates "prefill or not" to a decider plugin.
+DISAGG_PROFILE_HANDLER = "disagg-profile-handler"
+DISAGG_HEADERS_HANDLER = "disagg-headers-handler"
+ALWAYS_DISAGG_DECIDER = "always-disagg-pd-decider"
+DECIDER_SINCE = (0, 6)
 
 PREFILL_PROFILE = "prefill"
 DECODE_PROFILE = "decode"
@@ -205,8 +214,8 @@ def single_profile_config(weights: Mapping[str, int]) -> dict[str, Any]:
     }
 
 
-def pd_config(weights: Mapping[str, int]) -> dict[str, Any]:
-    """llm-d P/D: decode is picked first, then a prefiller whose address goes in a header.
+def legacy_pd_config(weights: Mapping[str, int]) -> dict[str, Any]:
+    """llm-d v0.4/v0.5 P/D: decode is picked first, then a prefiller whose address goes in a header.
 
     `threshold: 0` always runs the prefill leg (a positive value skips it for requests whose
     uncached suffix is short; it reads the prefix scorer's state, so hashBlockSize must equal
@@ -237,10 +246,59 @@ def pd_config(weights: Mapping[str, int]) -> dict[str, Any]:
     }
 
 
-def generated_config(role: Role) -> dict[str, Any]:
+def pd_config(weights: Mapping[str, int]) -> dict[str, Any]:
+    """llm-d v0.6+ P/D: the same two profiles; the disaggregation profile handler asks the
+    always-disagg decider (the old `threshold: 0`: every request gets a prefill leg) and the
+    headers handler passes the chosen prefiller to the decode pod's sidecar."""
+    return {
+        **_header(),
+        "plugins": [
+            _plugin(DISAGG_HEADERS_HANDLER),
+            *_scorer_plugins(weights),
+            _plugin(PREFILL_FILTER),
+            _plugin(DECODE_FILTER),
+            _plugin(MAX_SCORE_PICKER),
+            _plugin(ALWAYS_DISAGG_DECIDER),
+            _plugin(
+                DISAGG_PROFILE_HANDLER,
+                parameters={
+                    "profiles": {"prefill": PREFILL_PROFILE, "decode": DECODE_PROFILE},
+                    "deciders": {"prefill": ALWAYS_DISAGG_DECIDER},
+                },
+            ),
+        ],
+        "schedulingProfiles": [
+            _profile(PREFILL_PROFILE, weights, [PREFILL_FILTER]),
+            _profile(DECODE_PROFILE, weights, [DECODE_FILTER]),
+        ],
+    }
+
+
+_TAG_VERSION = re.compile(r"^v?(\d+)\.(\d+)(?:\.(\d+))?")
+
+
+def image_version(image: str | None) -> tuple[int, int, int] | None:
+    """`ghcr.io/llm-d/llm-d-inference-scheduler:v0.7.1` -> (0, 7, 1); None for a digest, `latest`
+    or no tag (then the current config shape is used)."""
+    if not image or "@" in image:
+        return None
+    tag = image.rsplit("/", 1)[-1].partition(":")[2]
+    match = _TAG_VERSION.match(tag)
+    if match is None:
+        return None
+    return int(match.group(1)), int(match.group(2)), int(match.group(3) or 0)
+
+
+def uses_legacy_pd(pd_image: str | None) -> bool:
+    """Whether the llm-d picker image predates the decider plugins (v0.6)."""
+    version = image_version(pd_image)
+    return version is not None and version[:2] < DECIDER_SINCE
+
+
+def generated_config(role: Role, pd_image: str | None = None) -> dict[str, Any]:
     weights = scorer_weights(role)
     if role.effective_strategy is RoutingStrategy.PD_DISAGGREGATION:
-        return pd_config(weights)
+        return legacy_pd_config(weights) if uses_legacy_pd(pd_image) else pd_config(weights)
     return single_profile_config(weights)
 
 
@@ -256,14 +314,15 @@ def dump(document: dict[str, Any]) -> str:
     return yaml.dump(document, Dumper=_Dumper, sort_keys=False, default_flow_style=False)
 
 
-def picker_config(role: Role) -> PickerConfig:
-    """A raw `endpointPickerConfig` verbatim (it replaces everything), else the generated one."""
+def picker_config(role: Role, pd_image: str | None = None) -> PickerConfig:
+    """A raw `endpointPickerConfig` verbatim (it replaces everything), else the generated one
+    (for P/D: in the shape the llm-d picker `pd_image` loads)."""
     if role.endpoint_picker_config is not None:
         parsed = yaml.safe_load(role.endpoint_picker_config)
         return PickerConfig(
             text=role.endpoint_picker_config, document=parsed if isinstance(parsed, dict) else {}, raw=True
         )
-    document = generated_config(role)
+    document = generated_config(role, pd_image)
     return PickerConfig(text=dump(document), document=document, raw=False)
 
 

@@ -78,7 +78,7 @@ def build(ctx: BuildContext) -> list[Manifest]:
     _report_missing(ctx, router)
     objects: list[Manifest] = []
     if caps.inference_pool and caps.inference_objective:
-        objects += epp.build(ctx, router, picker_config(router))
+        objects += epp.build(ctx, router, picker_config(router, epp.llmd_image(ctx, router)))
     if caps.inference_pool:
         objects.append(inferencepool.build(ctx, router))
     if caps.gateway_api and router.gateway is not None:

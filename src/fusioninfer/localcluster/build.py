@@ -115,8 +115,20 @@ LWS = GoComponent(
     binaries=("lws-controller",),
     wrapper="lws",
 )
+GIE_EPP_VERSION = "v1.2.1"
+GIE_EPP = GoComponent(
+    name="gie-epp",
+    version=GIE_EPP_VERSION,
+    packages=("sigs.k8s.io/gateway-api-inference-extension/cmd/epp",),
+    binaries=("epp",),
+    wrapper="gie-epp",
+)
 # What a local cluster needs, in build order (the biggest first: its progress matters most).
 CLUSTER_COMPONENTS: tuple[GoComponent, ...] = (KUBERNETES, ETCD, KWOK, LWS)
+# The endpoint pickers the routing tests start on every config the operator renders. The llm-d
+# router's picker (github.com/llm-d/llm-d-inference-scheduler v0.7.1) is not among them: its
+# dependency github.com/llm-d/llm-d-kv-cache is not served by the Go module proxy here.
+PICKER_COMPONENTS: tuple[GoComponent, ...] = (GIE_EPP,)
 
 
 def cache_root() -> Path:

@@ -13,6 +13,7 @@ import typer
 
 from fusioninfer.localcluster.build import (
     CLUSTER_COMPONENTS,
+    PICKER_COMPONENTS,
     BuildError,
     cache_root,
     component_dir,
@@ -162,9 +163,9 @@ def restart(
 
 @cluster_app.command()
 def build() -> None:
-    """Build and cache the control plane, etcd and KWOK from their Go modules (once; see
-    docs/local-control-plane.md for the time it takes)."""
-    for component in CLUSTER_COMPONENTS:
+    """Build and cache the control plane, etcd, KWOK, the LWS controller and the endpoint pickers
+    from their Go modules (once; see docs/local-control-plane.md for the time it takes)."""
+    for component in (*CLUSTER_COMPONENTS, *PICKER_COMPONENTS):
         target = component_dir(component)
         if not missing_binaries(component, target):
             typer.echo(f"{component.name} {component.version}: cached in {target}")

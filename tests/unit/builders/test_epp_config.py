@@ -20,6 +20,7 @@ from fusioninfer.builders.epp_config import (
     GIE_PLUGIN_TYPES,
     PICKER_TYPES,
     SCORER_TYPES,
+    image_version,
     integer_weights,
     picker_config,
     unweighted_scorers_after_picker,
@@ -55,10 +56,10 @@ def _service(router: dict[str, Any], disaggregated: bool = False) -> Any:
     )
 
 
-def _config(router: dict[str, Any], disaggregated: bool = False) -> dict[str, Any]:
+def _config(router: dict[str, Any], disaggregated: bool = False, pd_image: str | None = None) -> dict[str, Any]:
     isvc = _service(router, disaggregated)
     assert isvc.router is not None
-    config = picker_config(isvc.router)
+    config = picker_config(isvc.router, pd_image)
     loaded = yaml.safe_load(config.text)
     assert loaded == config.document, "the ConfigMap text must be exactly the document we reason about"
     return dict(loaded)
@@ -106,8 +107,49 @@ def test_prefix_scorer_uses_block_size_never_the_ignored_hash_block_size() -> No
     assert "hashBlockSize" not in scorer["parameters"]
 
 
-def test_pd_config_has_prefill_and_decode_profiles_filters_header_and_pd_handler() -> None:
+def _assert_pd_profiles(config: dict[str, Any]) -> None:
+    assert "single-profile-handler" not in [p["type"] for p in config["plugins"]]
+    assert [p["name"] for p in config["schedulingProfiles"]] == ["prefill", "decode"]
+    assert _profile_refs(config, "prefill") == [
+        {"pluginRef": "prefill-filter"},
+        {"pluginRef": "prefix-cache-scorer", "weight": 100},
+        {"pluginRef": "max-score-picker"},
+    ]
+    assert _profile_refs(config, "decode") == [
+        {"pluginRef": "decode-filter"},
+        {"pluginRef": "prefix-cache-scorer", "weight": 100},
+        {"pluginRef": "max-score-picker"},
+    ]
+
+
+def test_pd_config_for_current_llmd_uses_the_disagg_handler_with_a_decider() -> None:
+    """llm-d v0.6+ (the default image): the handler needs a decider plugin and refuses the old
+    threshold parameters."""
     config = _config({"strategy": "pd-disaggregation"}, disaggregated=True)
+    types = [p["type"] for p in config["plugins"]]
+    assert types == [
+        "disagg-headers-handler",
+        "prefix-cache-scorer",
+        "prefill-filter",
+        "decode-filter",
+        "max-score-picker",
+        "always-disagg-pd-decider",
+        "disagg-profile-handler",
+    ]
+    handler = config["plugins"][-1]
+    assert handler["parameters"] == {
+        "profiles": {"prefill": "prefill", "decode": "decode"},
+        "deciders": {"prefill": "always-disagg-pd-decider"},
+    }
+    _assert_pd_profiles(config)
+    isvc = _service({"strategy": "pd-disaggregation"}, disaggregated=True)
+    assert isvc.router is not None
+    assert picker_config(isvc.router).needs_llmd_image
+
+
+@pytest.mark.parametrize("image", ["ghcr.io/llm-d/llm-d-inference-scheduler:v0.4.0", "mirror.local/llmd:0.5.1"])
+def test_pd_config_for_llmd_before_v0_6_keeps_the_threshold_handler(image: str) -> None:
+    config = _config({"strategy": "pd-disaggregation"}, disaggregated=True, pd_image=image)
     types = [p["type"] for p in config["plugins"]]
     assert types == [
         "prefill-header-handler",
@@ -125,24 +167,25 @@ def test_pd_config_has_prefill_and_decode_profiles_filters_header_and_pd_handler
         "decodeProfile": "decode",
     }
     assert "primaryPort" not in handler["parameters"], "a primaryPort switches the handler to data-parallel mode"
-    assert "single-profile-handler" not in types
-    assert [p["name"] for p in config["schedulingProfiles"]] == ["prefill", "decode"]
-    assert _profile_refs(config, "prefill") == [
-        {"pluginRef": "prefill-filter"},
-        {"pluginRef": "prefix-cache-scorer", "weight": 100},
-        {"pluginRef": "max-score-picker"},
-    ]
-    assert _profile_refs(config, "decode") == [
-        {"pluginRef": "decode-filter"},
-        {"pluginRef": "prefix-cache-scorer", "weight": 100},
-        {"pluginRef": "max-score-picker"},
-    ]
+    _assert_pd_profiles(config)
     # The P/D handler's block size must equal the prefix scorer's, or threshold > 0 misjudges hits.
     prefix = next(p for p in config["plugins"] if p["type"] == "prefix-cache-scorer")
     assert handler["parameters"]["hashBlockSize"] == prefix["parameters"]["blockSize"]
-    isvc = _service({"strategy": "pd-disaggregation"}, disaggregated=True)
-    assert isvc.router is not None
-    assert picker_config(isvc.router).needs_llmd_image
+
+
+@pytest.mark.parametrize(
+    ("image", "version"),
+    [
+        ("ghcr.io/llm-d/llm-d-inference-scheduler:v0.7.1", (0, 7, 1)),
+        ("registry:5000/llmd:0.5", (0, 5, 0)),
+        ("llmd:latest", None),
+        ("llmd", None),
+        ("llmd@sha256:abc", None),
+        ("registry:5000/llmd", None),
+    ],
+)
+def test_image_version_reads_the_tag(image: str, version: tuple[int, int, int] | None) -> None:
+    assert image_version(image) == version
 
 
 # --- weighted scorers (seed 003) ----------------------------------------------------------------
@@ -317,9 +360,11 @@ def test_every_generated_config_satisfies_the_loader_rules(case: tuple[dict[str,
     if handlers[0] == "single-profile-handler":
         assert len(profiles) == 1
     else:
-        assert handlers[0] == "pd-profile-handler"
+        assert handlers[0] == "disagg-profile-handler"
         assert {p["name"] for p in profiles} == {"prefill", "decode"}
-        assert "prefill-header-handler" in types.values()
+        assert "disagg-headers-handler" in types.values()
+        decider = next(p for p in plugins if p["type"] == "disagg-profile-handler")["parameters"]["deciders"]["prefill"]
+        assert decider in types, "the handler's decider is a declared plugin"
 
     for profile in profiles:
         refs = profile["plugins"]
@@ -340,4 +385,4 @@ def test_every_generated_config_satisfies_the_loader_rules(case: tuple[dict[str,
     assert needs_llmd == any(t not in GIE_PLUGIN_TYPES for t in types.values())
     if not needs_llmd:
         assert "load-aware-scorer" not in types.values()
-        assert "pd-profile-handler" not in types.values()
+        assert "disagg-profile-handler" not in types.values()

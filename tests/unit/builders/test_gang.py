@@ -16,9 +16,10 @@ from fusioninfer.api.v1alpha1 import InferenceService
 from fusioninfer.api.validation import parse
 from fusioninfer.builders import BuildOptions, BuildResult, Capabilities, Notice, build
 from fusioninfer.builders.resources import Quantity
+from fusioninfer.localcluster.crds import BUNDLED_CRD_DIR
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
-UPSTREAM = Path(__file__).resolve().parents[3].parent / "shared" / "crds" / "upstream"
+UPSTREAM = BUNDLED_CRD_DIR
 VOLCANO_INSTALL = (
     "kubectl apply -f https://raw.githubusercontent.com/volcano-sh/volcano/v1.13.1/installer/volcano-development.yaml"
 )
@@ -349,7 +350,10 @@ def test_podgroup_counts_every_pod_exactly(case: tuple[InferenceService, dict[st
 
 
 # --- against the pinned upstream CRD schemas ----------------------------------------------------
-CRDS = {"PodGroup": "volcano_podgroups.yaml", "LeaderWorkerSet": "lws.yaml"}
+CRDS = {
+    "PodGroup": "volcano-v1.13.1/scheduling.volcano.sh_podgroups.yaml",
+    "LeaderWorkerSet": "lws-v0.7.0/leaderworkerset.x-k8s.io_leaderworkersets.yaml",
+}
 
 
 @functools.cache
@@ -361,7 +365,6 @@ def crd_schema(kind: str, api_version: str) -> dict[str, Any]:
     return schema
 
 
-@pytest.mark.skipif(not UPSTREAM.is_dir(), reason=f"upstream CRDs not found at {UPSTREAM}")
 @pytest.mark.parametrize(
     "isvc",
     [

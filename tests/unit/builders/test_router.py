@@ -114,7 +114,7 @@ def test_pd_strategy_uses_the_llmd_image() -> None:
     b = _build(_isvc({"strategy": "pd-disaggregation"}, PD_ROLES))
     assert b.kinds() == ROUTER_OBJECTS
     assert b.picker["image"] == LLMD_EPP_IMAGE
-    assert b.config["plugins"][-1]["type"] == "pd-profile-handler"
+    assert b.config["plugins"][-1]["type"] == "disagg-profile-handler"
     assert b.notices == []
 
 
@@ -151,7 +151,7 @@ def test_explicit_image_wins_but_a_gie_image_for_llmd_plugins_is_reported() -> N
     assert b.picker["image"] == GIE_EPP_IMAGE
     [notice] = b.notices
     assert notice.reason == "PickerImageMismatch"
-    assert "pd-profile-handler" in notice.message
+    assert "disagg-profile-handler" in notice.message
     assert LLMD_EPP_IMAGE in notice.message
 
 

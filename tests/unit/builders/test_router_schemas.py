@@ -3,7 +3,7 @@
 The apiserver prunes fields a CRD schema does not know, silently: a misspelt field would just
 vanish. So every field we emit must exist in the schema of the pinned versions (GIE v1.2.1,
 Gateway API v1.4.1), with the right type, enum value and bounds. The schemas are read from
-`../shared/crds/upstream/` (beside the checkout, as in CI); the test skips where it is absent.
+the bundled upstream CRDs (`fusioninfer.localcluster.crds`, byte for byte as published).
 
 A small structural validator is used rather than a dependency: CRD schemas are structural
 (types everywhere, no $ref), so types, properties, required, enums, bounds and patterns cover
@@ -14,7 +14,6 @@ objects are asserted directly below.
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,15 +22,16 @@ import yaml
 from fusioninfer.api.validation import parse
 from fusioninfer.builders import build
 from fusioninfer.builders.context import Manifest
+from fusioninfer.localcluster.crds import BUNDLED_CRD_DIR
 
-UPSTREAM = Path(__file__).resolve().parents[3].parent / "shared" / "crds" / "upstream"
+UPSTREAM = BUNDLED_CRD_DIR
 CRD_FILES = {
-    ("inference.networking.k8s.io", "InferencePool"): "gie_inference.networking.k8s.io_inferencepools.yaml",
-    ("gateway.networking.k8s.io", "HTTPRoute"): "gwapi_httproutes.yaml",
-    ("gateway.networking.k8s.io", "Gateway"): "gwapi_gateways.yaml",
+    ("inference.networking.k8s.io", "InferencePool"): (
+        "gateway-api-inference-extension-v1.2.1/inference.networking.k8s.io_inferencepools.yaml"
+    ),
+    ("gateway.networking.k8s.io", "HTTPRoute"): "gateway-api-v1.4.1/gateway.networking.k8s.io_httproutes.yaml",
+    ("gateway.networking.k8s.io", "Gateway"): "gateway-api-v1.4.1/gateway.networking.k8s.io_gateways.yaml",
 }
-
-pytestmark = pytest.mark.skipif(not UPSTREAM.is_dir(), reason=f"upstream CRDs not found at {UPSTREAM}")
 
 _TYPES: dict[str, tuple[type, ...]] = {
     "object": (dict,),
