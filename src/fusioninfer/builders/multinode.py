@@ -31,6 +31,7 @@ from fusioninfer.builders import pd
 from fusioninfer.builders.context import BuildContext, Manifest
 from fusioninfer.builders.deployment import rolling_update
 from fusioninfer.builders.podtemplate import PodPart, serving_pod_template
+from fusioninfer.builders.probes import http_readiness_probe
 
 LWS_API_VERSION = "leaderworkerset.x-k8s.io/v1"
 LWS_KIND = "LeaderWorkerSet"
@@ -45,7 +46,6 @@ MP_MASTER_PORT = 29500
 SGLANG_DIST_PORT = 20000
 # The vllm/vllm-openai image's entrypoint; used when the template relies on it (no command).
 VLLM_ENTRYPOINT = ("vllm", "serve")
-HEALTH_PATH = "/health"
 SHELL = "/bin/sh"
 
 RAY_HEAD = f"ray start --head --port={RAY_PORT}"
@@ -181,17 +181,6 @@ def _warn_about_ignored_backend(ctx: BuildContext, role: Role, container: dict[s
             f"{_role_path(ctx, role)}.multinode.backend: {wanted.value!r} is ignored: the serving "
             f"command already says --distributed-executor-backend {given}",
         )
-
-
-def http_readiness_probe(port: int) -> dict[str, Any]:
-    """`GET /health` (vLLM and SGLang), every field written as the apiserver would default it."""
-    return {
-        "httpGet": {"path": HEALTH_PATH, "port": port, "scheme": "HTTP"},
-        "periodSeconds": 10,
-        "timeoutSeconds": 5,
-        "successThreshold": 1,
-        "failureThreshold": 3,
-    }
 
 
 def vllm_backend(role: Role, words: Sequence[str]) -> MultinodeBackend:
