@@ -63,21 +63,29 @@ class NameBudget:
         return len(self.name) <= self.limit
 
 
-def service_level_names(service: str) -> list[NameBudget]:
-    """Children named after the service alone, each held to 63 characters.
+def service_level_names(service: str, *, router: bool = True, gateway: bool = True) -> list[NameBudget]:
+    """Names made from the service's name alone, each held to 63 characters, for the children
+    this service has (`router`: the picker objects and the InferencePool; `gateway`: a Gateway).
 
-    Most must be DNS-1035 labels (Services, label values). The ConfigMap could legally be
-    longer, but the contract is that every child name fits 63 (issue 2), so that a name a
-    person sees in one place (`kubectl get`, a label, an event) is never cut in another. It is
-    the longest suffix, so it alone sets the longest service name (52); it is listed last so
-    that a longer name is reported against the first budget it breaks.
+    The `fusioninfer.io/service` label on every child carries the name itself, so it is always
+    there. Most of the rest must be DNS-1035 labels (Services, label values). The ConfigMap could
+    legally be longer, but the contract is that every child name fits 63 (issue 2), so that a
+    name a person sees in one place (`kubectl get`, a label, an event) is never cut in another.
+    It is the longest suffix, so it alone sets the longest service name with a router (52); it
+    is listed last so that a longer name is reported against the first budget it breaks.
     """
-    return [
-        NameBudget("endpoint picker Service", epp_name(service), DNS1035_MAX),
-        NameBudget("InferencePool", pool_name(service), DNS1035_MAX),
-        NameBudget("Gateway", gateway_name(service), DNS1035_MAX),
-        NameBudget("endpoint picker ConfigMap", epp_config_name(service), DNS1035_MAX),
-    ]
+    budgets: list[NameBudget] = []
+    if router:
+        budgets += [
+            NameBudget("endpoint picker Service", epp_name(service), DNS1035_MAX),
+            NameBudget("InferencePool", pool_name(service), DNS1035_MAX),
+        ]
+    if router and gateway:
+        budgets.append(NameBudget("Gateway", gateway_name(service), DNS1035_MAX))
+    if router:
+        budgets.append(NameBudget("endpoint picker ConfigMap", epp_config_name(service), DNS1035_MAX))
+    budgets.append(NameBudget("label value fusioninfer.io/service", service, DNS1035_MAX))
+    return budgets
 
 
 def role_name_budget(service: str, role: str, multinode: bool) -> NameBudget:

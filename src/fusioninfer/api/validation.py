@@ -105,7 +105,9 @@ def _check_service_name(isvc: InferenceService) -> list[FieldError]:
             f"Too long: {len(name)} characters: the {budget.what} name {quote(budget.name)} would exceed "
             f"{budget.limit} characters",
         )
-        for budget in naming.service_level_names(name)
+        for budget in naming.service_level_names(
+            name, router=isvc.router is not None, gateway=isvc.router is not None and isvc.router.gateway is not None
+        )
         if not budget.fits
     ][:1]
 
@@ -126,7 +128,8 @@ def _check_role_names(isvc: InferenceService) -> list[FieldError]:
         elif role.name in seen:
             errors.append(FieldError(path, f"Duplicate value: {quote(role.name)}: role names must be unique"))
         seen.add(role.name)
-        if isvc.metadata.name and naming.DNS1035_LABEL.fullmatch(role.name):
+        # A router's objects are named after the service (`{service}-epp`), not the role.
+        if isvc.metadata.name and naming.DNS1035_LABEL.fullmatch(role.name) and not role.is_router:
             budget = naming.role_name_budget(isvc.metadata.name, role.name, role.is_multinode)
             if not budget.fits:
                 errors.append(

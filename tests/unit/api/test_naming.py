@@ -54,8 +54,11 @@ def test_service_level_names() -> None:
         ("InferencePool", "svc-pool", 63),
         ("Gateway", "svc-gateway", 63),
         ("endpoint picker ConfigMap", "svc-epp-config", 63),
+        ("label value fusioninfer.io/service", "svc", 63),
     ]
     assert all(b.fits for b in budgets)
+    assert [b.what for b in naming.service_level_names("svc", router=False)] == ["label value fusioninfer.io/service"]
+    assert "Gateway" not in [b.what for b in naming.service_level_names("svc", gateway=False)]
 
 
 @pytest.mark.parametrize(("length", "fits"), [(52, True), (53, False)])

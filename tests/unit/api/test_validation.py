@@ -188,8 +188,9 @@ def test_single_node_multinode_block_uses_the_deployment_budget() -> None:
 )
 def test_service_level_child_names_must_fit(length: int, what: str, suffix: str) -> None:
     name = "s" * length
+    with_gateway = router(gateway={"className": "istio"}, httproute={"parentRefs": [{"name": "gw"}]})
     assert_error(
-        service(worker("w"), name=name),
+        service(with_gateway, worker("w"), name=name),
         f'metadata.name: Too long: {length} characters: the {what} name "{name}{suffix}" would exceed 63 characters',
     )
 
@@ -197,7 +198,28 @@ def test_service_level_child_names_must_fit(length: int, what: str, suffix: str)
 def test_longest_service_name_fits_every_service_level_name() -> None:
     longest = max(n for n in range(1, 64) if all(b.fits for b in naming.service_level_names("s" * n)))
     assert longest == 52  # "-epp-config" is the longest suffix
-    assert_valid(service(worker("w"), name="s" * longest))
+    assert_valid(service(router(httproute={"parentRefs": [{"name": "gw"}]}), worker("w"), name="s" * longest))
+
+
+def test_name_budgets_only_name_objects_the_service_has() -> None:
+    """A worker-only service has no picker: a long name is not reported against one."""
+    assert_valid(service(worker("w"), name="s" * 61))  # "-w" -> a 63-character Deployment
+    messages = errors(service(worker("w"), name="s" * 70))
+    assert messages[0] == (
+        'metadata.name: Too long: 70 characters: the label value fusioninfer.io/service name "'
+        + "s" * 70
+        + '" would exceed 63 characters'
+    )
+    assert not any("endpoint picker" in m or "InferencePool" in m or "Gateway" in m for m in messages)
+    # A router role names no object of its own (its objects are `{service}-epp...`).
+    assert_valid(service(router("r" * 60, httproute={"parentRefs": [{"name": "gw"}]}), worker("w"), name="svc"))
+    # With a router but no gateway block, the Gateway is not a budget either.
+    assert_error(
+        service(router(httproute={"parentRefs": [{"name": "gw"}]}), worker("w"), name="s" * 56),
+        'metadata.name: Too long: 56 characters: the endpoint picker ConfigMap name "'
+        + "s" * 56
+        + '-epp-config" would exceed 63 characters',
+    )
 
 
 # --- service name ----------------------------------------------------------------------------------
