@@ -314,7 +314,9 @@ def test_status_version_and_loopback_only(private_cluster: LocalCluster) -> None
     assert listening[CONTROLLER_MANAGER] == set()
     assert listening[SCHEDULER] == {("127.0.0.1", cluster.ports["scheduler"])}
     assert listening[KWOK] == {("127.0.0.1", cluster.ports["kwok"])}
-    assert listening[LWS] == {("127.0.0.1", cluster.ports[p]) for p in ("lws_webhook", "lws_metrics", "lws_health")}
+    # The LWS metrics server comes up a moment after its webhooks and health checks (which `up` waits for).
+    lws_ports = {("127.0.0.1", cluster.ports[p]) for p in ("lws_webhook", "lws_metrics", "lws_health")}
+    eventually(lambda: listening_addresses(cluster.processes()[LWS].pid) == lws_ports, timeout=15)
 
 
 def test_apiserver_restart_keeps_data_and_everything_recovers(private_cluster: LocalCluster) -> None:
