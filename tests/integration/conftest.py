@@ -51,7 +51,7 @@ def tmpfs_dir() -> Path | None:
 
 def install_our_crd(client: Client) -> list[str]:
     """Install the InferenceService CRD: generated from the code when `fusioninfer.install` offers
-    that (the code is the source of truth; it also adapts the CRD to this 1.20 server), otherwise
+    that (the code is the source of truth; it adapts the CRD to servers older than 1.25), otherwise
     from `config/crd/bases/` if the file exists. Returns the names installed (maybe none yet)."""
     try:
         from fusioninfer.api.crd import crd as generate_crd

@@ -1,6 +1,6 @@
 """`eventually`: retry a check until it holds, for assertions about an eventually consistent system.
 
-Controllers, the scheduler and the node simulator all act asynchronously, so integration tests
+Controllers, the scheduler and KWOK all act asynchronously, so integration tests
 assert "this becomes true within N seconds" instead of sleeping a guessed amount.
 
 Two styles of check are supported:

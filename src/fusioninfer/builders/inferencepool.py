@@ -52,7 +52,7 @@ def build(ctx: BuildContext, router: Role) -> Manifest:
             "selector": {"matchLabels": dict(sorted(selector(ctx).items()))},
             "targetPorts": [{"number": pd.pool_port(ctx)}],
             "endpointPickerRef": {
-                # group "" (core) is the default; written out it trips 1.20's apply ("null").
+                # group "" (core) is the default; written out it trips older apiservers' apply ("null").
                 "kind": "Service",
                 "name": naming.epp_name(ctx.name),
                 "port": {"number": GRPC_PORT},

@@ -588,7 +588,7 @@ class LocalCluster:
         check_alive_for: float = 0.3,
     ) -> ProcessRecord:
         """Start an extra background process that belongs to this cluster (the demo's operator,
-        the node simulator): logged to `logs/<name>.log`, recorded in the state, stopped by `down`
+        the fake controllers): logged to `logs/<name>.log`, recorded in the state, stopped by `down`
         before the control plane. Raises ClusterError if it exits within `check_alive_for` s."""
         self._require_state()
         if name in CONTROL_PLANE:

@@ -76,7 +76,7 @@ def service(namespace: str) -> Obj:
         "metadata": {"name": "web", "namespace": namespace, "labels": {"app": "web"}},
         "spec": {
             "selector": {"app": "web"},
-            # SSA on 1.20 needs `protocol` on every Service port (it is part of the list-map key).
+            # SSA needs `protocol` on every Service port (it is part of the list-map key).
             "ports": [{"name": "http", "port": 80, "targetPort": 8080, "protocol": "TCP"}],
         },
     }
