@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from fusioninfer.api import naming
 from fusioninfer.api.durations import duration_ms
 from fusioninfer.api.errors import FieldError, InvalidSpec, from_pydantic, quote
+from fusioninfer.api.pd_rules import check_nixl_tensor_parallel
 from fusioninfer.api.v1alpha1 import (
     API_VERSION,
     KIND,
@@ -84,6 +85,7 @@ def validate(isvc: InferenceService) -> list[FieldError]:
     for index, role in enumerate(isvc.spec.roles):
         errors += _check_role(isvc, index, role)
     errors += _check_scheduling(isvc)
+    errors += check_nixl_tensor_parallel(isvc)
     return errors
 
 

@@ -1,0 +1,97 @@
+"""Rules of prefill/decode disaggregation that the engines themselves enforce at start-up.
+
+vLLM's NixlConnector transfers KV blocks from prefill to decode ranks and supports a decode
+tensor-parallel size equal to or larger than the prefill's, never smaller: with decode TP <
+prefill TP the NIXL handshake fails when the first request arrives, long after every pod looked
+healthy. Refused here, with the decode role's field path, instead.
+
+Pure: reads the spec only (the container's argv as written; a shell script is read as words).
+"""
+
+from __future__ import annotations
+
+import shlex
+
+from fusioninfer.api.errors import FieldError
+from fusioninfer.api.v1alpha1 import ComponentType, InferenceService, Role
+
+TP_FLAGS = ("--tensor-parallel-size", "-tp")
+KV_TRANSFER_FLAG = "--kv-transfer-config"
+NIXL = "NixlConnector"
+
+
+def _words(container: dict[str, object]) -> list[str]:
+    words: list[str] = []
+    for key in ("command", "args"):
+        value = container.get(key)
+        if not isinstance(value, list):
+            continue
+        for item in value:
+            text = str(item)
+            # `sh -c "vllm serve ... --tensor-parallel-size 8"`: the script's own words count.
+            try:
+                words += shlex.split(text) if " " in text and not text.lstrip().startswith("{") else [text]
+            except ValueError:
+                words.append(text)
+    return words
+
+
+def _flag(words: list[str], names: tuple[str, ...]) -> str | None:
+    for i, word in enumerate(words):
+        for name in names:
+            if word == name and i + 1 < len(words):
+                return words[i + 1]
+            if word.startswith(name + "="):
+                return word.split("=", 1)[1]
+    return None
+
+
+def _serving(role: Role) -> tuple[int, dict[str, object]] | None:
+    """The first container that runs vLLM, with its index (the serving container of a vLLM role)."""
+    spec = role.template.spec if role.template is not None else None
+    for index, container in enumerate((spec or {}).get("containers") or []):
+        if isinstance(container, dict) and "vllm" in " ".join([str(container.get("image", "")), *_words(container)]):
+            return index, container
+    return None
+
+
+def _nixl_tp(role: Role) -> tuple[int, int] | None:
+    """(container index, tensor-parallel size) of a vLLM role that transfers KV with NIXL: the
+    operator's default connector, or the user's own `--kv-transfer-config` naming it."""
+    found = _serving(role)
+    if found is None:
+        return None
+    index, container = found
+    words = _words(container)
+    connector = _flag(words, (KV_TRANSFER_FLAG,))
+    if connector is not None and NIXL not in connector:
+        return None
+    tp = _flag(words, TP_FLAGS)
+    return index, int(tp) if tp is not None and tp.isdigit() else 1
+
+
+def check_nixl_tensor_parallel(isvc: InferenceService) -> list[FieldError]:
+    """Decode TP must be >= the largest prefill TP when both sides use NIXL."""
+    if not isvc.is_disaggregated:
+        return []
+    prefill = [(r, _nixl_tp(r)) for r in isvc.spec.roles if r.component_type is ComponentType.PREFILLER]
+    prefill_tps = [(r.name, tp[1]) for r, tp in prefill if tp is not None]
+    if not prefill_tps:
+        return []
+    widest_name, widest = max(prefill_tps, key=lambda item: item[1])
+    errors: list[FieldError] = []
+    for index, role in enumerate(isvc.spec.roles):
+        if role.component_type is not ComponentType.DECODER:
+            continue
+        found = _nixl_tp(role)
+        if found is None or found[1] >= widest:
+            continue
+        errors.append(
+            FieldError(
+                f"spec.roles[{index}].template.spec.containers[{found[0]}].args",
+                f"Invalid value: --tensor-parallel-size {found[1]}: smaller than prefill role {widest_name}'s "
+                f"{widest}; vLLM's NixlConnector needs decode tensor-parallel size >= prefill's (the KV "
+                "handshake fails otherwise)",
+            )
+        )
+    return errors
