@@ -274,6 +274,25 @@ def serving_role(draw: st.DrawFn, name: str, ctype: str, max_multinode_name: boo
     return role
 
 
+def _drop_tensor_parallel(role: dict[str, Any]) -> None:
+    """Remove `--tensor-parallel-size` (and the word after it) from every container's argv."""
+    for container in role["template"]["spec"]["containers"]:
+        for key in ("command", "args"):
+            words = container.get(key)
+            if not isinstance(words, list):
+                continue
+            kept: list[Any] = []
+            skip = False
+            for word in words:
+                if skip:
+                    skip = False
+                elif word == "--tensor-parallel-size":
+                    skip = True
+                elif not str(word).startswith("--tensor-parallel-size="):
+                    kept.append(word)
+            container[key] = kept
+
+
 @st.composite
 def valid_services(draw: st.DrawFn) -> dict[str, Any]:
     """A document that follows every rule of issue 2."""
@@ -290,6 +309,11 @@ def valid_services(draw: st.DrawFn) -> dict[str, Any]:
     for name, ctype in zip(names, types, strict=False):
         multinode_ok = len(service) + 1 + len(name) <= 46
         roles.append(draw(serving_role(name, ctype, max_multinode_name=multinode_ok)))
+    if disaggregated:
+        # vLLM NIXL: decode TP >= prefill TP. Prefillers keep the default TP (1) here.
+        for role in roles:
+            if role["componentType"] == "prefiller":
+                _drop_tensor_parallel(role)
     if with_router:
         position = draw(st.integers(0, len(roles)))
         roles.insert(position, draw(router_role(names[-1], disaggregated)))
