@@ -31,30 +31,25 @@ PERIOD_SECONDS = 10
 STARTUP_FAILURE_THRESHOLD = 180  # x 10 s = 30 minutes to load a model
 
 
-def _http_get(port: int) -> dict[str, Any]:
-    return {"path": HEALTH_PATH, "port": port, "scheme": "HTTP"}
+def _health_probe(port: int, failure_threshold: int) -> dict[str, Any]:
+    """`GET /health` (vLLM and SGLang), every field written as the apiserver would default it."""
+    return {
+        "httpGet": {"path": HEALTH_PATH, "port": port, "scheme": "HTTP"},
+        "periodSeconds": PERIOD_SECONDS,
+        "timeoutSeconds": 5,
+        "successThreshold": 1,
+        "failureThreshold": failure_threshold,
+    }
 
 
 def http_readiness_probe(port: int) -> dict[str, Any]:
-    """`GET /health` (vLLM and SGLang), every field written as the apiserver would default it."""
-    return {
-        "httpGet": _http_get(port),
-        "periodSeconds": PERIOD_SECONDS,
-        "timeoutSeconds": 5,
-        "successThreshold": 1,
-        "failureThreshold": 3,
-    }
+    """Three failed checks in a row take the pod out of the pool."""
+    return _health_probe(port, failure_threshold=3)
 
 
 def http_startup_probe(port: int) -> dict[str, Any]:
-    """`GET /health` with the model-loading budget (30 minutes)."""
-    return {
-        "httpGet": _http_get(port),
-        "periodSeconds": PERIOD_SECONDS,
-        "timeoutSeconds": 5,
-        "successThreshold": 1,
-        "failureThreshold": STARTUP_FAILURE_THRESHOLD,
-    }
+    """The model-loading budget (30 minutes)."""
+    return _health_probe(port, failure_threshold=STARTUP_FAILURE_THRESHOLD)
 
 
 def _probe_port(probe: Any) -> int | None:
