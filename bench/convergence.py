@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
+import httpx2
 import yaml
 from lightkube import ApiError, AsyncClient, Client, KubeConfig
 from lightkube.models.meta_v1 import ObjectMeta
@@ -209,7 +210,7 @@ async def with_retries(fn: Callable[[], Awaitable[T]], counter: list[int], attem
         except ApiError as exc:
             if exc.status.code not in (409, 429, 500, 503, 504) or attempt == attempts - 1:
                 raise
-        except httpx.TransportError:
+        except (httpx.TransportError, httpx2.TransportError):  # lightkube's client is httpx2
             if attempt == attempts - 1:
                 raise
         counter[0] += 1
@@ -442,8 +443,7 @@ async def start_watches(api: ApiHttp, namespace: str, tracker: Tracker) -> list[
             handler("ADDED", item)
         tasks.append(asyncio.create_task(api.watch(path, rv, handler, labels=MANAGED_SELECTOR)))
     path = collection_path(API_VERSION, PLURAL, namespace)
-    resp = await api.http.get(path)
-    resp.raise_for_status()
+    resp = await api.get(path)
     body = resp.json()
     for item in body.get("items") or []:
         tracker.on_service("ADDED", item)

@@ -18,6 +18,10 @@ Obj = dict[str, Any]
 
 META_LIST = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
 META_ITEM = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"
+# The apiserver answers 429 "storage is (re)initializing" for a moment after a CRD is installed,
+# and 429/503 under load, each with Retry-After: wait and ask again rather than fail the run.
+RETRYABLE_STATUS = frozenset({429, 503})
+RETRY_FOR_SECONDS = 30.0
 READ_VERBS = frozenset({"GET", "LIST", "WATCH", "WATCHLIST", "CONNECT", "PROXY"})
 WRITE_AUDIT_VERBS = ("create", "update", "patch", "delete", "deletecollection")
 
@@ -45,6 +49,18 @@ class ApiHttp:
     async def close(self) -> None:
         await self.http.aclose()
 
+    async def get(self, path: str, **kwargs: Any) -> httpx.Response:
+        """GET `path`, retrying the answers the apiserver means to be retried (see above)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + RETRY_FOR_SECONDS
+        while True:
+            resp = await self.http.get(path, **kwargs)
+            if resp.status_code not in RETRYABLE_STATUS or loop.time() > deadline:
+                resp.raise_for_status()
+                return resp
+            retry_after = resp.headers.get("Retry-After", "")
+            await asyncio.sleep(min(float(retry_after), 1.0) if retry_after.isdigit() else 0.2)
+
     async def list_meta(self, path: str, labels: str | None = None) -> tuple[list[Obj], str]:
         """Metadata of every object in a collection (paginated), and the list's resourceVersion."""
         items: list[Obj] = []
@@ -55,8 +71,7 @@ class ApiHttp:
                 params["labelSelector"] = labels
             if cont:
                 params["continue"] = cont
-            resp = await self.http.get(path, params=params, headers={"Accept": META_LIST})
-            resp.raise_for_status()
+            resp = await self.get(path, params=params, headers={"Accept": META_LIST})
             body = resp.json()
             items.extend(body.get("items") or [])
             cont = (body.get("metadata") or {}).get("continue")
@@ -95,8 +110,7 @@ class ApiHttp:
                 await asyncio.sleep(0.2)
 
     async def metrics(self) -> str:
-        resp = await self.http.get("/metrics")
-        resp.raise_for_status()
+        resp = await self.get("/metrics")
         return resp.text
 
 
