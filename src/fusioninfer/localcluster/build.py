@@ -278,8 +278,3 @@ def ensure_cluster_binaries(root: Path | None = None, *, echo: Echo | None = Non
         for binary in component.binaries:
             paths[binary] = directory / binary
     return paths
-
-
-def cluster_binaries_ready(root: Path | None = None) -> bool:
-    """True when nothing needs building."""
-    return not any(missing_binaries(c, component_dir(c, root)) for c in CLUSTER_COMPONENTS)

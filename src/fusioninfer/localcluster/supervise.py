@@ -16,7 +16,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import FrameType
 
 INITIAL_BACKOFF = 1.0
@@ -31,10 +31,10 @@ class Backoff:
     initial: float = INITIAL_BACKOFF
     maximum: float = MAX_BACKOFF
     healthy_after: float = HEALTHY_AFTER
-    current: float = 0.0
+    current: float = field(init=False)
 
     def __post_init__(self) -> None:
-        self.current = self.current or self.initial
+        self.current = self.initial
 
     def next_delay(self, ran_for: float) -> float:
         """The delay after a run of `ran_for` seconds: reset after a healthy run, else doubled."""
