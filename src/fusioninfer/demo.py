@@ -62,11 +62,26 @@ def _load_examples(paths: list[Path]) -> list[dict[str, Any]]:
     return docs
 
 
+# What the local gateway reports for a pool whose picker cannot run here (the llm-d picker).
+PICKER_UNAVAILABLE = "EndpointPickerUnavailable"
+UNRUNNABLE_HERE = "cannot be built on this machine"
+
+
+def route_unservable(obj: dict[str, Any]) -> str | None:
+    """Why the local cluster cannot route to this service at all (None: it can, or may soon)."""
+    route = find((obj.get("status") or {}).get("conditions"), "RouteReady") or {}
+    if route.get("reason") == PICKER_UNAVAILABLE and UNRUNNABLE_HERE in str(route.get("message")):
+        return str(route.get("message"))
+    return None
+
+
 def _ready(obj: dict[str, Any]) -> bool:
-    """Ready, and its route accepted when it has one (the fake gateway reports on it)."""
+    """Ready, and its route accepted when it has one (the local gateway reports on it), unless
+    its endpoint picker is one that cannot run on this machine (then that is reported)."""
     conds = (obj.get("status") or {}).get("conditions")
     route = find(conds, "RouteReady")
-    return (find(conds, "Ready") or {}).get("status") == "True" and (route is None or route.get("status") == "True")
+    routed = route is None or route.get("status") == "True" or route_unservable(obj) is not None
+    return (find(conds, "Ready") or {}).get("status") == "True" and routed
 
 
 def _int(value: Any, default: int) -> int:
@@ -219,13 +234,14 @@ def _gateway(class_name: str) -> dict[str, Any]:
 
 
 async def _run_demo(kubeconfig: Path, options: DemoOptions, docs: list[dict[str, Any]], console: Console) -> None:
-    from fusioninfer.localcluster.fakes.gateway import DEFAULT_GATEWAY_CLASS, gateway_class_manifest
+    from fusioninfer.localcluster.gateway.status import DEFAULT_GATEWAY_CLASS, gateway_class_manifest
 
     client = AsyncClient(config=KubeConfig.from_file(kubeconfig), field_manager="fusioninfer-demo")
     try:
         await apply(client, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}}, "demo")
         console.print(
-            f"      GatewayClass {DEFAULT_GATEWAY_CLASS} (fake gateway controller), Gateway {NAMESPACE}/{GATEWAY_NAME}"
+            f"      GatewayClass {DEFAULT_GATEWAY_CLASS} (local gateway: Envoy + endpoint pickers), "
+            f"Gateway {NAMESPACE}/{GATEWAY_NAME}"
         )
         await apply(client, gateway_class_manifest(), "fusioninfer-demo")
         await apply(client, _gateway(DEFAULT_GATEWAY_CLASS), "fusioninfer-demo")
@@ -237,8 +253,33 @@ async def _run_demo(kubeconfig: Path, options: DemoOptions, docs: list[dict[str,
         services = await _wait_ready(client, names, options.timeout, console)
         children = {name: await _children(client, name) for name in names}
         _render(console, services, children)
+        await _send_request(client, services, console)
     finally:
         await client.close()
+
+
+async def _send_request(client: AsyncClient, services: dict[str, Any], console: Console) -> None:
+    """The seed README's last step, through the Gateway; fails the demo when it gets no answer."""
+    from fusioninfer.demo_traffic import SEED_REQUEST, chat, curl_command
+    from fusioninfer.localcluster.gateway.status import Gateway
+
+    gateway = dict(await client.get(Gateway, GATEWAY_NAME, namespace=NAMESPACE))
+    addresses = (gateway.get("status") or {}).get("addresses") or []
+    if not addresses:
+        raise DemoFailed(f"Gateway {NAMESPACE}/{GATEWAY_NAME} has no address in its status")
+    address = str(addresses[0]["value"])
+    console.print(f"\n[bold]Send Request[/] (the seed README's last step) to Gateway {GATEWAY_NAME} at {address}:")
+    for name, obj in services.items():
+        why = route_unservable(obj)
+        if why is not None:
+            console.print(f"  {name}: not routable on this machine: {why}")
+    answer = await chat(address, SEED_REQUEST)
+    if answer.status != 200:
+        raise DemoFailed(f"the gateway answered {answer.status}: {answer.body[:500]}")
+    console.print(f"  POST http://{address}/v1/chat/completions  model={SEED_REQUEST['model']}")
+    console.print(f"  -> {answer.status}, served by pod {answer.pod or '?'}: {answer.text!r}")
+    console.print("\nSend it yourself while the demo cluster is up:")
+    console.print(curl_command(GATEWAY_NAME, NAMESPACE), markup=False, soft_wrap=True)
 
 
 def run_demo(options: DemoOptions, console: Console | None = None) -> None:
@@ -264,7 +305,10 @@ def run_demo(options: DemoOptions, console: Console | None = None) -> None:
     kubeconfig = cluster.kubeconfig_path
     sized = f" (the examples need {needed})" if nodes > options.nodes else ""
     console.print(f"      {nodes} simulated nodes with {options.gpus_per_node} nvidia.com/gpu each{sized}")
-    console.print("      the real LeaderWorkerSet controller; stand-in Volcano and gateway controllers (see docs)")
+    console.print(
+        "      the real LeaderWorkerSet controller, the local gateway (Envoy + the real GIE picker), "
+        "stand-in Volcano and stand-in model servers (see docs/routing.md)"
+    )
     try:
         console.print("[bold]2/5[/] installing CRDs: InferenceService + LWS, Volcano, Gateway API, Inference Extension")
         install_crds(kubeconfig, [BUNDLED_CRD_DIR])

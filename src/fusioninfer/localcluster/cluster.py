@@ -17,6 +17,7 @@ import base64
 import contextlib
 import json
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -31,7 +32,7 @@ from typing import Any
 import httpx
 
 from fusioninfer.localcluster import lws
-from fusioninfer.localcluster.build import ensure_cluster_binaries
+from fusioninfer.localcluster.build import GIE_EPP, ensure_cluster_binaries, ensure_component
 from fusioninfer.localcluster.components import (
     ADMIN_USER,
     LOOPBACK,
@@ -183,6 +184,12 @@ class LocalCluster:
         return dict(self._state["ports"])
 
     @property
+    def pod_block(self) -> str | None:
+        """The loopback /16 this cluster's pod (and Gateway) addresses come from (kwok.py)."""
+        value = self._state.get("pod_block")
+        return str(value) if value else None
+
+    @property
     def startup_seconds(self) -> float | None:
         """How long the last `up` took (None before the first)."""
         value = self._state.get("startup_seconds")
@@ -294,6 +301,7 @@ class LocalCluster:
                 "lws_health": lws_ports[2],
             },
             "etcd_data_dir": str(data_dir),
+            "pod_block": pick_pod_block(),
             "processes": {},
             "argv": {},
         }
@@ -571,12 +579,18 @@ class LocalCluster:
         returns their names."""
         names = node_names(pool, count)
         with self.client() as client:
-            return create_nodes(client, names, spec or NodeSpec(), pool=pool)
+            return create_nodes(client, names, spec or NodeSpec(), pool=pool, pod_block=self.pod_block)
 
     def start_fakes_process(self, extra_args: Sequence[str] = (), *, restart: bool = False) -> ProcessRecord:
         """Run the fake third-party controllers as a background process that `down` stops."""
         rec = self.processes().get(FAKES)
-        argv = list(rec.argv) if restart and rec is not None else fakes_args(self.kubeconfig_path, extra_args)
+        if rec is not None and restart:
+            argv = list(rec.argv)
+        else:
+            block = ["--pod-block", self.pod_block] if self.pod_block else []
+            picker = ["--gie-picker", str(ensure_component(GIE_EPP) / "epp")] if self.pod_block else []
+            workdir = ["--workdir", str(self.state_dir / "pods")]
+            argv = fakes_args(self.kubeconfig_path, [*block, *picker, *workdir, *extra_args])
         return self.start_process(FAKES, argv)
 
     def start_process(
@@ -782,6 +796,11 @@ class LocalCluster:
 
     def __exit__(self, *exc: object) -> None:
         self.down()
+
+
+def pick_pod_block() -> str:
+    """A loopback /16 for one cluster's pods, at random so that clusters side by side differ."""
+    return f"127.{secrets.randbelow(190) + 64}.0.0/16"
 
 
 def _safe_name(name: str) -> str:

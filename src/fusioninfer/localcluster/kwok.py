@@ -8,12 +8,17 @@ We create the Node objects ourselves (with the capacity a GPU node reports, e.g.
 `nvidia.com/gpu: 8`) and mark them with the annotation KWOK selects on, so KWOK manages exactly
 our nodes and nothing else. Everything here except `create_nodes`/`delete_nodes` is pure.
 
-Pod IPs come from `POD_CIDR`. They are nominal: nothing in this project sends traffic to a pod
-IP unless the local cluster itself has created a network namespace holding that address.
+Pod addresses: the local cluster owns one loopback block, `127.B.0.0/16` (B chosen per cluster,
+so that several clusters on one machine do not meet). Each node it creates gets a free /24 of
+that block as `spec.podCIDR`, which KWOK allocates its pods' IPs from; every 127/8 address is
+local on Linux, so the pod runner (`podrunner.py`) can start a process listening on exactly the
+pod's IP. The block's first /24 is kept for Gateway addresses. Nodes created without a block get
+no podCIDR, and their pods IPs from `POD_CIDR` that nothing listens on.
 """
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,7 +66,16 @@ def kwok_args(binary: Path, kubeconfig: Path, *, server_port: int) -> list[str]:
     ]
 
 
-def node_manifest(name: str, spec: NodeSpec, *, pool: str) -> dict[str, Any]:
+def free_node_subnets(block: str, used: Iterable[str], count: int) -> list[str]:
+    """`count` /24s of `block` that no node holds yet, skipping the first (Gateway addresses)."""
+    taken = {ipaddress.ip_network(cidr, strict=False) for cidr in used}
+    free = [str(net) for net in list(ipaddress.ip_network(block).subnets(new_prefix=24))[1:] if net not in taken]
+    if len(free) < count:
+        raise RuntimeError(f"pod address block {block} has {len(free)} free /24s left, {count} nodes asked for")
+    return free[:count]
+
+
+def node_manifest(name: str, spec: NodeSpec, *, pool: str, pod_cidr: str | None = None) -> dict[str, Any]:
     """A Node as a GPU node's kubelet would register it: labels, capacity and allocatable.
 
     `pool` goes into the `fusioninfer.io/simulated-node` label so that a group of nodes (the
@@ -103,7 +117,10 @@ def node_manifest(name: str, spec: NodeSpec, *, pool: str) -> dict[str, Any]:
                 "node.alpha.kubernetes.io/ttl": "0",
             },
         },
-        "spec": {"taints": [dict(t) for t in spec.taints]} if spec.taints else {},
+        "spec": {
+            **({"taints": [dict(t) for t in spec.taints]} if spec.taints else {}),
+            **({"podCIDR": pod_cidr, "podCIDRs": [pod_cidr]} if pod_cidr else {}),
+        },
         "status": {
             "capacity": resources,
             "allocatable": dict(resources),
@@ -129,19 +146,27 @@ def node_names(prefix: str, count: int) -> list[str]:
     return [f"{prefix}-{i}" for i in range(count)]
 
 
-def create_nodes(client: Any, names: Iterable[str], spec: NodeSpec, *, pool: str) -> list[str]:
+def create_nodes(
+    client: Any, names: Iterable[str], spec: NodeSpec, *, pool: str, pod_block: str | None = None
+) -> list[str]:
     """Create (or keep) one Node per name with a sync lightkube client; KWOK takes them over.
 
     Create, not apply: a Node's status can only be given at creation (later writes of status go
     through `nodes/status`, which KWOK owns from then on). An existing Node is left as it is.
+    With `pod_block`, each new node gets a free /24 of it as its pod CIDR.
     """
     from lightkube import ApiError
     from lightkube.resources.core_v1 import Node
 
+    names = list(names)
+    cidrs: list[str | None] = [None] * len(names)
+    if pod_block is not None:
+        used = [n.spec.podCIDR for n in client.list(Node) if n.spec is not None and n.spec.podCIDR]
+        cidrs = list(free_node_subnets(pod_block, used, len(names)))
     created = []
-    for name in names:
+    for name, cidr in zip(names, cidrs, strict=True):
         try:
-            client.create(Node.from_dict(node_manifest(name, spec, pool=pool)))
+            client.create(Node.from_dict(node_manifest(name, spec, pool=pool, pod_cidr=cidr)))
         except ApiError as exc:
             if exc.status.code != 409:
                 raise

@@ -1,16 +1,17 @@
-"""Stand-ins for the third-party controllers that do not run on the local control plane yet.
+"""The local cluster's own controllers: a Volcano stand-in, the local gateway and the pod runner.
 
 The local cluster runs a real apiserver, controller-manager, scheduler, KWOK and the real
-LeaderWorkerSet controller; Volcano (its Go module is not served by the Go module proxy this
-machine reaches, so it cannot be built here) and a Gateway API / Inference Extension
-implementation do not run. Without them, gang-scheduled Pods stay Pending forever and no
-HTTPRoute is ever accepted. These stand-ins do what those controllers do, through the same API
-objects, subresources, names, labels and status shapes (the modules' docstrings list what each
-leaves out):
+LeaderWorkerSet controller. What does not run from upstream is played here, through the same
+API objects, subresources, names, labels and status shapes:
 
-- `volcano.FakeVolcano`: gang scheduler for `schedulerName: volcano` Pods + PodGroup status;
-- `gateway.FakeGateway`: Gateway/HTTPRoute/InferencePool/GatewayClass status for the classes
-  whose `controllerName` is `fusioninfer.io/fake-gateway-controller`.
+- `volcano.FakeVolcano` (STAND-IN: Volcano's Go module is not served by the Go module proxy
+  this machine reaches, so it cannot be built): gang scheduler for `schedulerName: volcano`
+  Pods + PodGroup status;
+- `gateway.LocalGateway`: a Gateway API + Inference Extension implementation for the classes
+  whose `controllerName` is `fusioninfer.io/local-gateway`, with the upstream Envoy as data plane
+  when the cluster has a pod address block;
+- `podrunner.PodRunner`: the processes behind serving pods (the real GIE picker, the stand-in
+  model server), at the pods' IPs.
 
 `FakeControllers` runs them together: in-process (`start()`/`stop()` in a thread, or
 `await run()`), or as the process `python -m fusioninfer.localcluster.fakes --kubeconfig K`,
@@ -24,17 +25,20 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import os
 import signal
+import tempfile
 import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from fusioninfer.localcluster.fakes.common import client_for
+from fusioninfer.localcluster.kube_loop import client_for
+from fusioninfer.localcluster.podrunner import PodRunner, Timing
 
 log = logging.getLogger("fusioninfer.fakes")
 
-ALL_FAKES = ("volcano", "gateway")
+ALL_FAKES = ("volcano", "gateway", "pods")
 FIELD_MANAGER = "fusioninfer-fakes"
 
 
@@ -47,13 +51,21 @@ class FakeControllers:
         *,
         namespace: str | None = None,
         enabled: Sequence[str] = ALL_FAKES,
+        pod_block: str | None = None,
+        workdir: Path | None = None,
+        gie_picker: Path | None = None,
+        timing: Timing | None = None,
     ) -> None:
         unknown = set(enabled) - set(ALL_FAKES)
         if unknown:
             raise ValueError(f"unknown fake controllers {sorted(unknown)}; choose from {ALL_FAKES}")
         self.kubeconfig = Path(kubeconfig)
         self.namespace = namespace
-        self.enabled = tuple(enabled)
+        self.enabled = tuple(e for e in enabled if e != "pods" or pod_block)
+        self.pod_block = pod_block
+        self.workdir = workdir
+        self.gie_picker = gie_picker
+        self.timing = timing or Timing()
         self.controllers: dict[str, Any] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
@@ -63,14 +75,30 @@ class FakeControllers:
 
     async def run(self) -> None:
         """Run every enabled fake until `request_stop()` (or cancellation)."""
-        from fusioninfer.localcluster.fakes.gateway import FakeGateway
         from fusioninfer.localcluster.fakes.volcano import FakeVolcano
+        from fusioninfer.localcluster.gateway.controller import LocalGateway
+        from fusioninfer.localcluster.gateway.envoy import Envoy
 
         self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
         client = client_for(self.kubeconfig, FIELD_MANAGER)
-        factories: dict[str, Any] = {"volcano": FakeVolcano, "gateway": FakeGateway}
-        self.controllers = {name: factories[name](client, namespace=self.namespace) for name in self.enabled}
+        workdir = self.workdir or Path(tempfile.mkdtemp(prefix="fusioninfer-pods-"))
+        runner = None
+        if "pods" in self.enabled and self.pod_block:
+            env = {k: v for k, v in os.environ.items() if k != "KUBECONFIG"}
+            runner = PodRunner(
+                client, self.kubeconfig, workdir, self.pod_block, self.gie_picker, env,
+                namespace=self.namespace, timing=self.timing,
+            )  # fmt: skip
+            self.controllers["pods"] = runner
+        if "volcano" in self.enabled:
+            self.controllers["volcano"] = FakeVolcano(client, namespace=self.namespace)
+        if "gateway" in self.enabled:
+            envoy = Envoy(workdir / "envoy") if self.pod_block else None
+            self.controllers["gateway"] = LocalGateway(
+                client, namespace=self.namespace, pod_block=self.pod_block, envoy=envoy, runner=runner,
+                resync=2.0 if envoy else 10.0,
+            )  # fmt: skip
         tasks = [asyncio.create_task(c.run(), name=f"fake-{n}") for n, c in self.controllers.items()]
         self._started.set()
         try:
@@ -132,11 +160,21 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--kubeconfig", required=True, type=Path)
     parser.add_argument("--namespace", default=None, help="act only in this namespace (default: all)")
     parser.add_argument("--only", default=",".join(ALL_FAKES), help=f"comma-separated subset of {ALL_FAKES}")
+    parser.add_argument("--pod-block", default=None, help="the cluster's loopback pod address block")
+    parser.add_argument("--workdir", default=None, type=Path, help="where pod processes keep files and logs")
+    parser.add_argument("--gie-picker", default=None, type=Path, help="the GIE endpoint picker binary")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("httpx2").setLevel(logging.WARNING)
-    fakes = FakeControllers(args.kubeconfig, namespace=args.namespace, enabled=[s for s in args.only.split(",") if s])
+    fakes = FakeControllers(
+        args.kubeconfig,
+        namespace=args.namespace,
+        enabled=[s for s in args.only.split(",") if s],
+        pod_block=args.pod_block,
+        workdir=args.workdir,
+        gie_picker=args.gie_picker,
+    )
 
     async def _main() -> None:
         loop = asyncio.get_running_loop()

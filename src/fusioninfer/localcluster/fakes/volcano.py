@@ -43,7 +43,7 @@ from lightkube.resources.core_v1 import Node, Pod, PodBinding, PodStatus
 from lightkube.types import PatchType
 
 from fusioninfer.builders.resources import NANO, InvalidQuantity, Quantity, pod_requests
-from fusioninfer.localcluster.fakes.common import (
+from fusioninfer.localcluster.kube_loop import (
     Loop,
     Obj,
     annotations_of,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fusioninfer.localcluster.fakes.gateway import (
+from fusioninfer.localcluster.gateway.status import (
     CONTROLLER_NAME,
     accepted_by,
     pool_parent_statuses,

@@ -1,46 +1,48 @@
-"""Fake Gateway API + Inference Extension implementation: status only, no data plane.
+"""The statuses the local gateway writes: pure functions from the objects to their new status.
 
-It plays a gateway controller whose `controllerName` is `CONTROLLER_NAME` (a real one would be,
-e.g., `kgateway.dev/kgateway`). Like a real implementation it acts only for GatewayClasses whose
-`spec.controllerName` is its own, and for the Gateways of those classes, and writes (via the
-status subresources):
+The local gateway (`controller.LocalGateway`) is a Gateway API + Inference Extension
+implementation whose `controllerName` is `CONTROLLER_NAME`. Like any implementation it acts only
+for GatewayClasses whose `spec.controllerName` is its own, and for the Gateways of those
+classes, and writes (via the status subresources):
 
 - GatewayClass: `Accepted=True`.
-- Gateway: `Accepted=True`, `Programmed=True`, an address (10.96.255.x: not routable, nothing
-  listens), and per listener `supportedKinds: [HTTPRoute]`, `attachedRoutes` and the conditions
-  `Accepted`, `Programmed`, `ResolvedRefs` (True) and `Conflicted` (False).
+- Gateway: `Accepted=True`, `Programmed` (True once Envoy serves its listeners), its address
+  (a loopback address of the cluster's pod block that Envoy listens on), and per listener
+  `supportedKinds: [HTTPRoute]`, `attachedRoutes` and the conditions `Accepted`, `Programmed`,
+  `ResolvedRefs` and `Conflicted` (False). Only HTTP listeners are served; others are
+  `Accepted=False`/`UnsupportedProtocol`.
 - HTTPRoute: one `status.parents[]` entry per parentRef that names one of its Gateways (Gateway
   kind, namespace defaulting to the route's): `Accepted=True` (or False/`NotAllowedByListeners`
   when the listeners' `allowedRoutes.namespaces.from: Same` excludes the route's namespace) and
   `ResolvedRefs=True` when every backendRef exists (a Service, or an InferencePool of
-  `inference.networking.k8s.io`), else False/`BackendNotFound` (or `InvalidKind`). parentRefs
+  `inference.networking.k8s.io`), else False/`BackendNotFound` (or `InvalidKind`), and
+  False/`EndpointPickerUnavailable` while an InferencePool's endpoint picker is not serving. parentRefs
   naming a Gateway that does not exist or is not its own are left alone, as is every entry
   another controller wrote: with no Gateway there is no status, exactly as on a real cluster.
 - InferencePool: one `status.parents[]` entry per own Gateway that an accepted HTTPRoute routes to
   the pool through: `Accepted=True` and `ResolvedRefs=True` when the endpoint picker Service
-  (`endpointPickerRef`) exists, else False/`InvalidExtensionRef`.
+  (`endpointPickerRef`) exists and its picker serves, else False/`InvalidExtensionRef`.
 
-Not modelled: hostnames/section names/ports matching, ReferenceGrants, `allowedRoutes` selectors
-(treated as All), and of course any traffic.
+Not modelled: section names/ports matching, ReferenceGrants, `allowedRoutes` selectors (treated
+as All).
 """
 
 from __future__ import annotations
 
+import hashlib
+import ipaddress
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from lightkube import ApiError, AsyncClient
 from lightkube.generic_resource import create_global_resource, create_namespaced_resource
-from lightkube.resources.core_v1 import Service
-from lightkube.types import PatchType
 
-from fusioninfer.localcluster.fakes.common import Loop, Obj, condition, list_all, merge_conditions, meta, now_rfc3339
+from fusioninfer.localcluster.kube_loop import Obj, condition, merge_conditions, meta
 
-log = logging.getLogger("fusioninfer.fakes.gateway")
+log = logging.getLogger("fusioninfer.gateway")
 
-CONTROLLER_NAME = "fusioninfer.io/fake-gateway-controller"
-DEFAULT_GATEWAY_CLASS = "fusioninfer-fake"
+CONTROLLER_NAME = "fusioninfer.io/local-gateway"
+DEFAULT_GATEWAY_CLASS = "fusioninfer-local"
 GATEWAY_GROUP = "gateway.networking.k8s.io"
 POOL_GROUP = "inference.networking.k8s.io"
 
@@ -58,7 +60,10 @@ def gateway_class_manifest(name: str = DEFAULT_GATEWAY_CLASS) -> Obj:
         "apiVersion": f"{GATEWAY_GROUP}/v1",
         "kind": "GatewayClass",
         "metadata": {"name": name},
-        "spec": {"controllerName": CONTROLLER_NAME, "description": "FusionInfer fake gateway (status only)"},
+        "spec": {
+            "controllerName": CONTROLLER_NAME,
+            "description": "FusionInfer local gateway (Envoy + endpoint pickers)",
+        },
     }
 
 
@@ -71,10 +76,31 @@ def _generation(obj: Mapping[str, Any]) -> int | None:
     return int(value) if value is not None else None
 
 
-def gateway_address(namespace: str, name: str) -> str:
-    """A stable, made-up address per Gateway."""
-    digest = sum(f"{namespace}/{name}".encode()) % 250
-    return f"10.96.255.{digest + 1}"
+def gateway_addresses(gateways: Mapping[Key, Mapping[str, Any]], block: str) -> dict[Key, str]:
+    """One address per Gateway in the first /24 of the cluster's pod block (`127.B.0.2-254`).
+
+    A Gateway keeps the address its status already holds (so a restart changes nothing); a new
+    one gets the address its name hashes to, or the next free one."""
+    network = ipaddress.ip_network(block)
+    pool = [str(network.network_address + offset) for offset in range(2, 255)]
+    taken: dict[str, Key] = {}
+    out: dict[Key, str] = {}
+    for key in sorted(gateways):
+        for entry in (gateways[key].get("status") or {}).get("addresses") or []:
+            value = str(entry.get("value", ""))
+            if value in pool and value not in taken:
+                taken[value] = key
+                out[key] = value
+                break
+    for key in sorted(k for k in gateways if k not in out):
+        start = int.from_bytes(hashlib.sha256(f"{key[0]}/{key[1]}".encode()).digest()[:4], "big") % len(pool)
+        for step in range(len(pool)):
+            candidate = pool[(start + step) % len(pool)]
+            if candidate not in taken:
+                taken[candidate] = key
+                out[key] = candidate
+                break
+    return out
 
 
 def parent_gateway(route: Mapping[str, Any], ref: Mapping[str, Any]) -> Key | None:
@@ -118,8 +144,11 @@ def route_parent_statuses(
     services: set[Key],
     pools: set[Key],
     stamp: str,
+    unavailable: Mapping[Key, str] | None = None,
 ) -> list[Obj]:
-    """The complete `status.parents` of `route`: entries of other controllers kept, ours recomputed."""
+    """The complete `status.parents` of `route`: entries of other controllers kept, ours recomputed.
+
+    `unavailable` maps an InferencePool to why its endpoint picker is not serving."""
     namespace = str(meta(route).get("namespace", ""))
     previous = (route.get("status") or {}).get("parents") or []
     kept = [p for p in previous if p.get("controllerName") != CONTROLLER_NAME]
@@ -144,7 +173,7 @@ def route_parent_statuses(
                 f"no listener of Gateway {key[0]}/{key[1]} allows routes from namespace {namespace}",
                 generation=generation,
             )
-        problem = backend_problems(route, services, pools)
+        problem = backend_problems(route, services, pools) or picker_problem(route, unavailable or {})
         resolved = (
             condition("ResolvedRefs", False, problem[0], problem[1], generation=generation)
             if problem
@@ -164,6 +193,14 @@ def route_parent_statuses(
     return kept + ours
 
 
+def picker_problem(route: Mapping[str, Any], unavailable: Mapping[Key, str]) -> tuple[str, str] | None:
+    """(reason, message) when a pool the route sends to has no serving endpoint picker."""
+    for pool in pool_backends(route):
+        if pool in unavailable:
+            return "EndpointPickerUnavailable", f"InferencePool {pool[0]}/{pool[1]}: {unavailable[pool]}"
+    return None
+
+
 def accepted_by(parents: Iterable[Mapping[str, Any]], route_namespace: str) -> list[Key]:
     """Our Gateways that accepted a route, from its (new) parent statuses."""
     out = []
@@ -177,18 +214,35 @@ def accepted_by(parents: Iterable[Mapping[str, Any]], route_namespace: str) -> l
     return out
 
 
-def gateway_status(gateway: Mapping[str, Any], attached: Mapping[str, int], stamp: str) -> Obj:
-    """Accepted and Programmed, with an address and per-listener status."""
-    namespace, name = _key(gateway)
+def served_listener(listener: Mapping[str, Any]) -> bool:
+    """The local gateway serves plain HTTP listeners only."""
+    return str(listener.get("protocol") or "") == "HTTP"
+
+
+def gateway_status(
+    gateway: Mapping[str, Any], attached: Mapping[str, int], stamp: str, *, address: str | None, programmed: bool
+) -> Obj:
+    """Accepted and Programmed (when Envoy serves its listeners), with an address and per-listener status."""
     generation = _generation(gateway)
     previous = gateway.get("status") or {}
     old_listeners = {str(ls.get("name")): ls for ls in previous.get("listeners") or []}
     listeners = []
     for listener in (gateway.get("spec") or {}).get("listeners") or []:
         lname = str(listener.get("name"))
+        served = served_listener(listener)
         conds = [
-            condition("Accepted", True, "Accepted", "Listener is accepted", generation=generation),
-            condition("Programmed", True, "Programmed", "Listener is programmed", generation=generation),
+            condition("Accepted", True, "Accepted", "Listener is accepted", generation=generation)
+            if served
+            else condition(
+                "Accepted",
+                False,
+                "UnsupportedProtocol",
+                f"the local gateway serves HTTP listeners only, not {listener.get('protocol')}",
+                generation=generation,
+            ),
+            condition("Programmed", True, "Programmed", "Listener is programmed", generation=generation)
+            if served and programmed
+            else condition("Programmed", False, "Pending", "Envoy does not serve the listener", generation=generation),
             condition(
                 "ResolvedRefs", True, "ResolvedRefs", "Resolved all the Object references", generation=generation
             ),
@@ -202,21 +256,39 @@ def gateway_status(gateway: Mapping[str, Any], attached: Mapping[str, int], stam
                 "conditions": merge_conditions((old_listeners.get(lname) or {}).get("conditions"), conds, stamp),
             }
         )
+    if programmed and address is None:
+        gw_programmed = condition(
+            "Programmed", True, "Programmed", "status only: this local gateway has no data plane", generation=generation
+        )
+    elif programmed:
+        gw_programmed = condition(
+            "Programmed", True, "Programmed", f"Envoy listens on {address}", generation=generation
+        )
+    else:
+        gw_programmed = condition(
+            "Programmed", False, "Pending", "Envoy is not serving this Gateway's listeners yet", generation=generation
+        )
     conds = [
         condition("Accepted", True, "Accepted", f"Gateway accepted by {CONTROLLER_NAME}", generation=generation),
-        condition(
-            "Programmed", True, "Programmed", "Gateway is programmed (fake: no data plane)", generation=generation
-        ),
+        gw_programmed,
     ]
     return {
-        "addresses": [{"type": "IPAddress", "value": gateway_address(namespace, name)}],
+        **({"addresses": [{"type": "IPAddress", "value": address}]} if address else {}),
         "conditions": merge_conditions(previous.get("conditions"), conds, stamp),
         "listeners": listeners,
     }
 
 
-def pool_parent_statuses(pool: Mapping[str, Any], gateways: Sequence[Key], services: set[Key], stamp: str) -> list[Obj]:
-    """`status.parents` of an InferencePool: other controllers' entries kept, one of ours per Gateway."""
+def pool_parent_statuses(
+    pool: Mapping[str, Any],
+    gateways: Sequence[Key],
+    services: set[Key],
+    stamp: str,
+    unavailable: str | None = None,
+) -> list[Obj]:
+    """`status.parents` of an InferencePool: other controllers' entries kept, one of ours per Gateway.
+
+    `unavailable` says why the pool's endpoint picker is not serving (None: it serves)."""
     namespace = str(meta(pool).get("namespace", ""))
     previous = (pool.get("status") or {}).get("parents") or []
     kept = [p for p in previous if p.get("controllerName") != CONTROLLER_NAME]
@@ -227,18 +299,13 @@ def pool_parent_statuses(pool: Mapping[str, Any], gateways: Sequence[Key], servi
     epp = (pool.get("spec") or {}).get("endpointPickerRef") or {}
     epp_key = (namespace, str(epp.get("name")))
     ok = (epp.get("kind") or "Service") == "Service" and epp_key in services
+    why = f"endpoint picker Service {epp_key[1]} not found" if not ok else unavailable
     ours = []
     for gw_ns, gw_name in sorted(set(gateways)):
         resolved = (
             condition("ResolvedRefs", True, "ResolvedRefs", "Resolved ExtensionRef", generation=generation)
-            if ok
-            else condition(
-                "ResolvedRefs",
-                False,
-                "InvalidExtensionRef",
-                f"endpoint picker Service {epp_key[1]} not found",
-                generation=generation,
-            )
+            if why is None
+            else condition("ResolvedRefs", False, "InvalidExtensionRef", why, generation=generation)
         )
         accepted = condition(
             "Accepted", True, "Accepted", "InferencePool has been Accepted by controller", generation=generation
@@ -261,87 +328,3 @@ def pool_backends(route: Mapping[str, Any]) -> list[Key]:
             if ref.get("group") == POOL_GROUP and ref.get("kind") == "InferencePool":
                 out.append((str(ref.get("namespace") or namespace), str(ref.get("name"))))
     return out
-
-
-class FakeGateway:
-    """Writes the statuses a gateway implementation would, for Gateways of its own classes."""
-
-    def __init__(self, client: AsyncClient, *, namespace: str | None = None, resync: float = 10.0) -> None:
-        self.client = client
-        self.namespace = namespace
-        self.loop = Loop(
-            "fake-gateway",
-            client,
-            self.reconcile_all,
-            [GatewayClass, Gateway, HTTPRoute, InferencePool, Service],
-            namespace=namespace,
-            resync=resync,
-        )
-        self.stats = {"status_writes": 0}
-
-    async def run(self) -> None:
-        await self.loop.run()
-
-    def stop(self) -> None:
-        self.loop.stop()
-
-    async def reconcile_all(self) -> None:
-        stamp = now_rfc3339()
-        classes = [
-            c
-            for c in await list_all(self.client, GatewayClass, None)
-            if (c.get("spec") or {}).get("controllerName") == CONTROLLER_NAME
-        ]
-        class_names = {str(meta(c)["name"]) for c in classes}
-        for gwc in classes:
-            conds = [condition("Accepted", True, "Accepted", "GatewayClass is accepted", generation=_generation(gwc))]
-            status = {
-                **(gwc.get("status") or {}),
-                "conditions": merge_conditions((gwc.get("status") or {}).get("conditions"), conds, stamp),
-            }
-            await self._write(GatewayClass, gwc, status)
-        if not class_names:
-            return
-        gateways = {
-            _key(g): g
-            for g in await list_all(self.client, Gateway, self.namespace)
-            if (g.get("spec") or {}).get("gatewayClassName") in class_names
-        }
-        routes = await list_all(self.client, HTTPRoute, self.namespace)
-        pools = await list_all(self.client, InferencePool, self.namespace)
-        services = {_key(s) for s in await list_all(self.client, Service, self.namespace)}
-        pool_keys = {_key(p) for p in pools}
-        attached: dict[Key, dict[str, int]] = {}
-        pool_parents: dict[Key, list[Key]] = {}
-        for route in routes:
-            parents = route_parent_statuses(route, gateways, services, pool_keys, stamp)
-            status = {**(route.get("status") or {}), "parents": parents}
-            await self._write(HTTPRoute, route, status)
-            for gw in accepted_by(parents, _key(route)[0]):
-                for listener in (gateways[gw].get("spec") or {}).get("listeners") or []:
-                    counts = attached.setdefault(gw, {})
-                    counts[str(listener.get("name"))] = counts.get(str(listener.get("name")), 0) + 1
-                for backend in pool_backends(route):
-                    pool_parents.setdefault(backend, []).append(gw)
-        for key, gateway in gateways.items():
-            await self._write(Gateway, gateway, gateway_status(gateway, attached.get(key, {}), stamp))
-        for pool in pools:
-            status = {
-                **(pool.get("status") or {}),
-                "parents": pool_parent_statuses(pool, pool_parents.get(_key(pool), []), services, stamp),
-            }
-            await self._write(InferencePool, pool, status)
-
-    async def _write(self, resource: Any, obj: Obj, status: Obj) -> None:
-        previous = obj.get("status") or {}
-        if status == previous or (not status.get("parents", True) and not previous.get("parents")):
-            return
-        namespace, name = _key(obj)
-        client: Any = self.client  # one call for cluster-scoped and namespaced kinds
-        kwargs = {"namespace": namespace} if namespace else {}
-        try:
-            await client.patch(resource.Status, name, {"status": status}, patch_type=PatchType.MERGE, **kwargs)
-            self.stats["status_writes"] += 1
-        except ApiError as exc:
-            if exc.status.code != 404:
-                raise

@@ -1,6 +1,6 @@
-"""What the fake controllers share: a wake-up signal fed by watches, conditions, timestamps.
+"""What the local controllers share (stand-ins, gateway, pod runner): watch-fed passes, conditions.
 
-Every fake is level-triggered in the simplest way that stays correct: a watch on each kind it
+Every one is level-triggered in the simplest way that stays correct: a watch on each kind it
 cares about only *wakes* it, and each pass then lists what it needs afresh and writes only what
 differs. Lists are cheap at the size of a local cluster, and nothing can go stale in a cache
 after an apiserver restart or a missed event. A periodic resync covers anything no watch sees
