@@ -174,7 +174,7 @@ def private_nodes(cluster: LocalCluster, namespace: str) -> Iterator[PrivateNode
     names = node_names(f"pn-{namespace[-6:]}", 2)
     spec = NodeSpec(gpus=8, labels={key: namespace}, taints=[taint])
     with cluster.client(field_manager=TEST_FIELD_MANAGER) as c:
-        create_nodes(c, names, spec, pool=f"pn-{namespace[-6:]}")
+        create_nodes(c, names, spec, pool=f"pn-{namespace[-6:]}", pod_block=cluster.pod_block)
         try:
             yield PrivateNodes(
                 names=names,

@@ -36,8 +36,9 @@ ACCESS_LOG_FORMAT = {
     "flags": "%RESPONSE_FLAGS%",
     "route": "%ROUTE_NAME%",
     "upstream": "%UPSTREAM_HOST%",
-    "destination": f"%REQ({DESTINATION_HEADER})%",
+    "picked": f"%DYNAMIC_METADATA(envoy.lb:{DESTINATION_HEADER})%",
     "details": "%RESPONSE_CODE_DETAILS%",
+    "request_id": "%REQ(X-REQUEST-ID)%",
 }
 
 
@@ -295,6 +296,8 @@ def listener_config(listener: Listener, pickers: Mapping[Key, PickerTarget], ser
                         "response_trailer_mode": "SEND",
                     },
                     "message_timeout": "1000s",
+                    # The picker also names its choice in `envoy.lb` metadata (logged as "picked").
+                    "metadata_options": {"receiving_namespaces": {"untyped": ["envoy.lb"]}},
                 },
             }
         )
@@ -310,6 +313,7 @@ def listener_config(listener: Listener, pickers: Mapping[Key, PickerTarget], ser
     manager = {
         "@type": f"{TYPES}extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
         "stat_prefix": stat,
+        "preserve_external_request_id": True,  # a client's x-request-id finds its access log line
         "route_config": {"name": stat, "virtual_hosts": envoy_routes(listener.routes, pickers, services)},
         "http_filters": filters,
         "access_log": [

@@ -32,6 +32,7 @@ class EngineArgs:
     port: int
     lora_adapters: tuple[str, ...] = ()
     max_loras: int = 1
+    lora_enabled: bool = False
     metrics_enabled: bool = True
     disaggregation_mode: str = ""  # SGLang: "prefill" / "decode"; vLLM P/D uses the connector
     kv_transfer_config: dict[str, object] = field(default_factory=dict)
@@ -62,6 +63,7 @@ def _vllm_parser() -> argparse.ArgumentParser:
     parser.add_argument("--served-model-name", nargs="+", default=None)
     parser.add_argument("--lora-modules", nargs="+", default=[])
     parser.add_argument("--max-loras", type=int, default=1)
+    parser.add_argument("--enable-lora", action="store_true")
     parser.add_argument("--kv-transfer-config", default=None)
     return parser
 
@@ -112,6 +114,7 @@ def parse_engine_args(argv: Sequence[str], image: str = "") -> EngineArgs:
         port=ns.port,
         lora_adapters=tuple(_lora_name(e) for e in ns.lora_modules),
         max_loras=ns.max_loras,
+        lora_enabled=ns.enable_lora,
         kv_transfer_config=transfer if isinstance(transfer, dict) else {},
     )
 

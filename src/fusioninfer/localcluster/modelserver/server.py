@@ -10,7 +10,8 @@ local cluster needs from it, in the simulator's manner:
   simulator's `echo` mode) after a time-to-first-token and an inter-token latency;
 - it runs at most `--max-num-seqs` requests at once and queues the rest, and exports what the
   endpoint pickers scrape under the engine's metric names: vLLM's `vllm:num_requests_running`,
-  `vllm:num_requests_waiting`, `vllm:kv_cache_usage_perc` and `vllm:lora_requests_info`, or
+  `vllm:num_requests_waiting`, `vllm:kv_cache_usage_perc` and (with `--enable-lora`)
+  `vllm:lora_requests_info`, or
   SGLang's `sglang:num_running_reqs`, `sglang:num_queue_reqs`, `sglang:token_usage` (only with
   `--enable-metrics`, as SGLang);
 - it refuses a model name it does not serve with vLLM's 404 body, and names the pod that
@@ -103,6 +104,8 @@ def metrics_text(args: EngineArgs, load: Load) -> str:
         ("vllm:kv_cache_usage_perc", load.kv_cache_usage()),
     ]
     out = "".join(f"# TYPE {name} gauge\n{name}{{{label}}} {value}\n" for name, value in rows)
+    if not args.lora_enabled:
+        return out  # vLLM exports its LoRA gauge only with --enable-lora
     running, waiting = load.adapters()
     lora = f'max_lora="{args.max_loras}",running_lora_adapters="{running}",waiting_lora_adapters="{waiting}"'
     return out + f"# TYPE vllm:lora_requests_info gauge\nvllm:lora_requests_info{{{lora}}} {time.time()}\n"
