@@ -19,7 +19,7 @@ from tests.integration.conftest import PrivateNodes
 from tests.support.eventually import eventually
 
 from fusioninfer.localcluster.fakes import FakeControllers
-from fusioninfer.localcluster.fakes.gateway import CONTROLLER_NAME
+from fusioninfer.localcluster.gateway.status import CONTROLLER_NAME
 from fusioninfer.runtime.kinds import raw_resource
 
 pytestmark = pytest.mark.integration

@@ -492,8 +492,9 @@ def test_simulated_nodes_are_registered_ready_with_gpus(client: Client) -> None:
         assert dt.datetime.now(dt.UTC) - renewed < dt.timedelta(seconds=60)
 
 
-def test_deployment_pods_become_ready_on_simulated_nodes(client: Client, namespace: str) -> None:
-    """Real Deployment + ReplicaSet controllers and scheduler, plus KWOK: available."""
+def test_deployment_pods_become_ready_on_simulated_nodes(client: Client, namespace: str, cluster: LocalCluster) -> None:
+    """Real Deployment + ReplicaSet controllers and scheduler, plus KWOK: available, with pod IPs
+    from the node's CIDR in the cluster's loopback block (kwok.py)."""
     apply(client, Deployment, deployment("web", namespace, replicas=3, gpus=2))
 
     def available() -> bool:
@@ -513,7 +514,9 @@ def test_deployment_pods_become_ready_on_simulated_nodes(client: Client, namespa
             "ContainersReady": "True",
             "PodScheduled": "True",
         }
-        assert ipaddress.ip_address(p.status.podIP) in ipaddress.ip_network("10.244.0.0/16")
+        node = client.get(Node, p.spec.nodeName)
+        assert ipaddress.ip_address(p.status.podIP) in ipaddress.ip_network(node.spec.podCIDR), "from its node's CIDR"
+        assert ipaddress.ip_address(p.status.podIP) in ipaddress.ip_network(str(cluster.pod_block))
         assert p.status.hostIP == "10.240.0.1"
         (cs,) = p.status.containerStatuses
         assert cs.name == "engine"

@@ -176,7 +176,7 @@ def busy(ip: str, port: int, count: int, model: str = "Qwen/Qwen3-8B", words: in
 
 def _gauge(metrics: str, name: str) -> float:
     for line in metrics.splitlines():
-        if line.startswith(name + "{") or line.startswith(name + " "):
+        if line.startswith((name + "{", name + " ")):
             return float(line.rsplit(" ", 1)[1])
     return 0.0
 

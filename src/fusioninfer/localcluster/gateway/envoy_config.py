@@ -22,6 +22,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from fusioninfer.api.durations import duration_ms
 from fusioninfer.localcluster.gateway.status import POOL_GROUP, Key, served_listener
 from fusioninfer.localcluster.kube_loop import Obj, meta
 
@@ -134,23 +135,13 @@ def precedence(match: Mapping[str, Any], route: Mapping[str, Any], rule_index: i
 
 
 def _duration(value: Any) -> str | None:
-    """A Gateway API Duration (`1h30m`, `500ms`, `30s`) as protobuf JSON seconds ('0s' disables)."""
+    """A Gateway API Duration (`1h30m`, `500ms`) as protobuf JSON seconds (`0s` disables)."""
     if value is None:
         return None
-    text, total, number = str(value), 0.0, ""
-    units = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
-    index = 0
-    while index < len(text):
-        char = text[index]
-        if char.isdigit() or char == ".":
-            number += char
-            index += 1
-            continue
-        unit = "ms" if text.startswith("ms", index) else char
-        total += float(number or 0) * units[unit]
-        number = ""
-        index += len(unit)
-    return f"{total:g}s"
+    ms = duration_ms(value)
+    if ms is None:
+        return None
+    return f"{ms // 1000}.{ms % 1000:03d}".rstrip("0").rstrip(".") + "s"
 
 
 def _json_response(status: int, message: str) -> Obj:
@@ -266,8 +257,13 @@ def envoy_routes(
                 entries.append((precedence(match, route, index), hostnames, entry))
     entries.sort(key=lambda e: e[0])
     named = sorted({h for _, hosts, _ in entries for h in hosts})
+    # Within a hostname, routes naming it come before hostname-less ones (Gateway API precedence).
     hosts = [
-        {"name": host, "domains": [host, f"{host}:*"], "routes": [e for _, hs, e in entries if not hs or host in hs]}
+        {
+            "name": host,
+            "domains": [host, f"{host}:*"],
+            "routes": [e for _, hs, e in entries if host in hs] + [e for _, hs, e in entries if not hs],
+        }
         for host in named
     ]
     hosts.append({"name": "any", "domains": ["*"], "routes": [e for _, hs, e in entries if not hs]})
