@@ -3,8 +3,8 @@ three times in a row from a clean state.
 
 Runs the real command in a subprocess (no TTY), with its own state dir and `--teardown`, and
 checks the exit code, the Ready output (including the multi-node, gang-scheduled and routed
-services that need the real LWS controller and the stand-in Volcano and gateway controllers)
-and that nothing is left running.
+services that need the real LWS controller, the local gateway and the stand-in Volcano), the
+seed's chat completion answered through the Gateway, and that nothing is left running.
 """
 
 from __future__ import annotations
@@ -60,5 +60,11 @@ def test_demo_runs_to_ready_and_tears_down(tmp_path: Path, run: int) -> None:
     assert "LeaderWorkerSet deepseek-r1-inference 2/2 groups ready" in output
     assert "PodGroup qwen-pd-nixl Running" in output
     assert "HTTPRoute qwen-pd-nixl-route accepted by Gateway inference-gateway" in output
+    # The seed README's last step, through Envoy and the real GIE picker to a model server.
+    assert "-> 200, served by pod qwen-inference-inference-" in output, output[-5000:]
+    assert "'Hello, how are you?'" in output
+    assert 'curl -X POST "http://${GATEWAY_IP}/v1/chat/completions"' in output
+    # The llm-d P/D picker cannot be built here: the demo says so instead of pretending.
+    assert "qwen-pd-nixl: not routable on this machine" in output
     assert "torn down (--teardown)" in output
     assert not (state_dir / "state.json").exists()

@@ -21,11 +21,8 @@ a kubelet restarts a container; a pod that goes away (or stops Running) has its 
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
 import ipaddress
 import logging
-import signal
 import subprocess
 import sys
 import time
@@ -39,6 +36,7 @@ from lightkube.resources.core_v1 import ConfigMap, Pod
 
 from fusioninfer.localcluster.components import pick_free_ports
 from fusioninfer.localcluster.kube_loop import Loop, Obj, list_all, meta
+from fusioninfer.localcluster.processes import die_with_parent
 
 log = logging.getLogger("fusioninfer.podrunner")
 
@@ -179,7 +177,7 @@ class Running:
                 stdout=fh,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
-                preexec_fn=_die_with_parent,
+                preexec_fn=die_with_parent,
             )
         self.started_at = time.monotonic()
 
@@ -195,12 +193,6 @@ class Running:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
-
-
-def _die_with_parent() -> None:
-    """PR_SET_PDEATHSIG: a process of a pod ends with the runner, even on SIGKILL."""
-    with contextlib.suppress(Exception):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from fusioninfer.localcluster.components import pick_free_ports
+from fusioninfer.localcluster.processes import die_with_parent
 
 TYPES = "type.googleapis.com/envoy."
 
@@ -70,7 +71,9 @@ class Envoy:
         config.write_text(json.dumps(bootstrap(self.workdir, self.admin_port), indent=1))
         argv = [str(self.binary), "-c", str(config), "--disable-hot-restart", "--log-level", "warning"]
         with (self.workdir / "envoy.log").open("ab") as log:
-            self.proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+            self.proc = subprocess.Popen(
+                argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, preexec_fn=die_with_parent
+            )
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
