@@ -123,12 +123,20 @@ GIE_EPP = GoComponent(
     binaries=("epp",),
     wrapper="gie-epp",
 )
+LLMD_VERSION = "v0.7.1"
+LLMD_PD_SIDECAR = GoComponent(
+    name="llmd-pd-sidecar",
+    version=LLMD_VERSION,
+    packages=("github.com/llm-d/llm-d-inference-scheduler/cmd/pd-sidecar",),
+    binaries=("pd-sidecar",),
+    wrapper="llmd-pd-sidecar",
+)
 # What a local cluster needs, in build order (the biggest first: its progress matters most).
 CLUSTER_COMPONENTS: tuple[GoComponent, ...] = (KUBERNETES, ETCD, KWOK, LWS)
-# The endpoint pickers the routing tests start on every config the operator renders. The llm-d
-# router's picker (github.com/llm-d/llm-d-inference-scheduler v0.7.1) is not among them: its
-# dependency github.com/llm-d/llm-d-kv-cache is not served by the Go module proxy here.
-PICKER_COMPONENTS: tuple[GoComponent, ...] = (GIE_EPP,)
+# The routing components the tests start on what the operator renders: the GIE picker and the
+# llm-d P/D sidecar. The llm-d router's picker (same module as the sidecar) is not among them:
+# its dependency github.com/llm-d/llm-d-kv-cache is not served by the Go module proxy here.
+PICKER_COMPONENTS: tuple[GoComponent, ...] = (GIE_EPP, LLMD_PD_SIDECAR)
 
 
 def cache_root() -> Path:

@@ -178,7 +178,7 @@ def test_decode_gets_the_routing_sidecar_on_the_pool_port_and_vllm_moves_to_8200
     assert sidecar == {
         "name": "routing-sidecar",
         "image": ROUTING_SIDECAR_IMAGE,
-        "args": ["--port=8000", "--vllm-port=8200", "--connector=nixlv2", "--secure-proxy=false"],
+        "args": ["--port=8000", "--vllm-port=8200", "--kv-connector=nixlv2", "--secure-proxy=false"],
         "ports": [{"name": "proxy-http", "containerPort": 8000, "protocol": "TCP"}],
         "restartPolicy": "Always",
     }
@@ -269,7 +269,7 @@ def test_sglang_pd_uses_the_sglang_connector_and_no_nixl() -> None:
     assert decode.init_containers[0]["args"] == [
         "--port=30000",
         "--vllm-port=8200",
-        "--connector=sglang",
+        "--kv-connector=sglang",
         "--secure-proxy=false",
     ]
     sglang = decode.container("sglang")
