@@ -14,6 +14,7 @@ from fusioninfer.builders.pd import (
     LABEL_LLMD_ROLE,
     LABEL_SERVING,
     ROUTING_SIDECAR_IMAGE,
+    connector_flag,
     decorate,
     engine_port,
     flag_value,
@@ -313,3 +314,19 @@ def test_flags_in_the_command_are_rewritten_there() -> None:
     assert set_flag(c, "--port", "8200")
     assert c["command"] == ["vllm", "serve", "m", "--port", "8200"]
     assert "args" not in c
+
+
+@pytest.mark.parametrize(
+    ("image", "flag"),
+    [
+        ("ghcr.io/llm-d/llm-d-routing-sidecar:v0.7.1", "--kv-connector"),
+        ("ghcr.io/llm-d/llm-d-routing-sidecar:v0.8.0", "--kv-connector"),
+        ("ghcr.io/llm-d/llm-d-routing-sidecar:latest", "--kv-connector"),
+        ("ghcr.io/llm-d/llm-d-routing-sidecar@sha256:" + "0" * 64, "--kv-connector"),
+        ("ghcr.io/llm-d/llm-d-routing-sidecar:v0.6.0", "--connector"),
+        ("ghcr.io/llm-d/llm-d-routing-sidecar:v0.4.0", "--connector"),
+    ],
+)
+def test_the_connector_flag_follows_the_sidecar_release(image: str, flag: str) -> None:
+    """v0.7 renamed --connector (deprecated there); older sidecars know only --connector."""
+    assert connector_flag(image) == flag
