@@ -5,13 +5,12 @@ tensor-parallel size equal to or larger than the prefill's, never smaller: with 
 prefill TP the NIXL handshake fails when the first request arrives, long after every pod looked
 healthy. Refused here, with the decode role's field path, instead.
 
-Pure: reads the spec only (the container's argv as written; a shell script is read as words).
+Pure: reads the spec only, the command line as `api.command` reads it.
 """
 
 from __future__ import annotations
 
-import shlex
-
+from fusioninfer.api.command import command_words, flag_value
 from fusioninfer.api.errors import FieldError
 from fusioninfer.api.v1alpha1 import ComponentType, InferenceService, Role
 
@@ -21,29 +20,11 @@ NIXL = "NixlConnector"
 
 
 def _words(container: dict[str, object]) -> list[str]:
-    words: list[str] = []
-    for key in ("command", "args"):
-        value = container.get(key)
-        if not isinstance(value, list):
-            continue
-        for item in value:
-            text = str(item)
-            # `sh -c "vllm serve ... --tensor-parallel-size 8"`: the script's own words count.
-            try:
-                words += shlex.split(text) if " " in text and not text.lstrip().startswith("{") else [text]
-            except ValueError:
-                words.append(text)
-    return words
+    return command_words(dict(container))
 
 
 def _flag(words: list[str], names: tuple[str, ...]) -> str | None:
-    for i, word in enumerate(words):
-        for name in names:
-            if word == name and i + 1 < len(words):
-                return words[i + 1]
-            if word.startswith(name + "="):
-                return word.split("=", 1)[1]
-    return None
+    return flag_value(words, *names)
 
 
 def _serving(role: Role) -> tuple[int, dict[str, object]] | None:

@@ -1,7 +1,8 @@
 """Which inference engine a role runs, which container serves HTTP, and on which port.
 
 The endpoint picker flags (metric names), the multi-node start-up commands and the
-InferencePool's target port all depend on these facts, so they are derived in one place.
+InferencePool's target port all depend on these facts, so they are derived in one place, from
+the command line as `api.command` reads it.
 """
 
 from __future__ import annotations
@@ -9,9 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from fusioninfer.api.command import DEFAULT_PORTS, argv, detect_engine, listen_port
 from fusioninfer.api.v1alpha1 import Engine, Role
 
-DEFAULT_PORTS = {Engine.VLLM: 8000, Engine.SGLANG: 30000}
+__all__ = ["DEFAULT_PORTS", "ServingContainer", "argv", "detect_engine", "serving_container"]
 
 
 @dataclass(frozen=True)
@@ -24,56 +26,6 @@ class ServingContainer:
     @property
     def name(self) -> str:
         return str(self.container.get("name", ""))
-
-
-def _words(container: dict[str, Any]) -> str:
-    parts = [str(container.get("image", ""))]
-    for key in ("command", "args"):
-        value = container.get(key)
-        if isinstance(value, list):
-            parts.extend(str(v) for v in value)
-    return " ".join(parts).lower()
-
-
-def detect_engine(container: dict[str, Any]) -> Engine | None:
-    """The engine a container runs, judged by its image and command; None when unknown."""
-    words = _words(container)
-    if "sglang" in words:
-        return Engine.SGLANG
-    if "vllm" in words or "llm-d-inference-sim" in words:
-        return Engine.VLLM
-    return None
-
-
-def _flag_value(args: list[str], flag: str) -> str | None:
-    for i, arg in enumerate(args):
-        if arg == flag and i + 1 < len(args):
-            return args[i + 1]
-        if arg.startswith(flag + "="):
-            return arg.split("=", 1)[1]
-    return None
-
-
-def container_args(container: dict[str, Any]) -> list[str]:
-    args: list[str] = []
-    for key in ("command", "args"):
-        value = container.get(key)
-        if isinstance(value, list):
-            args.extend(str(v) for v in value)
-    return args
-
-
-def _port(container: dict[str, Any], engine: Engine) -> int:
-    ports = [p for p in container.get("ports") or [] if isinstance(p, dict) and "containerPort" in p]
-    for p in ports:
-        if p.get("name") == "http":
-            return int(p["containerPort"])
-    if ports:
-        return int(ports[0]["containerPort"])
-    flag = _flag_value(container_args(container), "--port")
-    if flag is not None and flag.isdigit():
-        return int(flag)
-    return DEFAULT_PORTS[engine]
 
 
 def serving_container(role: Role) -> ServingContainer:
@@ -89,4 +41,4 @@ def serving_container(role: Role) -> ServingContainer:
     container = containers[index]
     explicit = role.engine if role.engine is not Engine.AUTO else None
     engine: Engine = explicit or detect_engine(container) or Engine.VLLM
-    return ServingContainer(index=index, container=container, engine=engine, port=_port(container, engine))
+    return ServingContainer(index=index, container=container, engine=engine, port=listen_port(container, engine))

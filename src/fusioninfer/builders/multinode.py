@@ -19,12 +19,11 @@ expanding to an empty string.
 
 from __future__ import annotations
 
-import re
 import shlex
 from collections.abc import Sequence
 from typing import Any
 
-from fusioninfer.api import naming
+from fusioninfer.api import command, naming
 from fusioninfer.api.v1alpha1 import Engine, MultinodeBackend, Role
 from fusioninfer.builders import engine as engines
 from fusioninfer.builders import pd
@@ -61,8 +60,6 @@ SPEC_WARNINGS = "SpecWarnings"
 CANNOT_REWRITE = "CannotRewriteCommand"
 IGNORED_FIELD = "IgnoredField"
 
-_SHELLS = frozenset({"sh", "bash", "dash", "ash", "zsh", "ksh"})
-_SHELL_C = re.compile(r"^-[a-zA-Z]*c[a-zA-Z]*$")
 # Short spellings the engines accept for the flags we add (vLLM: `-n`, `-r`).
 _ALIASES: dict[Engine, dict[str, tuple[str, ...]]] = {
     Engine.VLLM: {"--nnodes": ("-n",), "--node-rank": ("-r",)},
@@ -293,58 +290,11 @@ def _find_container(template: Manifest, serving: engines.ServingContainer) -> di
     return None
 
 
-def argv(container: dict[str, Any]) -> list[str]:
-    return [str(w) for key in ("command", "args") for w in container.get(key) or []]
-
-
-def shell_script(container: dict[str, Any]) -> tuple[str, int] | None:
-    """Where the script of a `sh -c SCRIPT` start-up line is: (field, index), else None.
-
-    The script may be in `command` (`[sh, -c, SCRIPT]`) or in `args` (`command: [sh, -c]`).
-    """
-    slots = [(key, i) for key in ("command", "args") for i in range(len(container.get(key) or []))]
-    words = argv(container)
-    if not words or words[0].rsplit("/", 1)[-1] not in _SHELLS:
-        return None
-    for position in range(1, len(words)):
-        word = words[position]
-        if not word.startswith("-"):
-            return None
-        if _SHELL_C.match(word):
-            return slots[position + 1] if position + 1 < len(words) else None
-    return None
-
-
-def command_words(container: dict[str, Any]) -> list[str]:
-    """The words of the server's command line: the script's tokens for `sh -c`, else argv."""
-    at = shell_script(container)
-    if at is None:
-        return argv(container)
-    script = str(container[at[0]][at[1]])
-    try:
-        return shlex.split(script, comments=True)
-    except ValueError:
-        return script.split()
-
-
-def _flag_name(word: str) -> str:
-    """`--max_model_len=5` -> `--max-model-len` (vLLM and SGLang accept both spellings)."""
-    if word.startswith("--"):
-        return "--" + word[2:].split("=", 1)[0].replace("_", "-")
-    return word.split("=", 1)[0]
-
-
-def has_flag(words: Sequence[str], *names: str) -> bool:
-    return any(_flag_name(word) in names for word in words)
-
-
-def _flag_value(words: Sequence[str], *names: str) -> str | None:
-    for i, word in enumerate(words):
-        if _flag_name(word) in names:
-            if "=" in word:
-                return word.split("=", 1)[1]
-            return words[i + 1] if i + 1 < len(words) else ""
-    return None
+argv = command.argv
+shell_script = command.shell_script
+command_words = command.command_words
+has_flag = command.has_flag
+_flag_value = command.flag_value
 
 
 def missing_flags(words: Sequence[str], flags: Sequence[Flag], engine: Engine) -> list[str]:
@@ -360,7 +310,7 @@ def missing_flags(words: Sequence[str], flags: Sequence[Flag], engine: Engine) -
 
 def _listen_port(container: dict[str, Any], default: int) -> int:
     """The port the server listens on: its `--port` flag, else `default` (declared or engine default)."""
-    value = _flag_value(command_words(container), "--port")
+    value = command.container_flag(container, "--port")
     if value is not None and value.isdigit():
         return int(value)
     return default

@@ -22,9 +22,9 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
 from typing import Any
 
+from fusioninfer.api import command
 from fusioninfer.api.v1alpha1 import ComponentType, Engine, Role
 from fusioninfer.builders import engine as engines
 from fusioninfer.builders.context import BuildContext, Manifest
@@ -152,81 +152,13 @@ def vllm_version(image: str) -> tuple[int, int] | None:
     return int(match.group(1)), int(match.group(2))
 
 
-# --- command-line editing -----------------------------------------------------------------------
-_SHELLS = frozenset({"sh", "bash", "ash", "dash", "zsh"})
-
-
-def _shell_script(container: dict[str, Any]) -> tuple[str, int] | None:
-    """Where the script of a `sh -c '<script>'` container lives: (field, index), else None."""
-    command = container.get("command")
-    if not isinstance(command, list) or not command:
-        return None
-    if str(command[0]).rsplit("/", 1)[-1] not in _SHELLS or "-c" not in command:
-        return None
-    at = command.index("-c") + 1
-    if at < len(command):
-        return "command", at
-    args = container.get("args")
-    if isinstance(args, list) and args:
-        return "args", 0
-    return None
-
-
-def _flag_pattern(flag: str) -> re.Pattern[str]:
-    return re.compile(rf"(?<!\S){re.escape(flag)}(?:=(\S+)|\s+(\S+)|(?=\s|$))")
-
-
-def _argv_fields(container: dict[str, Any]) -> Iterator[tuple[str, list[Any]]]:
-    for key in ("args", "command"):
-        value = container.get(key)
-        if isinstance(value, list):
-            yield key, value
-
-
+# --- command-line editing: api.command -------------------------------------------------------
 def flag_value(container: dict[str, Any], flag: str) -> str | None:
-    """The value of `flag` in a container's argv or shell script; "" when present without one."""
-    script = _shell_script(container)
-    if script is not None:
-        text = str(container[script[0]][script[1]])
-        match = _flag_pattern(flag).search(text)
-        if match is not None:
-            return match.group(1) or match.group(2) or ""
-    for _, argv in _argv_fields(container):
-        for i, token in enumerate(argv):
-            token = str(token)
-            if token == flag:
-                return str(argv[i + 1]) if i + 1 < len(argv) else ""
-            if token.startswith(flag + "="):
-                return token.split("=", 1)[1]
-    return None
+    """The value of `flag` on the container's server command; "" when present without one."""
+    return command.container_flag(container, flag)
 
 
-def set_flag(container: dict[str, Any], flag: str, value: str) -> bool:
-    """Set `flag` to `value`: rewrite it where it is, else append it to `args`.
-
-    Returns False when the container is a shell script without the flag: appending to a script
-    could land after `&&` or inside a loop, so we leave it to the user (the caller reports it).
-    """
-    for _, argv in _argv_fields(container):
-        for i, token in enumerate(argv):
-            token = str(token)
-            if token == flag and i + 1 < len(argv):
-                argv[i + 1] = value
-                return True
-            if token.startswith(flag + "="):
-                argv[i] = f"{flag}={value}"
-                return True
-    script = _shell_script(container)
-    if script is not None:
-        field, index = script
-        text = str(container[field][index])
-        pattern = _flag_pattern(flag)
-        if pattern.search(text) is None:
-            return False
-        container[field][index] = pattern.sub(f"{flag} {value}", text, count=1)
-        return True
-    container.setdefault("args", []).extend([flag, value])
-    return True
+set_flag = command.set_flag
 
 
 def _add_env(container: dict[str, Any], entries: list[dict[str, Any]]) -> None:
@@ -293,7 +225,7 @@ def _wire_nixl(ctx: BuildContext, role: Role, container: dict[str, Any], report:
 
 
 def _all_text(container: dict[str, Any]) -> str:
-    return " ".join(str(t) for _, argv in _argv_fields(container) for t in argv)
+    return " ".join(command.argv(container))
 
 
 def _add_routing_sidecar(

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from fusioninfer.api.v1alpha1 import Engine, Role
-from fusioninfer.builders.engine import DEFAULT_PORTS, container_args, detect_engine, serving_container
+from fusioninfer.builders.engine import DEFAULT_PORTS, argv, detect_engine, serving_container
 
 VLLM = "vllm/vllm-openai:v0.11.0"
 SGLANG = "lmsysorg/sglang:v0.5.3"
@@ -58,13 +58,13 @@ def test_detection_ignores_non_list_command() -> None:
 
 
 def test_container_args_joins_command_and_args() -> None:
-    assert container_args({"command": ["vllm", "serve"], "args": ["--port", 9000]}) == [
+    assert argv({"command": ["vllm", "serve"], "args": ["--port", 9000]}) == [
         "vllm",
         "serve",
         "--port",
         "9000",
     ]
-    assert container_args({"command": "x"}) == []
+    assert argv({"command": "x"}) == []
 
 
 # --- the serving container -------------------------------------------------------------------------
@@ -105,7 +105,10 @@ def test_explicit_engine_wins_and_auto_detects(image: str, explicit: str, engine
     [
         ({"ports": [{"name": "metrics", "containerPort": 9090}, {"name": "http", "containerPort": 8080}]}, 8080),
         ({"ports": [{"containerPort": 8001}, {"containerPort": 8002}]}, 8001),
-        ({"ports": [{"name": "x", "containerPort": 7000}], "args": ["--port", "9000"]}, 7000),
+        # The engine listens where its flag says, whatever the pod declares.
+        ({"ports": [{"name": "x", "containerPort": 7000}], "args": ["--port", "9000"]}, 9000),
+        ({"command": ["sh", "-c", "pip list && exec vllm serve m --port 9300"]}, 9300),
+        ({"command": ["bash", "-ec"], "args": ["ray start --head --port=6379 && vllm serve m"]}, 8000),
         ({"args": ["--model", "m", "--port", "9000"]}, 9000),
         ({"args": ["--port=9100"]}, 9100),
         ({"command": ["vllm", "serve", "--port", "9200"]}, 9200),
@@ -118,7 +121,9 @@ def test_explicit_engine_wins_and_auto_detects(image: str, explicit: str, engine
     ids=[
         "named-http",
         "first-port",
-        "port-before-flag",
+        "flag-before-declared-port",
+        "shell-script",
+        "shell-script-other-command-port",
         "flag",
         "flag-equals",
         "flag-in-command",
