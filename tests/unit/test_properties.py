@@ -263,6 +263,8 @@ def serving_role(draw: st.DrawFn, name: str, ctype: str, max_multinode_name: boo
             multinode: dict[str, Any] = {"nodeCount": nodes}
             if engine != "sglang" and draw(st.booleans()):
                 multinode["backend"] = draw(st.sampled_from(["ray", "mp"]))
+                if multinode["backend"] == "mp":
+                    _mp_capable_images(role)
             if draw(st.booleans()):
                 multinode["rewriteCommand"] = draw(st.booleans())
             role["multinode"] = multinode
@@ -272,6 +274,13 @@ def serving_role(draw: st.DrawFn, name: str, ctype: str, max_multinode_name: boo
         replicas = role.get("replicas", role.get("roleReplicas", 1))
         role["rollout"] = draw(rollout(multinode=nodes >= 2, replicas=replicas))
     return role
+
+
+def _mp_capable_images(role: dict[str, Any]) -> None:
+    """vLLM's mp backend across nodes needs 0.11.1 or newer (api/engine_rules.py)."""
+    for container in role["template"]["spec"]["containers"]:
+        if str(container.get("image", "")).startswith("vllm/vllm-openai:"):
+            container["image"] = "vllm/vllm-openai:v0.11.1"
 
 
 def _drop_tensor_parallel(role: dict[str, Any]) -> None:

@@ -24,13 +24,13 @@ weights are scaled by the smallest of 1, 10 or 100 that makes them whole, so rat
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import yaml
 
+from fusioninfer.api.images import image_version
 from fusioninfer.api.v1alpha1 import EndpointPickerPlugins, Role, RoutingStrategy
 
 CONFIG_API_VERSION = "inference.networking.x-k8s.io/v1alpha1"
@@ -272,21 +272,6 @@ def pd_config(weights: Mapping[str, int]) -> dict[str, Any]:
             _profile(DECODE_PROFILE, weights, [DECODE_FILTER]),
         ],
     }
-
-
-_TAG_VERSION = re.compile(r"^v?(\d+)\.(\d+)(?:\.(\d+))?")
-
-
-def image_version(image: str | None) -> tuple[int, int, int] | None:
-    """`ghcr.io/llm-d/llm-d-inference-scheduler:v0.7.1` -> (0, 7, 1); None for a digest, `latest`
-    or no tag (then the current config shape is used)."""
-    if not image or "@" in image:
-        return None
-    tag = image.rsplit("/", 1)[-1].partition(":")[2]
-    match = _TAG_VERSION.match(tag)
-    if match is None:
-        return None
-    return int(match.group(1)), int(match.group(2)), int(match.group(3) or 0)
 
 
 def uses_legacy_pd(pd_image: str | None) -> bool:

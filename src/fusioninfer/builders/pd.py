@@ -25,10 +25,10 @@ import re
 from typing import Any
 
 from fusioninfer.api import command
+from fusioninfer.api.images import image_version
 from fusioninfer.api.v1alpha1 import ComponentType, Engine, Role
 from fusioninfer.builders import engine as engines
 from fusioninfer.builders.context import BuildContext, Manifest
-from fusioninfer.builders.epp_config import image_version
 from fusioninfer.builders.podtemplate import PodPart, add_labels
 
 # A label of our own (the `fusioninfer.io/` prefix is reserved, so users cannot fake it).

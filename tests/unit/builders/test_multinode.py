@@ -86,6 +86,8 @@ def script(container: dict[str, Any]) -> str:
 
 
 VLLM = {"image": "vllm/vllm-openai:v0.11.0", "args": ["--model", "Qwen/Qwen3-8B", "--tensor-parallel-size", "8"]}
+# The mp backend across nodes needs vLLM 0.11.1 (`--nnodes` & co.); 0.11.0 is refused (test_engine_rules).
+VLLM_MP = {**VLLM, "image": "vllm/vllm-openai:v0.11.1"}
 SGLANG = {
     "image": "lmsysorg/sglang:v0.5.5",
     "command": ["python3", "-m", "sglang.launch_server"],
@@ -287,24 +289,24 @@ MP_FLAGS = [
 
 
 def test_mp_backend_runs_vllm_on_every_node_with_headless_workers() -> None:
-    leader, worker = leader_and_worker(service(VLLM, nodes=4, multinode={"backend": "mp"}))
+    leader, worker = leader_and_worker(service(VLLM_MP, nodes=4, multinode={"backend": "mp"}))
     assert "command" not in leader  # the image's `vllm serve` entrypoint is kept
-    assert leader["args"] == [*VLLM["args"], *MP_FLAGS]
-    assert worker["args"] == [*VLLM["args"], *MP_FLAGS, "--headless"]
+    assert leader["args"] == [*VLLM_MP["args"], *MP_FLAGS]
+    assert worker["args"] == [*VLLM_MP["args"], *MP_FLAGS, "--headless"]
     assert leader["readinessProbe"]["httpGet"]["port"] == 8000
     assert "readinessProbe" not in worker
 
 
 def test_mp_backend_chosen_by_the_users_own_flag() -> None:
-    args = [*VLLM["args"], "--distributed-executor-backend", "mp"]
-    leader, worker = leader_and_worker(service({**VLLM, "args": args}, nodes=4))
+    args = [*VLLM_MP["args"], "--distributed-executor-backend", "mp"]
+    leader, worker = leader_and_worker(service({**VLLM_MP, "args": args}, nodes=4))
     assert leader["args"] == [*args, *MP_FLAGS[2:]]
     assert worker["args"] == [*args, *MP_FLAGS[2:], "--headless"]
 
 
 def test_mp_flags_the_user_wrote_are_kept_and_not_duplicated() -> None:
     args = ["--model", "M", "-n", "4", "--master-port=12345", "--headless"]
-    leader, worker = leader_and_worker(service({**VLLM, "args": args}, nodes=4, multinode={"backend": "mp"}))
+    leader, worker = leader_and_worker(service({**VLLM_MP, "args": args}, nodes=4, multinode={"backend": "mp"}))
     added = [
         "--distributed-executor-backend",
         "mp",
@@ -318,14 +320,14 @@ def test_mp_flags_the_user_wrote_are_kept_and_not_duplicated() -> None:
 
 
 def test_mp_with_an_explicit_command_keeps_it() -> None:
-    container = {**VLLM, "command": ["vllm", "serve"]}
+    container = {**VLLM_MP, "command": ["vllm", "serve"]}
     leader, _ = leader_and_worker(service(container, nodes=4, multinode={"backend": "mp"}))
     assert leader["command"] == ["vllm", "serve"]
-    assert leader["args"] == [*VLLM["args"], *MP_FLAGS]
+    assert leader["args"] == [*VLLM_MP["args"], *MP_FLAGS]
 
 
 def test_mp_shell_script_is_not_edited_and_the_user_is_told() -> None:
-    container = {"image": "vllm/vllm-openai:v0.11.0", "command": ["sh", "-c", "vllm serve M"]}
+    container = {"image": VLLM_MP["image"], "command": ["sh", "-c", "vllm serve M"]}
     result = render(service(container, multinode={"backend": "mp"}))
     lwt = objects(result, "LeaderWorkerSet")[0]["spec"]["leaderWorkerTemplate"]
     for part in ("leaderTemplate", "workerTemplate"):
@@ -483,8 +485,8 @@ def test_single_node_vllm_is_not_rewritten() -> None:
 
 
 def test_backend_that_contradicts_the_users_flag_is_reported_and_the_flag_wins() -> None:
-    args = [*VLLM["args"], "--distributed-executor-backend", "mp"]
-    isvc = service({**VLLM, "args": args}, nodes=4, multinode={"backend": "ray"})
+    args = [*VLLM_MP["args"], "--distributed-executor-backend", "mp"]
+    isvc = service({**VLLM_MP, "args": args}, nodes=4, multinode={"backend": "ray"})
     result = render(isvc)
     warnings = [n for n in result.notices if n.reason == "IgnoredField"]
     assert len(warnings) == 1
@@ -505,6 +507,6 @@ def test_backend_on_an_sglang_role_is_reported() -> None:
 
 
 def test_matching_backend_and_flag_are_not_reported() -> None:
-    args = [*VLLM["args"], "--distributed-executor-backend", "mp"]
-    result = render(service({**VLLM, "args": args}, nodes=4, multinode={"backend": "mp"}))
+    args = [*VLLM_MP["args"], "--distributed-executor-backend", "mp"]
+    result = render(service({**VLLM_MP, "args": args}, nodes=4, multinode={"backend": "mp"}))
     assert not [n for n in result.notices if n.reason == "IgnoredField"]
