@@ -10,9 +10,9 @@ Pure: reads the spec only, the command line as `api.command` reads it.
 
 from __future__ import annotations
 
-from fusioninfer.api.command import command_words, flag_value
+from fusioninfer.api.command import command_words, detect_engine, flag_value
 from fusioninfer.api.errors import FieldError
-from fusioninfer.api.v1alpha1 import ComponentType, InferenceService, Role
+from fusioninfer.api.v1alpha1 import ComponentType, Engine, InferenceService, Role
 
 TP_FLAGS = ("--tensor-parallel-size", "-tp")
 KV_TRANSFER_FLAG = "--kv-transfer-config"
@@ -73,6 +73,56 @@ def check_nixl_tensor_parallel(isvc: InferenceService) -> list[FieldError]:
                 f"Invalid value: --tensor-parallel-size {found[1]}: smaller than prefill role {widest_name}'s "
                 f"{widest}; vLLM's NixlConnector needs decode tensor-parallel size >= prefill's (the KV "
                 "handshake fails otherwise)",
+            )
+        )
+    return errors
+
+
+SGLANG_MODE_FLAG = "--disaggregation-mode"
+SGLANG_BACKEND_FLAG = "--disaggregation-transfer-backend"
+_MODES = {ComponentType.PREFILLER: "prefill", ComponentType.DECODER: "decode"}
+
+
+def _sglang_serving(role: Role) -> tuple[int, dict[str, object]] | None:
+    spec = role.template.spec if role.template is not None else None
+    for index, container in enumerate((spec or {}).get("containers") or []):
+        if isinstance(container, dict) and detect_engine(container) is Engine.SGLANG:
+            return index, container
+    return None
+
+
+def check_sglang_disaggregation(isvc: InferenceService) -> list[FieldError]:
+    """An SGLang prefill role must run `--disaggregation-mode prefill`, a decode role `decode`,
+    and both the same transfer backend: anything else never hands the KV cache over."""
+    errors: list[FieldError] = []
+    backends: dict[str, list[str]] = {}
+    for index, role in enumerate(isvc.spec.roles):
+        mode = _MODES.get(role.component_type)
+        found = _sglang_serving(role) if mode is not None and role.engine is not Engine.VLLM else None
+        if found is None:
+            continue
+        words = command_words(dict(found[1]))
+        path = f"spec.roles[{index}].template.spec.containers[{found[0]}].args"
+        given = flag_value(words, SGLANG_MODE_FLAG)
+        if given is not None and given != mode:
+            errors.append(
+                FieldError(
+                    path,
+                    f"Invalid value: {SGLANG_MODE_FLAG} {given or '(no value)'}: role {role.name} is a "
+                    f"{role.component_type.value}, so SGLang must run {SGLANG_MODE_FLAG} {mode} (or leave the "
+                    "flag out and the operator adds it)",
+                )
+            )
+        backend = flag_value(words, SGLANG_BACKEND_FLAG)
+        if backend:
+            backends.setdefault(backend, []).append(role.name)
+    if len(backends) > 1:
+        named = "; ".join(f"{b} on {', '.join(roles)}" for b, roles in sorted(backends.items()))
+        errors.append(
+            FieldError(
+                "spec.roles",
+                f"Invalid value: SGLang prefill and decode roles name different {SGLANG_BACKEND_FLAG} values "
+                f"({named}); both ends of the KV transfer must use the same backend",
             )
         )
     return errors

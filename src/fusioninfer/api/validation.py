@@ -17,7 +17,7 @@ from fusioninfer.api import naming
 from fusioninfer.api.durations import duration_ms
 from fusioninfer.api.engine_rules import check_vllm_multinode_backend
 from fusioninfer.api.errors import FieldError, InvalidSpec, from_pydantic, quote
-from fusioninfer.api.pd_rules import check_nixl_tensor_parallel
+from fusioninfer.api.pd_rules import check_nixl_tensor_parallel, check_sglang_disaggregation
 from fusioninfer.api.v1alpha1 import (
     API_VERSION,
     KIND,
@@ -87,6 +87,7 @@ def validate(isvc: InferenceService) -> list[FieldError]:
         errors += _check_role(isvc, index, role)
     errors += _check_scheduling(isvc)
     errors += check_nixl_tensor_parallel(isvc)
+    errors += check_sglang_disaggregation(isvc)
     errors += check_vllm_multinode_backend(isvc)
     return errors
 

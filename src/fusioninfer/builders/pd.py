@@ -28,6 +28,7 @@ from fusioninfer.api import command
 from fusioninfer.api.images import image_version
 from fusioninfer.api.v1alpha1 import ComponentType, Engine, Role
 from fusioninfer.builders import engine as engines
+from fusioninfer.builders import pd_sglang
 from fusioninfer.builders.context import BuildContext, Manifest
 from fusioninfer.builders.podtemplate import PodPart, add_labels
 
@@ -188,6 +189,8 @@ def decorate(ctx: BuildContext, role: Role, template: Manifest, part: PodPart) -
     if serving.engine is Engine.VLLM:
         # Notices once per role: multi-node roles are decorated once per part.
         _wire_nixl(ctx, role, container, report=serves_http(part))
+    elif serves_http(part):  # SGLang: the leader (or single pod) runs the server that disaggregates
+        pd_sglang.wire(ctx, role, container, report=True)
     if has_routing_sidecar(ctx, role, part):
         _add_routing_sidecar(ctx, role, template, container, serving.engine, serving.port)
     return template
@@ -271,6 +274,8 @@ def _add_routing_sidecar(
         ],
         "ports": [{"name": SIDECAR_PORT_NAME, "containerPort": public, "protocol": "TCP"}],
     }
+    if engine is Engine.SGLANG:
+        sidecar["env"] = pd_sglang.sidecar_env(ctx)
     spec = template.setdefault("spec", {})
     if native_sidecars(ctx):
         # An init container that keeps running: up before the engine, stopped after it.
