@@ -82,13 +82,37 @@ def _report_errors(documents: list[Document]) -> bool:
 
 
 @app.command()
-def validate(filename: FileOption) -> None:
-    """Check InferenceService manifests; exit 1 and list every error (with its field path) if any is invalid."""
+def validate(
+    filename: FileOption,
+    strict: Annotated[
+        bool,
+        typer.Option(
+            "--strict", help="Also fail on what would keep the engine from starting (e.g. a removed connector)."
+        ),
+    ] = False,
+) -> None:
+    """Check InferenceService manifests; exit 1 and list every error (with its field path) if any is invalid.
+
+    Warnings (what the operator also reports in `SpecWarnings`) are printed too; those that would
+    keep the engine from starting are marked, and fail the check with `--strict`."""
     documents = _read_documents(filename)
     if _report_errors(documents):
         raise typer.Exit(1)
+    failed = False
     for doc in documents:
-        typer.echo(f"{doc.label}: valid")
+        assert doc.service is not None
+        notices = build(doc.service, BuildOptions()).notices
+        for notice in notices:
+            if notice.stops_the_engine:
+                level = "error" if strict else "warning (an error with --strict)"
+                _print_error(f"{level}: {doc.label}: {notice.reason}: {notice.message}")
+                failed = failed or strict
+            else:
+                _print_error(f"warning: {doc.label}: {notice.reason}: {notice.message}")
+        if not (strict and any(n.stops_the_engine for n in notices)):
+            typer.echo(f"{doc.label}: valid" + (" (with warnings)" if notices else ""))
+    if failed:
+        raise typer.Exit(1)
 
 
 @app.command()

@@ -74,6 +74,20 @@ def test_validate_valid_file() -> None:
     assert result.stderr == ""
 
 
+def test_validate_says_which_warnings_stop_the_engine_and_strict_fails_on_them() -> None:
+    seed_pd = Path(__file__).resolve().parents[2] / "examples" / "pd-disaggregated.yaml"  # PyNcclConnector
+    lenient = run("validate", "-f", str(seed_pd))
+    assert lenient.exit_code == 0
+    assert lenient.stdout.endswith("qwen-pd-service: valid (with warnings)\n")
+    assert "warning (an error with --strict): " in lenient.stderr
+    assert "DeprecatedKVConnector" in lenient.stderr
+    strict = run("validate", "--strict", "-f", str(seed_pd))
+    assert strict.exit_code == 1
+    assert strict.stderr.count("error: ") == 2, "prefill and decode"
+    assert "valid" not in strict.stdout
+    assert run("validate", "--strict", "-f", str(MONOLITHIC)).exit_code == 0
+
+
 def test_validate_several_files_and_documents(tmp_path: Path) -> None:
     multi = write(tmp_path, "multi.yaml", doc("a") + "---\n" + doc("b"))
     result = run("validate", "-f", multi, "--filename", str(PD))
@@ -81,7 +95,7 @@ def test_validate_several_files_and_documents(tmp_path: Path) -> None:
     assert result.stdout.splitlines() == [
         f"{multi} (document 1) a: valid",
         f"{multi} (document 2) b: valid",
-        f"{PD} (document 1) qwen-pd-service: valid",
+        f"{PD} (document 1) qwen-pd-service: valid (with warnings)",  # its removed PyNcclConnector
     ]
 
 

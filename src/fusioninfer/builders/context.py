@@ -74,6 +74,10 @@ class BuildOptions:
     routing_sidecar_image: str | None = None
 
 
+# Notice reasons whose pods would not start as rendered (the engine exits on them).
+ENGINE_WONT_START = frozenset({"DeprecatedKVConnector"})
+
+
 @dataclass(frozen=True)
 class Notice:
     """Something a builder could not do, for a status condition and an Event.
@@ -85,6 +89,12 @@ class Notice:
     condition: str
     reason: str
     message: str
+
+    @property
+    def stops_the_engine(self) -> bool:
+        """The rendered pods would not start (e.g. a KV connector the engine removed): an error
+        under `fusioninfer validate --strict`, and named in the `Valid` condition."""
+        return self.reason in ENGINE_WONT_START
 
 
 @dataclass

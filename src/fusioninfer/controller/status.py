@@ -254,7 +254,13 @@ def compute_status(
     prev_components = (previous or {}).get("components") or {}
     views = [component_status(r, result, observed, prev_components.get(r.name), stamp) for r in isvc.roles]
 
-    conds: list[Cond] = [Cond(C.VALID, "True", "Valid", "spec is valid")]
+    fatal = [n for n in result.notices if n.stops_the_engine]
+    valid_message = (
+        "spec is valid, but the engine will not start: " + "; ".join(f"{n.reason}: {n.message}" for n in fatal)
+        if fatal
+        else "spec is valid"
+    )
+    conds: list[Cond] = [Cond(C.VALID, "True", "ValidWithErrors" if fatal else "Valid", valid_message)]
     missing = [n for n in result.notices if n.condition == C.PREREQUISITES_MET]
     if missing:
         conds.append(Cond(C.PREREQUISITES_MET, "False", missing[0].reason, "; ".join(n.message for n in missing)))

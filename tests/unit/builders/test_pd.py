@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from fusioninfer.api.validation import parse
+from fusioninfer.builders import build
 from fusioninfer.builders.context import BuildContext, BuildOptions, Capabilities, Manifest
 from fusioninfer.builders.pd import (
     DEFAULT_KV_TRANSFER_CONFIG,
@@ -330,3 +332,27 @@ def test_flags_in_the_command_are_rewritten_there() -> None:
 def test_the_connector_flag_follows_the_sidecar_release(image: str, flag: str) -> None:
     """v0.7 renamed --connector (deprecated there); older sidecars know only --connector."""
     assert connector_flag(image) == flag
+
+
+def test_multinode_workers_get_their_own_nixl_side_channel_host_not_the_leaders() -> None:
+    """Each pod advertises its own IP (the downward API resolves per pod): a Ray worker that
+    inherited the leader's address would make NIXL handshakes land on the leader."""
+    import yaml
+
+    root = Path(__file__).resolve().parents[3]
+    (doc,) = [d for d in yaml.safe_load_all((root / "examples" / "story2-pd-volcano.yaml").read_text()) if d]
+    objects = build(parse(doc), BuildOptions(capabilities=Capabilities(server_version=(1, 33)))).objects
+    lws = [o for o in objects if o["kind"] == "LeaderWorkerSet"]
+    assert lws, "story 2 has multi-node roles"
+    for obj in lws:
+        for part in ("leaderTemplate", "workerTemplate"):
+            template = obj["spec"]["leaderWorkerTemplate"].get(part)
+            if template is None:
+                continue
+            engine = template["spec"]["containers"][0]
+            env = {e["name"]: e for e in engine.get("env", [])}
+            host = env["VLLM_NIXL_SIDE_CHANNEL_HOST"]
+            assert host == {
+                "name": "VLLM_NIXL_SIDE_CHANNEL_HOST",
+                "valueFrom": {"fieldRef": {"apiVersion": "v1", "fieldPath": "status.podIP"}},
+            }, (obj["metadata"]["name"], part)

@@ -319,3 +319,19 @@ def test_pod_helpers() -> None:
     assert not pod_is_ready(terminating)
     assert pod_failure(pod("r", False, phase="Failed")) is not None
     assert pod_failure(pod("r", False, waiting="ContainerCreating")) is None
+
+
+def test_a_removed_connector_is_named_in_the_valid_condition() -> None:
+    container = {
+        "name": "vllm",
+        "image": "vllm/vllm-openai:v0.11.0",
+        "args": ["--model", "m", "--kv-transfer-config", '{"kv_connector":"PyNcclConnector","kv_role":"kv_both"}'],
+    }
+    roles = [
+        {"name": "prefill", "componentType": "prefiller", "template": {"spec": {"containers": [container]}}},
+        {"name": "decode", "componentType": "decoder", "template": {"spec": {"containers": [container]}}},
+    ]
+    valid = cond(compute(service(roles), Observed()), "Valid")
+    assert (valid["status"], valid["reason"]) == ("True", "ValidWithErrors")
+    assert valid["message"].startswith("spec is valid, but the engine will not start: DeprecatedKVConnector: ")
+    assert cond(compute(service([worker()]), Observed()), "Valid")["reason"] == "Valid"
