@@ -42,13 +42,15 @@ def base_pod_template(ctx: BuildContext, role: Role) -> Manifest:
 def serving_pod_template(ctx: BuildContext, role: Role, part: PodPart = PodPart.SINGLE) -> Manifest:
     """The complete pod template for `part` of a serving role."""
     # Imported here: these modules import PodPart from this one.
-    from fusioninfer.builders import gang, multinode, pd, probes
+    from fusioninfer.builders import engine_flags, gang, multinode, pd, probes
 
     template = base_pod_template(ctx, role)
     template = pd.decorate(ctx, role, template, part)
     template = gang.decorate(ctx, role, template, part)
     # Engine start-up: multi-node flags for leaders/workers, the listen address for SGLang.
     template = multinode.decorate(ctx, role, template, part)
+    # What the router needs from the engine: SGLang's metrics endpoint.
+    template = engine_flags.decorate(ctx, role, template, part)
     # Last: probes check the port the engine listens on once everything above is applied.
     return probes.decorate(ctx, role, template, part)
 

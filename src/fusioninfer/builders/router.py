@@ -20,7 +20,7 @@ regardless, and the controller converges once the CRDs appear (it rebuilds on di
 from __future__ import annotations
 
 from fusioninfer.api.v1alpha1 import Role
-from fusioninfer.builders import epp, gateway, httproute, inferencepool
+from fusioninfer.builders import engine_flags, epp, gateway, httproute, inferencepool
 from fusioninfer.builders.context import BuildContext, Manifest
 from fusioninfer.builders.epp_config import picker_config
 
@@ -76,6 +76,7 @@ def build(ctx: BuildContext) -> list[Manifest]:
         return []
     caps = ctx.capabilities
     _report_missing(ctx, router)
+    engine_flags.lint(ctx)
     objects: list[Manifest] = []
     if caps.inference_pool and caps.inference_objective:
         objects += epp.build(ctx, router, picker_config(router, epp.llmd_image(ctx, router)))

@@ -1,0 +1,72 @@
+"""What a routed service needs from its engines' command lines (builders/engine_flags.py)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fusioninfer.api.validation import parse
+from fusioninfer.builders import BuildOptions, BuildResult, Capabilities, build
+
+SGLANG = {"name": "sglang", "image": "lmsysorg/sglang:v0.5.3", "command": ["python3", "-m", "sglang.launch_server"]}
+
+
+def service(*roles: dict[str, Any], router: bool = True) -> dict[str, Any]:
+    head = [{"name": "router", "componentType": "router", "httproute": {"parentRefs": [{"name": "gw"}]}}]
+    return {
+        "apiVersion": "fusioninfer.io/v1alpha1",
+        "kind": "InferenceService",
+        "metadata": {"name": "svc", "namespace": "ns"},
+        "spec": {"roles": [*(head if router else []), *roles]},
+    }
+
+
+def role(name: str, container: dict[str, Any], kind: str = "worker") -> dict[str, Any]:
+    return {"name": name, "componentType": kind, "template": {"spec": {"containers": [container]}}}
+
+
+def render(doc: dict[str, Any]) -> BuildResult:
+    return build(parse(doc), BuildOptions(capabilities=Capabilities(server_version=(1, 33))))
+
+
+def engine(result: BuildResult, deployment: str) -> dict[str, Any]:
+    (obj,) = [o for o in result.objects if o["kind"] == "Deployment" and o["metadata"]["name"] == deployment]
+    container: dict[str, Any] = obj["spec"]["template"]["spec"]["containers"][0]
+    return container
+
+
+def test_a_routed_sglang_server_gets_its_metrics_endpoint() -> None:
+    result = render(service(role("inference", {**SGLANG, "args": ["--model-path", "m"]})))
+    assert "--enable-metrics" in engine(result, "svc-inference")["args"]
+    unrouted = render(service(role("inference", {**SGLANG, "args": ["--model-path", "m"]}), router=False))
+    assert "--enable-metrics" not in engine(unrouted, "svc-inference")["args"], "no picker, no need"
+    kept = render(service(role("inference", {**SGLANG, "args": ["--model-path", "m", "--enable-metrics"]})))
+    assert engine(kept, "svc-inference")["args"].count("--enable-metrics") == 1
+
+
+def test_a_script_without_metrics_is_reported_not_edited() -> None:
+    script = {"name": "sglang", "image": "lmsysorg/sglang:v0.5.3",
+              "command": ["sh", "-c", "python3 -m sglang.launch_server --model-path m --host 0.0.0.0"]}  # fmt: skip
+    result = render(service(role("inference", script)))
+    assert engine(result, "svc-inference")["command"] == script["command"]
+    (notice,) = [n for n in result.notices if n.reason == "MetricsDisabled"]
+    assert notice.condition == "SpecWarnings"
+    assert "--enable-metrics" in notice.message
+
+
+def vllm(*args: str) -> dict[str, Any]:
+    return {"name": "vllm", "image": "vllm/vllm-openai:v0.11.0", "args": list(args)}
+
+
+def test_roles_that_answer_to_different_model_names_are_reported() -> None:
+    doc = service(
+        role("prefill", vllm("--model", "Qwen/Qwen3-8B", "--served-model-name", "qwen"), "prefiller"),
+        role("decode", vllm("--model", "Qwen/Qwen3-8B"), "decoder"),
+    )
+    (notice,) = [n for n in render(doc).notices if n.reason == "ServedModelNameMismatch"]
+    assert "prefill serves qwen" in notice.message
+    assert "decode serves Qwen/Qwen3-8B" in notice.message
+    same = service(
+        role("prefill", vllm("--model", "Qwen/Qwen3-8B", "--served-model-name", "qwen", "q"), "prefiller"),
+        role("decode", vllm("--model", "other", "--served-model-name", "q", "qwen"), "decoder"),
+    )
+    assert not [n for n in render(same).notices if n.reason == "ServedModelNameMismatch"]
