@@ -70,3 +70,13 @@ def test_roles_that_answer_to_different_model_names_are_reported() -> None:
         role("decode", vllm("--model", "other", "--served-model-name", "q", "qwen"), "decoder"),
     )
     assert not [n for n in render(same).notices if n.reason == "ServedModelNameMismatch"]
+
+
+def test_the_pool_targets_the_port_a_shell_script_listens_on() -> None:
+    """Issue 13: `sh -c "vllm serve m --port 9000"` made the InferencePool target 8000."""
+    script = {"name": "vllm", "image": "vllm/vllm-openai:v0.11.0", "command": ["sh", "-c", "vllm serve m --port 9000"]}
+    result = render(service(role("inference", script)))
+    (pool,) = [o for o in result.objects if o["kind"] == "InferencePool"]
+    assert pool["spec"]["targetPorts"] == [{"number": 9000}]
+    probe = engine(result, "svc-inference")["readinessProbe"]["httpGet"]
+    assert probe["port"] == 9000
