@@ -61,7 +61,7 @@ CEL_RULES: dict[str, tuple[dict[str, Any], str]] = {
     ),
     "serving-role-without-template": (
         service({"name": "w", "componentType": "worker"}),
-        "a serving role needs a pod template",
+        "a serving role needs a pod template or a model",
     ),
     "duplicate-role-names": (service(role("w", "worker"), role("w", "worker")), "role names must be unique"),
     "replicas-and-its-alias": (

@@ -302,6 +302,23 @@ def _drop_tensor_parallel(role: dict[str, Any]) -> None:
             container[key] = kept
 
 
+def _fit_gpus_to_parallelism(role: dict[str, Any]) -> None:
+    """TP x PP must equal GPUs per pod x pods per replica (api/engine_rules.py): make the GPU
+    limit fit the drawn `--tensor-parallel-size`, or drop the limit where it cannot."""
+    nodes = (role.get("multinode") or {}).get("nodeCount") or role.get("podReplicas") or 1
+    for container in role["template"]["spec"]["containers"]:
+        words = [str(w) for key in ("command", "args") for w in container.get(key) or []]
+        tp = next((int(words[i + 1]) for i, w in enumerate(words[:-1])
+                   if w == "--tensor-parallel-size" and words[i + 1].isdigit()), None)  # fmt: skip
+        limits = (container.get("resources") or {}).get("limits") or {}
+        if tp is None or not str(limits.get("nvidia.com/gpu", "")).isdigit():
+            continue
+        if tp % nodes == 0:
+            limits["nvidia.com/gpu"] = str(tp // nodes)
+        else:
+            del limits["nvidia.com/gpu"]
+
+
 @st.composite
 def valid_services(draw: st.DrawFn) -> dict[str, Any]:
     """A document that follows every rule of issue 2."""
@@ -323,6 +340,8 @@ def valid_services(draw: st.DrawFn) -> dict[str, Any]:
         for role in roles:
             if role["componentType"] == "prefiller":
                 _drop_tensor_parallel(role)
+    for role in roles:
+        _fit_gpus_to_parallelism(role)
     if with_router:
         position = draw(st.integers(0, len(roles)))
         roles.insert(position, draw(router_role(names[-1], disaggregated)))

@@ -62,6 +62,12 @@ CEL_RULES: dict[str, list[dict[str, str]]] = {
             ),
             "message": "strategy pd-disaggregation requires prefiller and decoder roles",
         },
+        {
+            "rule": (
+                "has(self.model) || self.roles.all(r, r.componentType == 'router' || has(r.template) || has(r.model))"
+            ),
+            "message": "a serving role needs a pod template or a model (its own or spec.model)",
+        },
     ],
     "Role": [
         {
@@ -74,13 +80,13 @@ CEL_RULES: dict[str, list[dict[str, str]]] = {
         {
             "rule": (
                 "self.componentType != 'router' || "
-                "(!has(self.multinode) && !has(self.podReplicas) && !has(self.engine) && !has(self.rollout))"
+                "(!has(self.multinode) && !has(self.podReplicas) && !has(self.engine) && !has(self.rollout) && "
+                "!has(self.model) && !has(self.engineArgs) && !has(self.speculativeDecoding) && !has(self.resources))"
             ),
-            "message": "multinode, podReplicas, engine and rollout are not allowed on a router role",
-        },
-        {
-            "rule": "self.componentType == 'router' || has(self.template)",
-            "message": "a serving role needs a pod template",
+            "message": (
+                "multinode, podReplicas, engine, rollout, model, engineArgs, speculativeDecoding and resources "
+                "are not allowed on a router role"
+            ),
         },
         {
             "rule": "!(has(self.replicas) && has(self.roleReplicas))",

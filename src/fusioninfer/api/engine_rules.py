@@ -71,3 +71,58 @@ def check_vllm_multinode_backend(isvc: InferenceService) -> list[FieldError]:
             )
         )
     return errors
+
+
+TP_FLAGS = ("--tensor-parallel-size", "-tp", "--tp-size")
+PP_FLAGS = ("--pipeline-parallel-size", "-pp", "--pp-size")
+DP_FLAGS = ("--data-parallel-size", "-dp", "--dp-size")
+GPU = "nvidia.com/gpu"
+
+
+def _int_flag(words: list[str], names: tuple[str, ...]) -> int | None:
+    value = flag_value(words, *names)
+    return int(value) if value is not None and value.isdigit() else None
+
+
+def _gpus(container: dict[str, object]) -> int | None:
+    resources = container.get("resources")
+    limits = resources.get("limits") if isinstance(resources, dict) else None
+    value = limits.get(GPU) if isinstance(limits, dict) else None
+    text = str(value) if value is not None else ""
+    return int(text) if text.isdigit() else None
+
+
+def check_parallelism_fits_the_gpus(isvc: InferenceService) -> list[FieldError]:
+    """Tensor x pipeline parallel ranks must use exactly the GPUs of one replica (GPUs per pod x
+    pods per replica): TP 32 over 4 nodes x 8 GPUs is right, TP 16 leaves half of them idle and
+    TP 64 cannot start. Checked where the GPUs and TP or PP are given; data parallelism (which
+    multiplies ranks in engine-specific ways) is left to the engine."""
+    errors: list[FieldError] = []
+    for index, role in enumerate(isvc.spec.roles):
+        spec = role.template.spec if role.template is not None and not role.is_router else None
+        for position, container in enumerate((spec or {}).get("containers") or []):
+            if not isinstance(container, dict) or detect_engine(container) is None:
+                continue
+            words = command_words(container)
+            tp, pp = _int_flag(words, TP_FLAGS), _int_flag(words, PP_FLAGS)
+            gpus = _gpus(container)
+            if gpus is None or (tp is None and pp is None) or flag_value(words, *DP_FLAGS) is not None:
+                break
+            ranks, available = (tp or 1) * (pp or 1), gpus * role.node_count
+            if ranks != available:
+                given = role.engine_args or {}
+                where = next(
+                    (f"spec.roles[{index}].engineArgs[{k}]" for k in ("tensor-parallel-size", "pipeline-parallel-size")
+                     if k in given),
+                    f"spec.roles[{index}].template.spec.containers[{position}].args",
+                )  # fmt: skip
+                errors.append(
+                    FieldError(
+                        where,
+                        f"Invalid value: tensor-parallel {tp or 1} x pipeline-parallel {pp or 1} = {ranks} ranks, but "
+                        f"a replica has {available} GPUs ({gpus} {GPU} per pod x {role.node_count} pods): they must "
+                        "be equal",
+                    )
+                )
+            break
+    return errors

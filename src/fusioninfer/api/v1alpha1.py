@@ -26,6 +26,8 @@ from pydantic import BaseModel, ConfigDict, Field, PlainValidator, Strict, WithJ
 from pydantic.alias_generators import to_camel
 from pydantic_core import PydanticCustomError
 
+from fusioninfer.api.model_spec import ENGINE_ARG_KEY, EngineArgValue, ModelSpec, SpeculativeDecoding
+
 GROUP = "fusioninfer.io"
 VERSION = "v1alpha1"
 API_VERSION = f"{GROUP}/{VERSION}"
@@ -238,6 +240,18 @@ class Role(_Model):
     engine: Engine | None = Field(default=None, description="Inference engine; detected when absent or `auto`.")
     rollout: RolloutStrategy | None = None
     template: PodTemplate | None = None
+    # Serving fields (api/model_spec.py), expanded into the serving container (api/expand.py).
+    model: ModelSpec | None = Field(default=None, description="Overrides spec.model field by field.")
+    engine_args: dict[Annotated[str, Field(pattern=ENGINE_ARG_KEY)], EngineArgValue] | None = Field(
+        default=None,
+        description="Engine flags without the leading --: key -> value (true: the bare flag; false: --no-key).",
+    )
+    speculative_decoding: SpeculativeDecoding | None = None
+    resources: dict[str, Any] | None = Field(
+        default=None,
+        description="Resources of the serving container (limits/requests), e.g. nvidia.com/gpu.",
+        json_schema_extra={"x-kubernetes-preserve-unknown-fields": True},
+    )
     # Router-only fields.
     strategy: RoutingStrategy | None = Field(default=None, description="Router only. Default prefix-cache.")
     httproute: dict[str, Any] | None = Field(
@@ -282,7 +296,16 @@ class Role(_Model):
 
 
 ROUTER_ONLY_FIELDS: tuple[str, ...] = ("strategy", "httproute", "endpointPickerConfig", "endpointPicker", "gateway")
-SERVING_ONLY_FIELDS: tuple[str, ...] = ("multinode", "podReplicas", "engine", "rollout")
+SERVING_ONLY_FIELDS: tuple[str, ...] = (
+    "multinode",
+    "podReplicas",
+    "engine",
+    "rollout",
+    "model",
+    "engineArgs",
+    "speculativeDecoding",
+    "resources",
+)
 
 
 class GangScheduling(StrEnum):
@@ -318,6 +341,7 @@ class InferenceServiceSpec(_Model):
     """What to serve: the roles (workers, prefillers/decoders, one router) and how to schedule them."""
 
     roles: Annotated[list[Role], Field(min_length=1, max_length=MAX_ROLES)]
+    model: ModelSpec | None = Field(default=None, description="The default model of every serving role.")
     scheduling_strategy: SchedulingStrategy | None = None
 
 

@@ -15,8 +15,9 @@ from pydantic import ValidationError
 
 from fusioninfer.api import naming
 from fusioninfer.api.durations import duration_ms
-from fusioninfer.api.engine_rules import check_vllm_multinode_backend
+from fusioninfer.api.engine_rules import check_parallelism_fits_the_gpus, check_vllm_multinode_backend
 from fusioninfer.api.errors import FieldError, InvalidSpec, from_pydantic, quote
+from fusioninfer.api.expand import expand
 from fusioninfer.api.pd_rules import check_nixl_tensor_parallel, check_sglang_disaggregation
 from fusioninfer.api.v1alpha1 import (
     API_VERSION,
@@ -56,7 +57,9 @@ def parse(obj: Any) -> InferenceService:
         # By alias only: the CRD knows only the camelCase names, so `node_count` in a document
         # is an unknown field (a cluster would prune it), not a synonym of `nodeCount`.
         isvc = InferenceService.model_validate(obj, by_alias=True, by_name=False)
-        errors = validate(isvc)
+        # The serving fields become the containers they stand for; then every rule sees pods.
+        isvc, errors = expand(isvc)
+        errors += validate(isvc)
     except ValidationError as exc:
         raise InvalidSpec(from_pydantic(exc, model=InferenceService)) from None
     except RecursionError:
@@ -89,6 +92,7 @@ def validate(isvc: InferenceService) -> list[FieldError]:
     errors += check_nixl_tensor_parallel(isvc)
     errors += check_sglang_disaggregation(isvc)
     errors += check_vllm_multinode_backend(isvc)
+    errors += check_parallelism_fits_the_gpus(isvc)
     return errors
 
 
@@ -206,6 +210,10 @@ def _check_role(isvc: InferenceService, index: int, role: Role) -> list[FieldErr
             ("pod_replicas", "podReplicas"),
             ("engine", "engine"),
             ("rollout", "rollout"),
+            ("model", "model"),
+            ("engine_args", "engineArgs"),
+            ("speculative_decoding", "speculativeDecoding"),
+            ("resources", "resources"),
         ):
             if attr in set_fields and getattr(role, attr) is not None:
                 forbid(alias, "not allowed on a router role")
@@ -371,7 +379,12 @@ def _check_route_rule(path: str, rule: dict[str, Any]) -> list[FieldError]:
 def _check_serving_template(prefix: str, role: Role) -> list[FieldError]:
     template = role.template
     if template is None:
-        return [FieldError(f"{prefix}.template", "Required value: a serving role needs a pod template")]
+        return [
+            FieldError(
+                f"{prefix}.template",
+                "Required value: a serving role needs a pod template or a model (its own or spec.model)",
+            )
+        ]
     spec = template.spec
     if not spec:
         return [FieldError(f"{prefix}.template.spec", "Required value: a serving role needs a pod spec")]

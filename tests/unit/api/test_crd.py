@@ -213,8 +213,13 @@ def test_topology_rules_are_cel_validations_on_the_spec() -> None:
         "a service has exactly one worker role (monolithic) or at least one prefiller and one decoder role "
         "(disaggregated), not both",
         "strategy pd-disaggregation requires prefiller and decoder roles",
+        "a serving role needs a pod template or a model (its own or spec.model)",
     }
     assert "'router'" in rules["at most one router role"]
+    needs = rules["a serving role needs a pod template or a model (its own or spec.model)"]
+    assert "has(r.template)" in needs
+    assert "has(r.model)" in needs
+    assert "has(self.model)" in needs
     assert "pd-disaggregation" in rules["strategy pd-disaggregation requires prefiller and decoder roles"]
 
 
@@ -223,10 +228,12 @@ def test_role_rules_are_cel_validations_on_each_role() -> None:
     router_only = rules["strategy, httproute, endpointPickerConfig, endpointPicker and gateway are router-only"]
     for field in ("strategy", "httproute", "endpointPickerConfig", "endpointPicker", "gateway"):
         assert f"has(self.{field})" in router_only
-    not_on_router = rules["multinode, podReplicas, engine and rollout are not allowed on a router role"]
-    for field in ("multinode", "podReplicas", "engine", "rollout"):
+    not_on_router = rules[
+        "multinode, podReplicas, engine, rollout, model, engineArgs, speculativeDecoding and resources "
+        "are not allowed on a router role"
+    ]
+    for field in ("multinode", "podReplicas", "engine", "rollout", "model", "engineArgs", "speculativeDecoding"):
         assert f"has(self.{field})" in not_on_router
-    assert "has(self.template)" in rules["a serving role needs a pod template"]
     assert "roleReplicas" in rules["roleReplicas is a deprecated alias of replicas; set only replicas"]
     assert "podReplicas" in rules["podReplicas is a deprecated alias of multinode.nodeCount; set only multinode"]
 

@@ -365,7 +365,8 @@ def test_unknown_strategy_is_unsupported() -> None:
 def test_serving_role_needs_a_template(ctype: str) -> None:
     role = {"name": "x", "componentType": ctype}
     others = {"worker": [], "prefiller": [decoder()], "decoder": [prefiller()]}[ctype]
-    assert_error(service(role, *others), "spec.roles[0].template: Required value: a serving role needs a pod template")
+    why = "a serving role needs a pod template or a model (its own or spec.model)"
+    assert_error(service(role, *others), f"spec.roles[0].template: Required value: {why}")
 
 
 @pytest.mark.parametrize("template", [{}, {"spec": {}}, {"metadata": {"labels": {"a": "b"}}}])
