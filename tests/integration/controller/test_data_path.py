@@ -66,7 +66,9 @@ async def serving_pods(path: DataPath, namespace: str) -> dict[str, str]:
     return await asyncio.to_thread(read)
 
 
-async def ready_with_pods(path: DataPath, client: Any, namespace: str, count: int) -> dict[str, str]:
+async def ready_with_pods(
+    path: DataPath, client: Any, namespace: str, count: int, model: str = "Qwen/Qwen3-8B"
+) -> dict[str, str]:
     await wait_ready(client, SERVICE, namespace, timeout=90)
 
     async def all_running() -> dict[str, str]:
@@ -75,7 +77,7 @@ async def ready_with_pods(path: DataPath, client: Any, namespace: str, count: in
         return pods
 
     pods = await eventually_async(all_running, timeout=60, interval=0.3)
-    await asyncio.to_thread(path.served)  # the picker has seen them
+    await asyncio.to_thread(path.served, "hello", model)  # the picker has seen them
     return pods
 
 
@@ -255,3 +257,39 @@ async def test_a_picker_that_cannot_start_is_reported_and_answered(
     assert "endpoint picker" in reply.json()["error"]["message"]
     deployment = dict(await async_client.get(RawDeployment, f"{SERVICE}-epp", namespace=namespace))
     assert deployment["spec"]["template"]["spec"]["containers"][0]["image"].endswith("epp:v1.2.1")
+
+
+async def test_a_service_that_says_only_its_model_answers_for_its_served_name_and_adapters(
+    path: DataPath, operator_factory: OperatorFactory, async_client: Any, namespace: str
+) -> None:
+    """Issue 15: no pod template at all; the pods run what the model fields expand to, and the
+    gateway answers for the served name and each declared adapter, and refuses other names."""
+    await operator_factory(namespace)
+    manifest = {
+        "apiVersion": "fusioninfer.io/v1alpha1",
+        "kind": "InferenceService",
+        "metadata": {"name": SERVICE},
+        "spec": {
+            "model": {
+                "name": "Qwen/Qwen3-8B",
+                "servedName": "qwen3-8b",
+                "loraAdapters": [{"name": "sql-lora", "source": "org/sql-lora"}],
+            },
+            "roles": [
+                {"name": "router", "componentType": "router", "strategy": "lora-affinity",
+                 "httproute": {"parentRefs": [{"name": "inference-gateway"}]}},
+                {"name": "inference", "componentType": "worker", "replicas": 2,
+                 "resources": {"limits": {"nvidia.com/gpu": "1"}}},
+            ],
+        },
+    }  # fmt: skip
+    await apply_service(async_client, manifest, namespace)
+    pods = await ready_with_pods(path, async_client, namespace, 2, model="qwen3-8b")
+
+    for model in ("qwen3-8b", "sql-lora"):
+        reply = await asyncio.to_thread(path.chat, "hello", model)
+        assert reply.status == 200, reply
+        assert reply.json()["model"] == model
+        assert reply.pod in pods
+    unknown = await asyncio.to_thread(path.chat, "hello", "Qwen/Qwen3-8B")
+    assert unknown.status == 404, "the engine serves the served name, not the repository id"
