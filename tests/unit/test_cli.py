@@ -291,7 +291,7 @@ def test_render_without_unknown_api_is_a_usage_error() -> None:
     assert result.exit_code == 2
     assert result.stdout == ""
     assert result.stderr == (
-        "error: unknown API for --without: mesh (known: gateway_api, inference_objective, inference_pool, lws, "
+        "error: unknown API for --without: mesh (known: gateway_api, inference_objective, inference_pool, keda, lws, "
         "volcano)\n"
     )
 

@@ -81,11 +81,12 @@ CEL_RULES: dict[str, list[dict[str, str]]] = {
             "rule": (
                 "self.componentType != 'router' || "
                 "(!has(self.multinode) && !has(self.podReplicas) && !has(self.engine) && !has(self.rollout) && "
-                "!has(self.model) && !has(self.engineArgs) && !has(self.speculativeDecoding) && !has(self.resources))"
+                "!has(self.model) && !has(self.engineArgs) && !has(self.speculativeDecoding) && "
+                "!has(self.resources) && !has(self.autoscaling))"
             ),
             "message": (
-                "multinode, podReplicas, engine, rollout, model, engineArgs, speculativeDecoding and resources "
-                "are not allowed on a router role"
+                "multinode, podReplicas, engine, rollout, model, engineArgs, speculativeDecoding, resources and "
+                "autoscaling are not allowed on a router role"
             ),
         },
         {

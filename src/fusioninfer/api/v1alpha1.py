@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, PlainValidator, Strict, WithJ
 from pydantic.alias_generators import to_camel
 from pydantic_core import PydanticCustomError
 
+from fusioninfer.api.autoscaling_spec import Autoscaling
 from fusioninfer.api.model_spec import ENGINE_ARG_KEY, EngineArgValue, ModelSpec, SpeculativeDecoding
 
 GROUP = "fusioninfer.io"
@@ -247,6 +248,7 @@ class Role(_Model):
         description="Engine flags without the leading --: key -> value (true: the bare flag; false: --no-key).",
     )
     speculative_decoding: SpeculativeDecoding | None = None
+    autoscaling: Autoscaling | None = None
     resources: dict[str, Any] | None = Field(
         default=None,
         description="Resources of the serving container (limits/requests), e.g. nvidia.com/gpu.",
@@ -283,6 +285,11 @@ class Role(_Model):
         return 1
 
     @property
+    def autoscaled(self) -> bool:
+        """The autoscaler (or ratioTo) owns the replica count, not `replicas`."""
+        return self.autoscaling is not None and not self.is_router
+
+    @property
     def is_multinode(self) -> bool:
         return self.node_count >= 2
 
@@ -305,6 +312,7 @@ SERVING_ONLY_FIELDS: tuple[str, ...] = (
     "engineArgs",
     "speculativeDecoding",
     "resources",
+    "autoscaling",
 )
 
 

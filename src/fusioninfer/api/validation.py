@@ -14,6 +14,7 @@ import yaml
 from pydantic import ValidationError
 
 from fusioninfer.api import naming
+from fusioninfer.api.autoscaling_rules import check_autoscaling
 from fusioninfer.api.durations import duration_ms
 from fusioninfer.api.engine_rules import check_parallelism_fits_the_gpus, check_vllm_multinode_backend
 from fusioninfer.api.errors import FieldError, InvalidSpec, from_pydantic, quote
@@ -93,6 +94,7 @@ def validate(isvc: InferenceService) -> list[FieldError]:
     errors += check_sglang_disaggregation(isvc)
     errors += check_vllm_multinode_backend(isvc)
     errors += check_parallelism_fits_the_gpus(isvc)
+    errors += check_autoscaling(isvc)
     return errors
 
 
@@ -214,6 +216,7 @@ def _check_role(isvc: InferenceService, index: int, role: Role) -> list[FieldErr
             ("engine_args", "engineArgs"),
             ("speculative_decoding", "speculativeDecoding"),
             ("resources", "resources"),
+            ("autoscaling", "autoscaling"),
         ):
             if attr in set_fields and getattr(role, attr) is not None:
                 forbid(alias, "not allowed on a router role")

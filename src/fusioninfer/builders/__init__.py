@@ -9,13 +9,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from fusioninfer.api.v1alpha1 import InferenceService
-from fusioninfer.builders import deployment, gang, multinode, router
+from fusioninfer.builders import autoscaler, deployment, gang, multinode, router
 from fusioninfer.builders.context import BuildContext, BuildOptions, Capabilities, Manifest, Notice
 from fusioninfer.builders.kinds import sort_key
 
 __all__ = ["BuildOptions", "BuildResult", "Capabilities", "Manifest", "Notice", "build"]
 
-_BUILDERS = (gang.build, deployment.build, multinode.build, router.build)
+_BUILDERS = (gang.build, deployment.build, multinode.build, autoscaler.build, router.build)
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ LABEL_COMPONENT_TYPE = "fusioninfer.io/component-type"
 Manifest = dict[str, Any]
 
 
-OPTIONAL_APIS = ("lws", "volcano", "gateway_api", "inference_pool", "inference_objective")
+OPTIONAL_APIS = ("lws", "volcano", "gateway_api", "inference_pool", "inference_objective", "keda")
 
 
 @dataclass(frozen=True)
@@ -37,6 +37,7 @@ class Capabilities:
     gateway_api: bool = True
     inference_pool: bool = True
     inference_objective: bool = True
+    keda: bool = True
     # (major, minor) of the apiserver; None means "recent". Older servers lack gRPC probes
     # (< 1.24) and native sidecars (< 1.29); builders fall back to what they support.
     server_version: tuple[int, int] | None = None
@@ -57,6 +58,7 @@ class Capabilities:
             gateway_api=flags["gateway_api"],
             inference_pool=flags["inference_pool"],
             inference_objective=flags["inference_objective"],
+            keda=flags["keda"],
             server_version=server_version,
         )
 
@@ -72,6 +74,9 @@ class BuildOptions:
     epp_image: str | None = None
     pd_epp_image: str | None = None
     routing_sidecar_image: str | None = None
+    # The live replica count of this service's workloads (by name), for roles that follow another
+    # role's autoscaled count (`autoscaling.ratioTo`); read from the cluster, never stored.
+    live_replicas: Mapping[str, int] = field(default_factory=dict)
 
 
 # Notice reasons whose pods would not start as rendered (the engine exits on them).

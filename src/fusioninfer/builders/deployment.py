@@ -12,6 +12,7 @@ from typing import Any
 
 from fusioninfer.api import naming
 from fusioninfer.api.v1alpha1 import Role
+from fusioninfer.builders import autoscaler
 from fusioninfer.builders.context import BuildContext, Manifest
 from fusioninfer.builders.podtemplate import PodPart, serving_pod_template
 
@@ -29,12 +30,14 @@ def rolling_update(role: Role) -> dict[str, Any]:
 
 
 def build_deployment(ctx: BuildContext, role: Role) -> Manifest:
+    count = autoscaler.replicas(ctx, role)
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
         "metadata": ctx.metadata(naming.workload_name(ctx.name, role.name), ctx.role_labels(role)),
         "spec": {
-            "replicas": role.effective_replicas,
+            # Left out while an autoscaler owns the count: its /scale writes must stand.
+            **({"replicas": count} if count is not None else {}),
             "selector": {"matchLabels": ctx.role_selector(role)},
             "strategy": {"type": "RollingUpdate", "rollingUpdate": rolling_update(role)},
             "template": serving_pod_template(ctx, role, PodPart.SINGLE),

@@ -38,6 +38,9 @@ CHILD_KINDS: tuple[ChildKind, ...] = (
     ChildKind("v1", "Service", "services", order=40),
     ChildKind("apps/v1", "Deployment", "deployments", order=50),
     ChildKind("leaderworkerset.x-k8s.io/v1", "LeaderWorkerSet", "leaderworkersets", capability="lws", order=51),
+    # Autoscalers after the workloads they scale.
+    ChildKind("autoscaling/v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers", order=55),
+    ChildKind("keda.sh/v1alpha1", "ScaledObject", "scaledobjects", capability="keda", order=56),
     ChildKind(
         "inference.networking.k8s.io/v1", "InferencePool", "inferencepools", capability="inference_pool", order=60
     ),

@@ -25,8 +25,8 @@ from typing import Any
 
 from fusioninfer.api import command, naming
 from fusioninfer.api.v1alpha1 import Engine, MultinodeBackend, Role
+from fusioninfer.builders import autoscaler, pd
 from fusioninfer.builders import engine as engines
-from fusioninfer.builders import pd
 from fusioninfer.builders.context import BuildContext, Manifest
 from fusioninfer.builders.deployment import rolling_update
 from fusioninfer.builders.podtemplate import PodPart, serving_pod_template
@@ -78,7 +78,8 @@ def build_leaderworkerset(ctx: BuildContext, role: Role) -> Manifest:
         "kind": LWS_KIND,
         "metadata": ctx.metadata(naming.workload_name(ctx.name, role.name), ctx.role_labels(role)),
         "spec": {
-            "replicas": role.effective_replicas,
+            # Left out while an autoscaler owns the count (it scales groups through /scale).
+            **({"replicas": count} if (count := autoscaler.replicas(ctx, role)) is not None else {}),
             # LeaderCreated, not LeaderReady: the leader only turns Ready once its workers have
             # joined, and under gang scheduling no pod runs before all exist.
             "startupPolicy": "LeaderCreated",

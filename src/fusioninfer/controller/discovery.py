@@ -28,6 +28,7 @@ REQUIRED_CRDS: tuple[RequiredCRD, ...] = (
     RequiredCRD("gateway_api", "gateways.gateway.networking.k8s.io", "v1"),
     RequiredCRD("inference_pool", "inferencepools.inference.networking.k8s.io", "v1"),
     RequiredCRD("inference_objective", "inferenceobjectives.inference.networking.x-k8s.io", "v1alpha2"),
+    RequiredCRD("keda", "scaledobjects.keda.sh", "v1alpha1"),
 )
 
 CRD_NAMES = frozenset(c.name for c in REQUIRED_CRDS)

@@ -146,6 +146,7 @@ class InferenceServiceReconciler:
             epp_image=self.options.epp_image,
             pd_epp_image=self.options.pd_epp_image,
             routing_sidecar_image=self.options.routing_sidecar_image,
+            live_replicas=self._live_replicas(key) if any(r.autoscaling for r in isvc.spec.roles) else {},
         )
         result = build(isvc, options)
         observed = Observed()
@@ -193,6 +194,19 @@ class InferenceServiceReconciler:
         if observed.apply_errors:
             raise ReconcileError("; ".join(observed.apply_errors))
         return Result()
+
+    def _live_replicas(self, key: ObjectKey) -> dict[str, int]:
+        """spec.replicas of this service's workloads as the cluster has them (autoscaler-set)."""
+        out: dict[str, int] = {}
+        for kind in ("Deployment", "LeaderWorkerSet"):
+            informer = self.caches.children.get(kind)
+            if informer is None:
+                continue
+            for obj in informer.list(namespace=key.namespace, labels={LABEL_SERVICE: key.name}):
+                replicas = (obj.get("spec") or {}).get("replicas")
+                if isinstance(replicas, int):
+                    out[str(obj["metadata"]["name"])] = replicas
+        return out
 
     async def _prune(self, raw: Obj, uid: str, desired: set[tuple[str, str]], observed: Observed) -> None:
         namespace = raw["metadata"]["namespace"]

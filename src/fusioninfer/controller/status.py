@@ -125,11 +125,16 @@ def component_status(
 ) -> ComponentView:
     desired_obj = _workload_for(role, result)
     nodes = 1 if role.is_router else role.node_count
+    live = observed.get(desired_obj["kind"], desired_obj["metadata"]["name"]) if desired_obj else None
     if desired_obj is None:
         desired = role.effective_replicas if not role.is_router else 1
+    elif "replicas" not in desired_obj["spec"]:
+        # Autoscaled: the count is what the autoscaler set on the live workload.
+        desired = (
+            _int(live, "spec", "replicas") if live else (role.autoscaling.effective_min if role.autoscaling else 1)
+        )
     else:
         desired = int(desired_obj["spec"].get("replicas", 1))
-    live = observed.get(desired_obj["kind"], desired_obj["metadata"]["name"]) if desired_obj else None
     pods = [p for p in observed.pods if p.get("metadata", {}).get("labels", {}).get(LABEL_ROLE_NAME) == role.name]
     ready_replicas = min(_int(live, "status", "readyReplicas"), desired) if live else 0
     if pods or live is None or live["kind"] == "Deployment":

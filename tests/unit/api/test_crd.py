@@ -229,8 +229,8 @@ def test_role_rules_are_cel_validations_on_each_role() -> None:
     for field in ("strategy", "httproute", "endpointPickerConfig", "endpointPicker", "gateway"):
         assert f"has(self.{field})" in router_only
     not_on_router = rules[
-        "multinode, podReplicas, engine, rollout, model, engineArgs, speculativeDecoding and resources "
-        "are not allowed on a router role"
+        "multinode, podReplicas, engine, rollout, model, engineArgs, speculativeDecoding, resources and "
+        "autoscaling are not allowed on a router role"
     ]
     for field in ("multinode", "podReplicas", "engine", "rollout", "model", "engineArgs", "speculativeDecoding"):
         assert f"has(self.{field})" in not_on_router

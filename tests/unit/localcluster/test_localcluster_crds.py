@@ -34,6 +34,7 @@ EXPECTED = {
     "gatewayclasses.gateway.networking.k8s.io": ("v1", "Cluster", True, False),
     "referencegrants.gateway.networking.k8s.io": ("v1beta1", "Namespaced", False, False),
     "backendtlspolicies.gateway.networking.k8s.io": ("v1", "Namespaced", True, False),
+    "scaledobjects.keda.sh": ("v1alpha1", "Namespaced", True, False),
 }
 
 
