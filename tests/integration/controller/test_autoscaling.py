@@ -1,0 +1,180 @@
+"""Autoscaled roles on the real apiserver, with kube-controller-manager's real HPA controller.
+
+No custom-metrics API runs here, so the HPA cannot read `vllm:num_requests_waiting` (its
+`ScalingActive` condition says so); what the real controller still does is keep the count within
+[minReplicas, maxReplicas] through the workload's `/scale` subresource. That is enough to show
+the hand-over: the HPA, not the operator, sets the Deployment's replicas, a scale change made as
+an autoscaler makes it stands, the operator does not write the workload in reply, and
+`status.components.<role>.desiredReplicas` follows. A ratio role follows its leader's count.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+from typing import Any
+
+import pytest
+from lightkube import AsyncClient
+from lightkube.resources.apps_v1 import Deployment
+from lightkube.resources.autoscaling_v2 import HorizontalPodAutoscaler
+from lightkube.types import PatchType
+from tests.support.eventually import eventually_async
+from tests.support.operator import OperatorFactory, RawDeployment, apply_service, exists, get_service, monolithic
+
+pytestmark = pytest.mark.integration
+
+METRIC = {
+    "type": "Pods",
+    "pods": {"metric": {"name": "vllm:num_requests_waiting"}, "target": {"type": "AverageValue", "averageValue": "5"}},
+}
+
+
+def autoscaled(min_replicas: int = 2, max_replicas: int = 4) -> dict[str, Any]:
+    manifest = monolithic(replicas=1)
+    manifest["spec"]["roles"][0]["autoscaling"] = {
+        "minReplicas": min_replicas,
+        "maxReplicas": max_replicas,
+        "metrics": [METRIC],
+    }
+    return manifest
+
+
+async def replicas(client: AsyncClient, name: str, namespace: str) -> int:
+    """spec.replicas of the Deployment; -1 while it does not exist."""
+    if not await exists(client, RawDeployment, name, namespace):
+        return -1
+    obj = dict(await client.get(RawDeployment, name, namespace=namespace))
+    return int(obj["spec"].get("replicas", 1))
+
+
+async def desired(client: AsyncClient, namespace: str) -> int:
+    status = (await get_service(client, "svc", namespace)).get("status") or {}
+    return int(((status.get("components") or {}).get("inference") or {}).get("desiredReplicas", -1))
+
+
+async def scale(client: AsyncClient, name: str, namespace: str, count: int) -> None:
+    """What an autoscaler does: a write to the /scale subresource."""
+    await client.patch(
+        Deployment.Scale, name, {"spec": {"replicas": count}}, namespace=namespace, patch_type=PatchType.MERGE
+    )
+
+
+async def test_the_hpa_owns_the_count_and_the_operator_does_not_fight_it(
+    operator_factory: OperatorFactory, async_client: AsyncClient, namespace: str
+) -> None:
+    running = await operator_factory(namespace)
+    await apply_service(async_client, autoscaled(min_replicas=2), namespace)
+
+    async def hpa_scaled_to_min() -> None:
+        assert await exists(async_client, HorizontalPodAutoscaler, "svc-inference", namespace)
+        assert await replicas(async_client, "svc-inference", namespace) == 2, "the real HPA controller sets it"
+        assert await desired(async_client, namespace) == 2
+
+    await eventually_async(hpa_scaled_to_min, timeout=60, interval=0.5)
+    hpa = (await async_client.get(HorizontalPodAutoscaler, "svc-inference", namespace=namespace)).to_dict()
+    assert hpa["spec"]["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": "svc-inference"}
+    deployment = dict(await async_client.get(RawDeployment, "svc-inference", namespace=namespace))
+    ours = [m for m in deployment["metadata"]["managedFields"] if m["manager"] == "fusioninfer"]
+    assert all("f:replicas" not in str(m.get("fieldsV1", {}).get("f:spec", {})) for m in ours), "we do not own it"
+
+    await asyncio.sleep(2)
+    before = [(m, p) for m, p in running.counter.recent if "/deployments/" in p and m != "GET"]
+    await scale(async_client, "svc-inference", namespace, 3)
+
+    async def status_follows() -> None:
+        assert await desired(async_client, namespace) == 3
+
+    await eventually_async(status_follows, timeout=30, interval=0.3)
+    await asyncio.sleep(3)
+    assert await replicas(async_client, "svc-inference", namespace) == 3, "the autoscaler's write stands"
+    after = [(m, p) for m, p in running.counter.recent if "/deployments/" in p and m != "GET"]
+    assert after == before, f"the operator wrote the Deployment in reply: {after[len(before) :]}"
+
+
+async def test_removing_autoscaling_hands_the_count_back_to_replicas(
+    operator_factory: OperatorFactory, async_client: AsyncClient, namespace: str
+) -> None:
+    await operator_factory(namespace)
+    await apply_service(async_client, autoscaled(min_replicas=2), namespace)
+
+    async def scaled() -> None:
+        assert await replicas(async_client, "svc-inference", namespace) == 2
+
+    await eventually_async(scaled, timeout=60, interval=0.5)
+    plain = copy.deepcopy(autoscaled())
+    del plain["spec"]["roles"][0]["autoscaling"]
+    plain["spec"]["roles"][0]["replicas"] = 1
+    await apply_service(async_client, plain, namespace)
+
+    async def handed_back() -> None:
+        assert not await exists(async_client, HorizontalPodAutoscaler, "svc-inference", namespace), "pruned"
+        assert await replicas(async_client, "svc-inference", namespace) == 1
+        assert await desired(async_client, namespace) == 1
+
+    await eventually_async(handed_back, timeout=60, interval=0.5)
+
+
+async def test_a_prefill_role_follows_its_decode_role_in_proportion(
+    operator_factory: OperatorFactory, async_client: AsyncClient, namespace: str
+) -> None:
+    await operator_factory(namespace)
+    container = {"name": "vllm", "image": "vllm/vllm-openai:v0.11.0", "args": ["--model", "m"]}
+    manifest = {
+        "apiVersion": "fusioninfer.io/v1alpha1",
+        "kind": "InferenceService",
+        "metadata": {"name": "svc"},
+        "spec": {
+            "roles": [
+                {"name": "prefill", "componentType": "prefiller", "template": {"spec": {"containers": [container]}},
+                 "autoscaling": {"ratioTo": {"role": "decode", "ratio": "1:2"}}},
+                {"name": "decode", "componentType": "decoder", "template": {"spec": {"containers": [container]}},
+                 "autoscaling": {"minReplicas": 2, "maxReplicas": 8, "metrics": [METRIC]}},
+            ]
+        },
+    }  # fmt: skip
+    await apply_service(async_client, manifest, namespace)
+
+    expected = {"decode": 2, "prefill": 1}
+
+    async def proportion() -> None:
+        assert await replicas(async_client, "svc-decode", namespace) == expected["decode"]
+        assert await replicas(async_client, "svc-prefill", namespace) == expected["prefill"]
+
+    await eventually_async(proportion, timeout=60, interval=0.5)
+    await scale(async_client, "svc-decode", namespace, 6)  # as the decode role's HPA would
+    expected.update(decode=6, prefill=3)
+    await eventually_async(proportion, timeout=30, interval=0.5)
+
+
+async def test_a_keda_role_gets_a_scaled_object_the_upstream_crd_accepts(
+    operator_factory: OperatorFactory, async_client: AsyncClient, namespace: str
+) -> None:
+    """KEDA's controller does not run here (its image is a container); its CRD, as published,
+    checks the ScaledObject the operator writes."""
+    from fusioninfer.runtime.kinds import default_registry
+
+    scaled_object = default_registry.register("keda.sh/v1alpha1", "ScaledObject", plural="scaledobjects")
+    await operator_factory(namespace)
+    manifest = monolithic(replicas=1)
+    manifest["spec"]["roles"][0]["autoscaling"] = {
+        "provider": "keda",
+        "minReplicas": 0,
+        "maxReplicas": 4,
+        "triggers": [{"type": "prometheus", "metadata": {
+            "serverAddress": "http://prometheus.monitoring:9090",
+            "query": "sum(vllm:num_requests_waiting{namespace='ns'})",
+            "threshold": "5"}}],
+    }  # fmt: skip
+    await apply_service(async_client, manifest, namespace)
+
+    async def created() -> dict[str, Any]:
+        assert await exists(async_client, scaled_object, "svc-inference", namespace)
+        return dict(await async_client.get(scaled_object, "svc-inference", namespace=namespace))
+
+    obj = await eventually_async(created, timeout=60, interval=0.5)
+    assert obj["spec"]["scaleTargetRef"]["name"] == "svc-inference"
+    assert obj["spec"]["minReplicaCount"] == 0
+    status = (await get_service(async_client, "svc", namespace))["status"]
+    prerequisites = next(c for c in status["conditions"] if c["type"] == "PrerequisitesMet")
+    assert prerequisites["status"] == "True", prerequisites
