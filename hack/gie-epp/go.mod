@@ -104,4 +104,7 @@ require (
 	sigs.k8s.io/yaml v1.6.0 // indirect
 )
 
-tool sigs.k8s.io/gateway-api-inference-extension/cmd/epp
+tool (
+	sigs.k8s.io/gateway-api-inference-extension/cmd/bbr
+	sigs.k8s.io/gateway-api-inference-extension/cmd/epp
+)

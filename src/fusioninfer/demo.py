@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from lightkube import AsyncClient, KubeConfig
+from lightkube import ApiError, AsyncClient, KubeConfig
 from rich.console import Console
 from rich.table import Table
 from rich.tree import Tree
@@ -67,11 +67,17 @@ PICKER_UNAVAILABLE = "EndpointPickerUnavailable"
 UNRUNNABLE_HERE = "cannot be built on this machine"
 
 
+MODEL_CONFLICT = "ModelNameConflict"
+
+
 def route_unservable(obj: dict[str, Any]) -> str | None:
-    """Why the local cluster cannot route to this service at all (None: it can, or may soon)."""
+    """Why requests cannot reach this service at all (None: they can, or may soon): its picker
+    cannot run on this machine, or an older service on the Gateway serves its model name."""
     route = find((obj.get("status") or {}).get("conditions"), "RouteReady") or {}
     if route.get("reason") == PICKER_UNAVAILABLE and UNRUNNABLE_HERE in str(route.get("message")):
         return str(route.get("message"))
+    if route.get("reason") == MODEL_CONFLICT:
+        return f"{MODEL_CONFLICT}: {route.get('message')}"
     return None
 
 
@@ -258,6 +264,20 @@ async def _run_demo(kubeconfig: Path, options: DemoOptions, docs: list[dict[str,
         await client.close()
 
 
+async def _route_models(client: AsyncClient, service: str) -> list[str]:
+    """The model names a service's HTTPRoute matches (what a client sends as "model")."""
+    from fusioninfer.controller.route_conflicts import model_values
+    from fusioninfer.localcluster.gateway.status import HTTPRoute
+
+    try:
+        route = dict(await client.get(HTTPRoute, f"{service}-route", namespace=NAMESPACE))
+    except ApiError as exc:
+        if exc.status.code == 404:
+            return []  # no router: the service is not behind the Gateway
+        raise
+    return sorted(model_values(route))
+
+
 async def _send_request(client: AsyncClient, services: dict[str, Any], console: Console) -> None:
     """The seed README's last step, through the Gateway; fails the demo when it gets no answer."""
     from fusioninfer.demo_traffic import SEED_REQUEST, chat, curl_command
@@ -269,15 +289,24 @@ async def _send_request(client: AsyncClient, services: dict[str, Any], console: 
         raise DemoFailed(f"Gateway {NAMESPACE}/{GATEWAY_NAME} has no address in its status")
     address = str(addresses[0]["value"])
     console.print(f"\n[bold]Send Request[/] (the seed README's last step) to Gateway {GATEWAY_NAME} at {address}:")
+    models: dict[str, str] = {}
     for name, obj in services.items():
         why = route_unservable(obj)
         if why is not None:
-            console.print(f"  {name}: not routable on this machine: {why}")
-    answer = await chat(address, SEED_REQUEST)
-    if answer.status != 200:
-        raise DemoFailed(f"the gateway answered {answer.status}: {answer.body[:500]}")
-    console.print(f"  POST http://{address}/v1/chat/completions  model={SEED_REQUEST['model']}")
-    console.print(f"  -> {answer.status}, served by pod {answer.pod or '?'}: {answer.text!r}")
+            console.print(f"  {name}: not routable: {why}")
+            continue
+        for model in await _route_models(client, name):
+            models.setdefault(model, name)
+    # The seed's request first, then one per other model a routable service serves.
+    ordered = [str(SEED_REQUEST["model"]), *sorted(m for m in models if m != SEED_REQUEST["model"])]
+    for model in ordered:
+        body = {**SEED_REQUEST, "model": model}
+        answer = await chat(address, body)
+        if answer.status != 200:
+            raise DemoFailed(f"the gateway answered {answer.status} for model {model}: {answer.body[:500]}")
+        served = f"InferenceService {models[model]}, " if model in models else ""
+        console.print(f"  POST http://{address}/v1/chat/completions  model={model}")
+        console.print(f"  -> {answer.status}, served by {served}pod {answer.pod or '?'}: {answer.text!r}")
     console.print("\nSend it yourself while the demo cluster is up:")
     console.print(curl_command(GATEWAY_NAME, NAMESPACE), markup=False, soft_wrap=True)
 

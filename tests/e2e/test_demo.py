@@ -61,10 +61,10 @@ def test_demo_runs_to_ready_and_tears_down(tmp_path: Path, run: int) -> None:
     assert "PodGroup qwen-pd-nixl Running" in output
     assert "HTTPRoute qwen-pd-nixl-route accepted by Gateway inference-gateway" in output
     # The seed README's last step, through Envoy and the real GIE picker to a model server.
-    assert "-> 200, served by pod qwen-inference-inference-" in output, output[-5000:]
+    assert "-> 200, served by InferenceService qwen-inference, pod qwen-inference-inference-" in output, output[-5000:]
     assert "'Hello, how are you?'" in output
     assert 'curl -X POST "http://${GATEWAY_IP}/v1/chat/completions"' in output
-    # The llm-d P/D picker cannot be built here: the demo says so instead of pretending.
-    assert "qwen-pd-nixl: not routable on this machine" in output
+    # The P/D service serves the monolithic one's model on the same Gateway: told, not shadowed.
+    assert "qwen-pd-nixl: not routable: ModelNameConflict" in output
     assert "torn down (--teardown)" in output
     assert not (state_dir / "state.json").exists()

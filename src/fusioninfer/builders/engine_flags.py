@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from fusioninfer.api import command
@@ -94,3 +95,37 @@ def lint(ctx: BuildContext) -> None:
             "may send a request to a pod that does not serve its model (404): give every role the same "
             "--served-model-name",
         )
+
+
+def adapter_names(container: dict[str, Any], engine: Engine) -> tuple[str, ...]:
+    """LoRA adapters the server loads at start-up (clients ask for them by name)."""
+    words = command.command_words(container)
+    flag = "--lora-paths" if engine is Engine.SGLANG else "--lora-modules"
+    names: list[str] = []
+    for i, word in enumerate(words):
+        if command.flag_name(word) != flag:
+            continue
+        values = [word.split("=", 1)[1]] if "=" in word else []
+        for value in words[i + 1 :]:
+            if value.startswith("--"):
+                break
+            values.append(value)
+        for value in values:
+            if value.lstrip().startswith("{"):
+                try:
+                    names.append(str(json.loads(value).get("name", "")))
+                except ValueError:
+                    continue
+            else:
+                names.append(value.split("=", 1)[0])
+    return tuple(n for n in names if n)
+
+
+def model_names(ctx: BuildContext) -> list[str]:
+    """Every model name a client can ask this service for: served names and LoRA adapters."""
+    names: set[str] = set()
+    for role in ctx.isvc.serving_roles:
+        serving = engines.serving_container(role)
+        names.update(served_names(serving.container, serving.engine))
+        names.update(adapter_names(serving.container, serving.engine))
+    return sorted(names)

@@ -24,11 +24,15 @@ from fusioninfer.api.durations import duration_ms
 from fusioninfer.api.v1alpha1 import Role
 from fusioninfer.builders import gateway, inferencepool
 from fusioninfer.builders.context import BuildContext, Manifest, deep_copy
+from fusioninfer.builders.engine_flags import model_names
 
 API_VERSION = "gateway.networking.k8s.io/v1"
 KIND = "HTTPRoute"
 DEFAULT_REQUEST_TIMEOUT = "300s"
 DEFAULT_PATH: dict[str, str] = {"type": "PathPrefix", "value": "/"}
+# Set by the Inference Extension's body-based router from the request body's `model`.
+MODEL_HEADER = "X-Gateway-Model-Name"
+MAX_MATCHES = 64
 SPEC_WARNINGS = "SpecWarnings"
 
 
@@ -69,9 +73,26 @@ def _parent_refs(ctx: BuildContext, router: Role, spec: dict[str, Any]) -> list[
     return refs
 
 
+def model_matches(ctx: BuildContext, router: Role) -> list[dict[str, Any]]:
+    """One match per model name the service serves, on the header the body-based router sets
+    from the request's JSON `model`, so that services share a Gateway (docs/routing.md)."""
+    names = model_names(ctx)
+    if not names:
+        return [{}]
+    if len(names) > MAX_MATCHES:
+        ctx.notice(
+            SPEC_WARNINGS,
+            "TooManyModelNames",
+            f"router {router.name}: {len(names)} model names (served names and LoRA adapters) exceed the "
+            f"{MAX_MATCHES} matches an HTTPRoute rule may have; the route matches every request instead",
+        )
+        return [{}]
+    return [{"headers": [{"type": "Exact", "name": MODEL_HEADER, "value": name}]} for name in names]
+
+
 def _rule(ctx: BuildContext, router: Role, index: int, user_rule: dict[str, Any]) -> dict[str, Any]:
     rule: dict[str, Any] = dict(deep_copy(user_rule))
-    matches = rule.get("matches") or [{}]
+    matches = rule.get("matches") or model_matches(ctx, router)
     rule["matches"] = [{**match, "path": {**DEFAULT_PATH, **(match.get("path") or {})}} for match in matches]
     if not redirects(rule):
         rule["backendRefs"] = [

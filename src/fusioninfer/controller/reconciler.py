@@ -189,6 +189,12 @@ class InferenceServiceReconciler:
 
         if self.caches.pods is not None:
             observed.pods = self.caches.pods.list(namespace=key.namespace, labels={LABEL_SERVICE: key.name})
+        routes = self.caches.children.get("HTTPRoute")
+        if routes is not None and isvc.router is not None:
+            observed.peer_routes = [
+                r for r in routes.list(namespace=key.namespace)
+                if ((r.get("metadata") or {}).get("labels") or {}).get(LABEL_SERVICE) != key.name
+            ]  # fmt: skip
         new = compute_status(isvc, result, observed, previous)
         await self._write_status(raw, previous, new)
         if observed.apply_errors:
@@ -258,7 +264,12 @@ class InferenceServiceReconciler:
             flipped = old is None or old.get("status") != cond["status"]
             reworded = old is not None and old.get("message") != cond["message"]
             problem = cond["status"] == ("True" if cond["type"] == C.DEGRADED else "False")
-            if cond["type"] in (C.VALID, C.PREREQUISITES_MET, C.DEGRADED) and problem and (flipped or reworded):
+            conflict = cond["type"] == C.ROUTE_READY and cond.get("reason") == "ModelNameConflict"
+            if (
+                (cond["type"] in (C.VALID, C.PREREQUISITES_MET, C.DEGRADED) or conflict)
+                and problem
+                and (flipped or reworded)
+            ):
                 await self.events.emit(
                     raw, "Warning", cond["reason"], f"{cond['type']}={cond['status']}: {cond['message']}"
                 )

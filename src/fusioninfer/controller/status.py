@@ -18,6 +18,7 @@ from fusioninfer.builders import BuildResult
 from fusioninfer.builders.context import LABEL_ROLE_NAME
 from fusioninfer.controller import conditions as C
 from fusioninfer.controller.conditions import Cond
+from fusioninfer.controller.route_conflicts import conflicts
 
 Obj = dict[str, Any]
 
@@ -45,6 +46,8 @@ class Observed:
     pods: list[Obj] = field(default_factory=list)
     # Errors from applying or pruning children in this reconcile.
     apply_errors: list[str] = field(default_factory=list)
+    # Other services' HTTPRoutes in the namespace (for model-name conflicts on a Gateway).
+    peer_routes: list[Obj] = field(default_factory=list)
 
     def get(self, kind: str, name: str) -> Obj | None:
         return self.children.get((kind, name))
@@ -189,6 +192,18 @@ def _route_condition(isvc: InferenceService, observed: Observed) -> Cond | None:
     route = observed.get("HTTPRoute", name)
     if route is None:
         return Cond(C.ROUTE_READY, "False", "RouteNotCreated", f"HTTPRoute {name} does not exist yet")
+    clashes = conflicts(route, observed.peer_routes)
+    if clashes:
+        model, other, gateway = clashes[0]
+        more = f" (and {len(clashes) - 1} more)" if len(clashes) > 1 else ""
+        return Cond(
+            C.ROUTE_READY,
+            "False",
+            "ModelNameConflict",
+            f"model {model!r} is already routed to InferenceService {other} on Gateway {gateway}{more}: the "
+            f"Gateway gives each request for it to the older route, so this service would get none; serve "
+            f"another model name (model.servedName / --served-model-name) or use another Gateway",
+        )
     parents = (route.get("status") or {}).get("parents") or []
     if not parents:
         return Cond(

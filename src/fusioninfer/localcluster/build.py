@@ -119,8 +119,12 @@ GIE_EPP_VERSION = "v1.2.1"
 GIE_EPP = GoComponent(
     name="gie-epp",
     version=GIE_EPP_VERSION,
-    packages=("sigs.k8s.io/gateway-api-inference-extension/cmd/epp",),
-    binaries=("epp",),
+    # The endpoint picker, and the body-based router that puts a request's model in a header.
+    packages=(
+        "sigs.k8s.io/gateway-api-inference-extension/cmd/epp",
+        "sigs.k8s.io/gateway-api-inference-extension/cmd/bbr",
+    ),
+    binaries=("epp", "bbr"),
     wrapper="gie-epp",
 )
 LLMD_VERSION = "v0.7.1"

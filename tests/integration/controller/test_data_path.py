@@ -293,3 +293,61 @@ async def test_a_service_that_says_only_its_model_answers_for_its_served_name_an
         assert reply.pod in pods
     unknown = await asyncio.to_thread(path.chat, "hello", "Qwen/Qwen3-8B")
     assert unknown.status == 404, "the engine serves the served name, not the repository id"
+
+
+def named_service(name: str, model: str, replicas: int = 1) -> dict[str, Any]:
+    manifest = with_router(monolithic(name, replicas=replicas))
+    container = manifest["spec"]["roles"][1]["template"]["spec"]["containers"][0]
+    container["args"] = ["--model", model]
+    return manifest
+
+
+async def test_several_models_share_one_gateway_by_the_model_they_name(
+    path: DataPath, operator_factory: OperatorFactory, async_client: Any, namespace: str
+) -> None:
+    """Issue 18: the body-based router (real, cmd/bbr v1.2.1) puts the request's model in a
+    header each service's route matches; a model nobody serves gets a 404 that says so; a second
+    service claiming a model another already serves is told, not silently shadowed."""
+    await operator_factory(namespace)
+    await apply_service(async_client, named_service("qwen", "Qwen/Qwen3-8B"), namespace)
+    await apply_service(async_client, named_service("llama", "meta-llama/Llama-3.1-8B-Instruct"), namespace)
+    for name in ("qwen", "llama"):
+        await wait_ready(async_client, name, namespace, timeout=90)
+
+    def pods_of(service: str) -> set[str]:
+        labels = {"fusioninfer.io/service": service, "fusioninfer.io/serving": "true"}
+        return {p.metadata.name for p in path.client.list(Pod, namespace=namespace, labels=labels)}
+
+    for service, model in (("qwen", "Qwen/Qwen3-8B"), ("llama", "meta-llama/Llama-3.1-8B-Instruct")):
+        reply = await asyncio.to_thread(path.served, "which one?", model)
+        assert reply.pod in await asyncio.to_thread(pods_of, service), (model, reply)
+        assert reply.json()["model"] == model
+    unknown = await asyncio.to_thread(path.chat, "hello", "no-such-model")
+    assert unknown.status == 404
+    assert "model" in unknown.json()["error"]["message"]
+
+    await apply_service(async_client, named_service("dup", "Qwen/Qwen3-8B"), namespace)
+
+    async def conflict_reported() -> dict[str, Any]:
+        route = condition(await get_service(async_client, "dup", namespace), "RouteReady")
+        assert route.get("reason") == "ModelNameConflict", route
+        return route
+
+    route = await eventually_async(conflict_reported, timeout=60, interval=0.5)
+    assert route["status"] == "False"
+    assert "'Qwen/Qwen3-8B'" in route["message"]
+    assert "InferenceService qwen" in route["message"]
+    assert condition(await get_service(async_client, "qwen", namespace), "RouteReady")["status"] == "True"
+
+    def conflict_events() -> list[str]:
+        from lightkube.resources.core_v1 import Event
+
+        events = path.client.list(Event, namespace=namespace, fields={"involvedObject.name": "dup"})
+        return [e.message or "" for e in events if e.reason == "ModelNameConflict"]
+
+    async def event_sent() -> None:
+        assert await asyncio.to_thread(conflict_events), "a Warning Event names the conflict"
+
+    await eventually_async(event_sent, timeout=30, interval=0.5)
+    reply = await asyncio.to_thread(path.served, "still mine", "Qwen/Qwen3-8B")
+    assert reply.pod in await asyncio.to_thread(pods_of, "qwen"), "the older service keeps its model"

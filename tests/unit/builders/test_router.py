@@ -390,7 +390,13 @@ def test_route_defaults() -> None:
         "parentRefs": [{"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": "inference-gateway"}],
         "rules": [
             {
-                "matches": [{"path": {"type": "PathPrefix", "value": "/"}}],
+                # The model the service serves, from the header the body-based router sets.
+                "matches": [
+                    {
+                        "headers": [{"type": "Exact", "name": "X-Gateway-Model-Name", "value": "Qwen/Qwen3-8B"}],
+                        "path": {"type": "PathPrefix", "value": "/"},
+                    }
+                ],
                 "backendRefs": [POOL_BACKEND],
                 "timeouts": {"request": "300s"},
             }

@@ -37,8 +37,10 @@ def route(name: str = "r", rules: list[dict[str, Any]] | None = None, **spec: An
 
 
 def only_host(hosts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The `*` host's routes before the final no-route answer every host ends with."""
     (any_host,) = [h for h in hosts if h["domains"] == ["*"]]
-    return list(any_host["routes"])
+    assert any_host["routes"][-1]["name"] == "no-route"
+    return list(any_host["routes"][:-1])
 
 
 def test_a_pool_backend_goes_through_its_picker_to_the_endpoint_it_names() -> None:
@@ -133,7 +135,7 @@ def test_prefixes_match_whole_path_segments_and_headers_methods_queries_are_kept
 def test_route_hostnames_get_their_own_virtual_host_and_hostless_routes_go_everywhere() -> None:
     named = route("named", hostnames=["llm.example.com"])
     hosts = envoy_routes([named, route("any")], PICKER, {})
-    by_name = {h["name"]: [e["name"].split("/")[1] for e in h["routes"]] for h in hosts}
+    by_name = {h["name"]: [e["name"].split("/")[1] for e in h["routes"][:-1]] for h in hosts}
     assert by_name == {"llm.example.com": ["named", "any"], "any": ["any"]}
 
 
@@ -181,3 +183,24 @@ def test_the_picker_filter_fails_closed_and_streams_bodies() -> None:
     assert ext_proc["processing_mode"]["request_body_mode"] == "FULL_DUPLEX_STREAMED"
     assert manager["http_filters"][-1]["name"] == "envoy.filters.http.router"
     assert config["address"]["socket_address"] == {"address": "127.9.0.5", "port_value": 80}
+
+
+def test_a_request_no_route_matches_gets_a_404_that_says_why() -> None:
+    for host in envoy_routes([route(hostnames=["a.example"])], PICKER, {}):
+        last = host["routes"][-1]
+        assert last["match"] == {"prefix": "/"}
+        assert last["direct_response"]["status"] == 404
+        assert "model" in json.loads(last["direct_response"]["body"]["inline_string"])["error"]["message"]
+
+
+def test_the_body_based_router_runs_first_for_every_route_and_fails_open() -> None:
+    listener = Listener(("ns", "gw"), "http", "127.9.0.5", 80, (route(),))
+    bbr = PickerTarget("127.0.0.1", 40100, tls=True)
+    manager = listener_config(listener, PICKER, {}, "/tmp/a.log", bbr)["filter_chains"][0]["filters"][0]["typed_config"]
+    names = [f["name"] for f in manager["http_filters"]]
+    assert names == ["fusioninfer.body-based-router", EXT_PROC, "envoy.filters.http.router"]
+    body_router = manager["http_filters"][0]["typed_config"]
+    assert body_router["failure_mode_allow"] is True, "a body without a model is for the routes to answer"
+    assert body_router["processing_mode"]["request_body_mode"] == "FULL_DUPLEX_STREAMED"
+    clusters = {c["name"] for c in clusters_config(PICKER, {}, bbr)}
+    assert "body-based-router" in clusters

@@ -76,6 +76,7 @@ class FakeControllers:
     async def run(self) -> None:
         """Run every enabled fake until `request_stop()` (or cancellation)."""
         from fusioninfer.localcluster.fakes.volcano import FakeVolcano
+        from fusioninfer.localcluster.gateway.body_router import BodyRouter
         from fusioninfer.localcluster.gateway.controller import LocalGateway
         from fusioninfer.localcluster.gateway.envoy import Envoy
 
@@ -95,9 +96,13 @@ class FakeControllers:
             self.controllers["volcano"] = FakeVolcano(client, namespace=self.namespace)
         if "gateway" in self.enabled:
             envoy = Envoy(workdir / "envoy") if self.pod_block else None
+            bbr = self.gie_picker.with_name("bbr") if self.gie_picker is not None else None
+            body_router = (
+                BodyRouter(bbr, self.kubeconfig, workdir / "bbr") if bbr is not None and bbr.exists() else None
+            )
             self.controllers["gateway"] = LocalGateway(
                 client, namespace=self.namespace, pod_block=self.pod_block, envoy=envoy, runner=runner,
-                resync=2.0 if envoy else 10.0,
+                body_router=body_router, resync=2.0 if envoy else 10.0,
             )  # fmt: skip
         tasks = [asyncio.create_task(c.run(), name=f"fake-{n}") for n, c in self.controllers.items()]
         self._started.set()

@@ -20,6 +20,7 @@ from lightkube.resources.core_v1 import Pod, Service
 from lightkube.types import PatchType
 
 from fusioninfer.localcluster.gateway import envoy_config
+from fusioninfer.localcluster.gateway.body_router import BodyRouter
 from fusioninfer.localcluster.gateway.envoy import Envoy, listening
 from fusioninfer.localcluster.gateway.status import (
     CONTROLLER_NAME,
@@ -74,12 +75,14 @@ class LocalGateway:
         pod_block: str | None = None,
         envoy: Envoy | None = None,
         runner: PodRunner | None = None,
+        body_router: BodyRouter | None = None,
     ) -> None:
         self.client = client
         self.namespace = namespace
         self.pod_block = pod_block
         self.envoy = envoy if pod_block else None
         self.runner = runner
+        self.body_router = body_router if self.envoy is not None else None
         watched: list[type[Any]] = [GatewayClass, Gateway, HTTPRoute, InferencePool, Service]
         if self.envoy is not None:
             watched.append(Pod)
@@ -92,6 +95,8 @@ class LocalGateway:
         finally:
             if self.envoy is not None:
                 self.envoy.stop()
+            if self.body_router is not None:
+                self.body_router.stop()
 
     def stop(self) -> None:
         self.loop.stop()
@@ -217,11 +222,17 @@ class LocalGateway:
         if self.envoy is None:
             return True
         self.envoy.ensure_running()
+        body_router = None
+        if self.body_router is not None:
+            self.body_router.ensure_running()
+            body_router = self.body_router.target()
         access_log = str(self.envoy.access_log)
-        resources = [envoy_config.listener_config(ls, pickers, services, access_log) for ls in listeners]
-        if self.envoy.update(resources, envoy_config.clusters_config(pickers, services)):
+        resources = [envoy_config.listener_config(ls, pickers, services, access_log, body_router) for ls in listeners]
+        if self.envoy.update(resources, envoy_config.clusters_config(pickers, services, body_router)):
             log.info("Envoy config v%d: %d listeners", self.envoy.version, len(resources))
-        return self.envoy.alive()
+        # Not Programmed before the body-based router is in the chain: without it no request
+        # carries the model header that every service's route matches.
+        return self.envoy.alive() and (self.body_router is None or body_router is not None)
 
     async def _write(self, resource: Any, obj: Obj, status: Obj) -> None:
         previous = obj.get("status") or {}

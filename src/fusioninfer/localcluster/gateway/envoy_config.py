@@ -28,6 +28,9 @@ from fusioninfer.localcluster.kube_loop import Obj, meta
 
 DESTINATION_HEADER = "x-gateway-destination-endpoint"
 EXT_PROC = "envoy.filters.http.ext_proc"
+# The body-based router's ext_proc filter: first in the chain, for every route.
+BODY_ROUTER = "fusioninfer.body-based-router"
+BODY_ROUTER_CLUSTER = "body-based-router"
 TYPES = "type.googleapis.com/envoy."
 ACCESS_LOG_FORMAT = {
     "start": "%START_TIME%",
@@ -258,22 +261,75 @@ def envoy_routes(
     entries.sort(key=lambda e: e[0])
     named = sorted({h for _, hosts, _ in entries for h in hosts})
     # Within a hostname, routes naming it come before hostname-less ones (Gateway API precedence).
-    hosts = [
+    hosts: list[Obj] = [
         {
             "name": host,
             "domains": [host, f"{host}:*"],
-            "routes": [e for _, hs, e in entries if host in hs] + [e for _, hs, e in entries if not hs],
+            "routes": [e for _, hs, e in entries if host in hs] + [e for _, hs, e in entries if not hs] + [NO_ROUTE],
         }
         for host in named
     ]
-    hosts.append({"name": "any", "domains": ["*"], "routes": [e for _, hs, e in entries if not hs]})
+    hosts.append({"name": "any", "domains": ["*"], "routes": [e for _, hs, e in entries if not hs] + [NO_ROUTE]})
     return hosts
 
 
-def listener_config(listener: Listener, pickers: Mapping[Key, PickerTarget], services: Any, access_log: str) -> Obj:
-    """One Envoy Listener resource (an HTTP connection manager with ext_proc and the router)."""
+# Last in every virtual host: a request no HTTPRoute matches gets a body that says why, not
+# Envoy's empty 404 (with body-based routing, usually a model no service serves).
+NO_ROUTE: Obj = {
+    "name": "no-route",
+    "match": {"prefix": "/"},
+    "direct_response": {
+        "status": 404,
+        "body": {
+            "inline_string": json.dumps(
+                {
+                    "error": {
+                        "message": "no HTTPRoute on this Gateway matches the request: with body-based routing the "
+                        'request\'s "model" must be a model name an InferenceService serves',
+                        "type": "NotFoundError",
+                        "code": 404,
+                    }
+                }
+            )
+        },
+    },
+}
+
+
+def body_router_filter(target: PickerTarget) -> Obj:
+    """The body-based router reads the JSON body's `model` into X-Gateway-Model-Name and clears the
+    route cache, so that Envoy picks the HTTPRoute (and pool) of that model; a body it cannot
+    read passes unchanged (`failure_mode_allow`), to be answered by the routes."""
+    return {
+        "name": BODY_ROUTER,
+        "typed_config": {
+            "@type": f"{TYPES}extensions.filters.http.ext_proc.v3.ExternalProcessor",
+            "grpc_service": _grpc_service(BODY_ROUTER_CLUSTER, target),
+            "failure_mode_allow": True,
+            "processing_mode": {
+                "request_header_mode": "SEND",
+                "response_header_mode": "SKIP",
+                "request_body_mode": "FULL_DUPLEX_STREAMED",
+                "response_body_mode": "NONE",
+                "request_trailer_mode": "SEND",
+                "response_trailer_mode": "SKIP",
+            },
+            "message_timeout": "30s",
+        },
+    }
+
+
+def listener_config(
+    listener: Listener,
+    pickers: Mapping[Key, PickerTarget],
+    services: Any,
+    access_log: str,
+    body_router: PickerTarget | None = None,
+) -> Obj:
+    """One Envoy Listener resource (an HTTP connection manager: the body-based router, the
+    picker's ext_proc, the router)."""
     stat = f"{listener.gateway[0]}-{listener.gateway[1]}-{listener.name}"
-    filters: list[Obj] = []
+    filters: list[Obj] = [body_router_filter(body_router)] if body_router is not None else []
     first_picker = next(((k, p) for k, p in sorted(pickers.items()) if not p.unavailable), None)
     if first_picker is not None:
         filters.append(
@@ -354,32 +410,39 @@ def _static_cluster(name: str, endpoints: Sequence[tuple[str, int]], **extra: An
     }
 
 
+def _grpc_cluster(name: str, target: PickerTarget) -> Obj:
+    """gRPC over HTTP/2 to an ext_proc server, TLS unverified (its certificate is self-signed)."""
+    http2 = {
+        "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+            "@type": f"{TYPES}extensions.upstreams.http.v3.HttpProtocolOptions",
+            "explicit_http_config": {"http2_protocol_options": {}},
+        }
+    }
+    tls = {
+        "transport_socket": {
+            "name": "envoy.transport_sockets.tls",
+            "typed_config": {
+                "@type": f"{TYPES}extensions.transport_sockets.tls.v3.UpstreamTlsContext",
+                "common_tls_context": {"alpn_protocols": ["h2"]},
+            },
+        }
+    }
+    extra = {"typed_extension_protocol_options": http2, **(tls if target.tls else {})}
+    return _static_cluster(name, [(target.host, target.port)], **extra)
+
+
 def clusters_config(
-    pickers: Mapping[Key, PickerTarget], services: Mapping[tuple[str, str, int], Sequence[tuple[str, int]]]
+    pickers: Mapping[Key, PickerTarget],
+    services: Mapping[tuple[str, str, int], Sequence[tuple[str, int]]],
+    body_router: PickerTarget | None = None,
 ) -> list[Obj]:
-    """A picker cluster (gRPC over HTTP/2, TLS unverified: the picker's certificate is self-signed)
-    and an ORIGINAL_DST cluster per pool; a STATIC cluster per Service backend."""
-    out: list[Obj] = []
+    """A picker cluster and an ORIGINAL_DST cluster per pool; a STATIC cluster per Service
+    backend; the body-based router's cluster."""
+    out: list[Obj] = [_grpc_cluster(BODY_ROUTER_CLUSTER, body_router)] if body_router is not None else []
     for key, picker in sorted(pickers.items()):
         if picker.unavailable:
             continue
-        http2 = {
-            "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
-                "@type": f"{TYPES}extensions.upstreams.http.v3.HttpProtocolOptions",
-                "explicit_http_config": {"http2_protocol_options": {}},
-            }
-        }
-        tls = {
-            "transport_socket": {
-                "name": "envoy.transport_sockets.tls",
-                "typed_config": {
-                    "@type": f"{TYPES}extensions.transport_sockets.tls.v3.UpstreamTlsContext",
-                    "common_tls_context": {"alpn_protocols": ["h2"]},
-                },
-            }
-        }
-        extra = {"typed_extension_protocol_options": http2, **(tls if picker.tls else {})}
-        out.append(_static_cluster(cluster_name("picker", key), [(picker.host, picker.port)], **extra))
+        out.append(_grpc_cluster(cluster_name("picker", key), picker))
         out.append(
             {
                 "@type": f"{TYPES}config.cluster.v3.Cluster",
