@@ -31,7 +31,9 @@ class AutoscalingProvider(StrEnum):
 class RatioTo(_Model):
     """Keep this role at `ratio` (this:other) of another role's live replicas, rounded up."""
 
-    role: Annotated[str, Field(min_length=1, max_length=63)]
+    role: Annotated[str, Field(min_length=1, max_length=63)] = Field(
+        description="The autoscaled role to follow, e.g. decode."
+    )
     ratio: Annotated[str, Field(pattern=RATIO)] = Field(description='this:other, e.g. "1:2".')
 
     def parts(self) -> tuple[int, int]:

@@ -105,12 +105,19 @@ EXTRA_KEYWORDS: dict[tuple[str, str], dict[str, Any]] = {
     ("Role", "name"): {"pattern": naming.DNS1035_LABEL.pattern},
 }
 
-PRINTER_COLUMNS = [
-    {"name": "Ready Roles", "type": "string", "jsonPath": ".status.readyRoles"},
+PRINTER_COLUMNS: list[dict[str, Any]] = [
+    {"name": "Ready", "type": "string", "jsonPath": '.status.conditions[?(@.type=="Ready")].status',
+     "description": "Every role serves and the route is accepted."},
+    {"name": "Roles Ready", "type": "string", "jsonPath": ".status.readyRoles",
+     "description": "Serving roles with all replicas ready, of all."},
     {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
-    {"name": "Ready", "type": "string", "jsonPath": '.status.conditions[?(@.type=="Ready")].status'},
     {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
-]
+    {"name": "Reason", "type": "string", "jsonPath": ".status.reason", "priority": 1,
+     "description": "Why: the reason of the first False of Valid, PrerequisitesMet, Ready."},
+    {"name": "Models", "type": "string", "jsonPath": ".status.models", "priority": 1},
+    {"name": "Gateway", "type": "string", "jsonPath": ".status.route", "priority": 1},
+    {"name": "Message", "type": "string", "jsonPath": ".status.message", "priority": 1},
+]  # fmt: skip
 
 _DROP = {"title", "default", "additionalProperties", "$defs"}
 

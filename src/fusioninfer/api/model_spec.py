@@ -26,14 +26,16 @@ class _Model(BaseModel):
 class SecretKeyRef(_Model):
     """A key of a Secret in the service's namespace."""
 
-    name: Annotated[str, Field(min_length=1, max_length=253)]
-    key: Annotated[str, Field(min_length=1, max_length=253)] = "token"
+    name: Annotated[str, Field(min_length=1, max_length=253)] = Field(description="The Secret's name.")
+    key: Annotated[str, Field(min_length=1, max_length=253)] = Field(default="token", description="Default token.")
 
 
 class LoraAdapter(_Model):
     """A LoRA adapter the engine loads at start-up; clients select it by `name` as their model."""
 
-    name: Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")]
+    name: Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")] = Field(
+        description='The name clients send as "model" to use the adapter, e.g. sql-lora.'
+    )
     source: Annotated[str, Field(min_length=1, max_length=1024)] = Field(
         description="Hugging Face repository or a path in the container."
     )
@@ -60,7 +62,7 @@ EngineArgValue = StrictBool | StrictInt | StrictFloat | Annotated[str, Field(max
 
 
 class SpeculativeDecoding(_Model):
-    """Speculative decoding (seed 004): a draft model or another method proposes tokens."""
+    """Speculative decoding: a draft model (or another method) proposes tokens the model verifies."""
 
     method: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z0-9_]+$")] = Field(
         default="draft_model",
@@ -69,7 +71,9 @@ class SpeculativeDecoding(_Model):
     draft_model: Annotated[str, Field(min_length=1, max_length=1024)] | None = Field(
         default=None, description="The draft (or EAGLE head) model; required for draft_model and eagle methods."
     )
-    num_speculative_tokens: Annotated[StrictInt, Field(ge=1, le=64)] = 4
+    num_speculative_tokens: Annotated[StrictInt, Field(ge=1, le=64)] = Field(
+        default=4, description="Tokens proposed per step (1-64). Default 4."
+    )
 
 
 def merged_model(service: ModelSpec | None, role: ModelSpec | None) -> ModelSpec | None:

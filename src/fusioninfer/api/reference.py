@@ -257,7 +257,11 @@ def reference_markdown() -> str:
         + "). Fields are listed by their YAML name. An empty default means the field is unset "
         "unless given; defaults that depend on other fields are explained in the description.",
         "",
-        "`kubectl get fisvc` columns: " + ", ".join(f"{c['name']} (`{c['jsonPath']}`)" for c in PRINTER_COLUMNS) + ".",
+        "`kubectl get fisvc` columns: "
+        + ", ".join(f"{c['name']} (`{c['jsonPath']}`)" for c in PRINTER_COLUMNS if not c.get("priority"))
+        + "; with `-o wide` also "
+        + ", ".join(f"{c['name']} (`{c['jsonPath']}`)" for c in PRINTER_COLUMNS if c.get("priority"))
+        + ".",
         "",
         "## Types",
         "",

@@ -155,8 +155,10 @@ class TemplateMetadata(BaseModel):
 
     model_config = ConfigDict(extra="allow", populate_by_name=True)
 
-    labels: dict[str, str] | None = None
-    annotations: dict[str, str] | None = None
+    labels: dict[str, str] | None = Field(
+        default=None, description="Labels merged into the pods (keys under fusioninfer.io/ are reserved)."
+    )
+    annotations: dict[str, str] | None = Field(default=None, description="Annotations merged into the pods.")
 
 
 class PodTemplate(BaseModel):
@@ -167,6 +169,11 @@ class PodTemplate(BaseModel):
     metadata: TemplateMetadata | None = None
     spec: dict[str, Any] | None = Field(
         default=None,
+        description=(
+            "A Kubernetes PodSpec (containers, volumes, nodeSelector, tolerations, ...), kept as written and "
+            "validated by the apiserver when the workload is applied. The first container that runs vLLM or "
+            "SGLang serves the API."
+        ),
         json_schema_extra={"x-kubernetes-preserve-unknown-fields": True},
     )
 
@@ -174,12 +181,14 @@ class PodTemplate(BaseModel):
 class ScorerToggle(_Model):
     """One scorer of the endpoint picker, switched on with a weight."""
 
-    enabled: StrictBool = True
-    weight: Annotated[StrictFloat, Field(gt=0, le=1000)] = 1
+    enabled: StrictBool = Field(default=True, description="Use this scorer. Default true.")
+    weight: Annotated[StrictFloat, Field(gt=0, le=1000)] = Field(
+        default=1, description="Relative weight (> 0, up to 1000); decimals are scaled to integers. Default 1."
+    )
 
 
 class EndpointPickerPlugins(_Model):
-    """Weighted scorers (seed 003's idea). When any is given, they replace the strategy's scorer."""
+    """Weighted scorers. When any is given, they replace the strategy's scorer."""
 
     prefix_cache_scorer: ScorerToggle | None = None
     kv_cache_utilization_scorer: ScorerToggle | None = None
@@ -193,10 +202,14 @@ class EndpointPicker(_Model):
 
     image: str | None = Field(default=None, description="EPP image; the default depends on the strategy.")
     extra_args: list[str] | None = Field(default=None, description="Extra flags appended to the EPP command.")
-    replicas: Annotated[StrictInt, Field(ge=0, le=10)] | None = None
+    replicas: Annotated[StrictInt, Field(ge=0, le=10)] | None = Field(
+        default=None, description="Picker replicas (0-10; more than 1 turns on leader election). Default 1."
+    )
     plugins: EndpointPickerPlugins | None = None
     resources: dict[str, Any] | None = Field(
-        default=None, json_schema_extra={"x-kubernetes-preserve-unknown-fields": True}
+        default=None,
+        description="The picker container's resources (limits/requests). Default: requests of 500m CPU, 512Mi.",
+        json_schema_extra={"x-kubernetes-preserve-unknown-fields": True},
     )
     routing_sidecar_image: str | None = Field(
         default=None, description="P/D only: the llm-d routing sidecar injected into decode pods."
@@ -212,12 +225,14 @@ class GatewayServiceType(StrEnum):
 
 
 class GatewayConfig(_Model):
-    """Have the operator create the Gateway the HTTPRoute attaches to (seed 003)."""
+    """Have the operator create the Gateway the HTTPRoute attaches to."""
 
     class_name: Annotated[str, Field(min_length=1, max_length=253)] = Field(
         description="GatewayClass, e.g. kgateway, agentgateway, istio, gke-l7-regional-external-managed."
     )
-    listener_port: Annotated[StrictInt, Field(ge=1, le=65535)] = 80
+    listener_port: Annotated[StrictInt, Field(ge=1, le=65535)] = Field(
+        default=80, description="Port of the Gateway's HTTP listener. Default 80."
+    )
     service_type: GatewayServiceType | None = Field(
         default=None, description="Service type of the gateway's data plane (passed as an infrastructure hint)."
     )
@@ -226,16 +241,18 @@ class GatewayConfig(_Model):
 class Role(_Model):
     """A logical component of the serving topology, named by the user, typed by componentType."""
 
-    name: Annotated[str, Field(min_length=1, max_length=63)]
+    name: Annotated[str, Field(min_length=1, max_length=63)] = Field(
+        description="Role name, unique in the service (DNS-1035 label); part of every child's name."
+    )
     component_type: ComponentType
     replicas: Annotated[StrictInt, Field(ge=0, le=10000)] | None = Field(
         default=None, description="Independent instances of this role. Default 1."
     )
     role_replicas: Annotated[StrictInt, Field(ge=0, le=10000)] | None = Field(
-        default=None, description="Deprecated alias of `replicas` (seed design proposal)."
+        default=None, description="Deprecated alias of `replicas`; set only one."
     )
     pod_replicas: Annotated[StrictInt, Field(ge=1, le=64)] | None = Field(
-        default=None, description="Deprecated alias of `multinode.nodeCount` (seed design proposal)."
+        default=None, description="Deprecated alias of `multinode.nodeCount`; set only one."
     )
     multinode: Multinode | None = None
     engine: Engine | None = Field(default=None, description="Inference engine; detected when absent or `auto`.")
@@ -348,7 +365,12 @@ class SchedulingStrategy(_Model):
 class InferenceServiceSpec(_Model):
     """What to serve: the roles (workers, prefillers/decoders, one router) and how to schedule them."""
 
-    roles: Annotated[list[Role], Field(min_length=1, max_length=MAX_ROLES)]
+    roles: Annotated[list[Role], Field(min_length=1, max_length=MAX_ROLES)] = Field(
+        description=(
+            "The components: one worker (monolithic) or prefillers and decoders (disaggregated), and at most one "
+            "router."
+        )
+    )
     model: ModelSpec | None = Field(default=None, description="The default model of every serving role.")
     scheduling_strategy: SchedulingStrategy | None = None
 
@@ -376,12 +398,18 @@ class Condition(BaseModel):
 
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
 
-    type: Annotated[str, Field(min_length=1, max_length=316)]
-    status: ConditionStatus
-    observed_generation: Annotated[int, Field(ge=0)] | None = None
-    last_transition_time: str = Field(json_schema_extra={"format": "date-time"})
-    reason: Annotated[str, Field(min_length=1, max_length=1024)]
-    message: Annotated[str, Field(max_length=32768)] = ""
+    type: Annotated[str, Field(min_length=1, max_length=316)] = Field(
+        description="Valid, PrerequisitesMet, Ready, Progressing, Degraded, RouteReady, GangScheduled, SpecWarnings."
+    )
+    status: ConditionStatus = Field(description="True, False or Unknown.")
+    observed_generation: Annotated[int, Field(ge=0)] | None = Field(
+        default=None, description="The spec generation the condition was computed for."
+    )
+    last_transition_time: str = Field(
+        description="When the status last changed.", json_schema_extra={"format": "date-time"}
+    )
+    reason: Annotated[str, Field(min_length=1, max_length=1024)] = Field(description="Why, in one CamelCase word.")
+    message: Annotated[str, Field(max_length=32768)] = Field(default="", description="Why, for people.")
 
 
 class ComponentPhase(StrEnum):
@@ -395,17 +423,19 @@ class ComponentPhase(StrEnum):
 
 
 class ComponentStatus(BaseModel):
-    """Aggregated runtime state of one role, exactly the fields of the design proposal."""
+    """Aggregated runtime state of one role."""
 
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
 
-    desired_replicas: int
-    ready_replicas: int
-    nodes_per_replica: int
-    total_pods: int
-    ready_pods: int
-    phase: ComponentPhase
-    last_update_time: str | None = Field(default=None, json_schema_extra={"format": "date-time"})
+    desired_replicas: int = Field(description="Replicas wanted (set by the autoscaler when the role is autoscaled).")
+    ready_replicas: int = Field(description="Replicas whose every pod is ready.")
+    nodes_per_replica: int = Field(description="Pods per replica (multi-node roles: the group size).")
+    total_pods: int = Field(description="desiredReplicas x nodesPerReplica.")
+    ready_pods: int = Field(description="Pods ready.")
+    phase: ComponentPhase = Field(description="Pending, Deploying, Running, Failed or Unknown.")
+    last_update_time: str | None = Field(
+        default=None, description="When this role's status last changed.", json_schema_extra={"format": "date-time"}
+    )
 
 
 class ServicePhase(StrEnum):
@@ -424,14 +454,25 @@ class InferenceServiceStatus(BaseModel):
 
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
 
-    observed_generation: int | None = None
-    phase: ServicePhase | None = Field(default=None, description="One-word summary for `kubectl get`.")
+    observed_generation: int | None = Field(default=None, description="The spec generation this status is for.")
+    phase: ServicePhase | None = Field(
+        default=None, description="One-word summary: Pending, Deploying, Running, Degraded, Failed or Invalid."
+    )
     ready_roles: str | None = Field(default=None, description='Serving roles fully ready, e.g. "1/2".')
+    reason: str | None = Field(
+        default=None,
+        description="The reason of the condition that explains the state: the first False of Valid, "
+        "PrerequisitesMet, Ready (kubectl get -o wide).",
+    )
+    message: str | None = Field(default=None, description="That condition's message.")
+    models: str | None = Field(default=None, description="The model names clients can send, comma-separated.")
+    route: str | None = Field(default=None, description="The Gateway(s) the service is routed through.")
     conditions: list[Condition] | None = Field(
         default=None,
+        description="The state, one condition per aspect.",
         json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
     )
-    components: dict[str, ComponentStatus] | None = None
+    components: dict[str, ComponentStatus] | None = Field(default=None, description="Per role, by role name.")
 
 
 class InferenceService(BaseModel):

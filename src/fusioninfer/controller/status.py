@@ -332,12 +332,51 @@ def compute_status(
     else:
         phase = ServicePhase.PENDING
 
-    return {
+    merged = C.merge((previous or {}).get("conditions"), conds, isvc.metadata.generation, stamp)
+    out: Obj = {
         "observedGeneration": isvc.metadata.generation,
         "phase": phase.value,
         "readyRoles": f"{len(running)}/{len(views)}",
-        "conditions": C.merge((previous or {}).get("conditions"), conds, isvc.metadata.generation, stamp),
+        **explanation(merged),
+        **routing_summary(result),
+        "conditions": merged,
         "components": {v.role: v.status for v in views},
+    }
+    return out
+
+
+SUMMARY_LIMIT = 256
+
+
+def explanation(conditions: list[Obj]) -> Obj:
+    """reason/message of the condition that explains the state (for `kubectl get -o wide`): the
+    first False of Valid, PrerequisitesMet, Ready; Ready's when all hold."""
+    for type_ in (C.VALID, C.PREREQUISITES_MET, C.READY):
+        cond = C.find(conditions, type_)
+        if cond is not None and cond.get("status") == "False":
+            break
+    else:
+        cond = C.find(conditions, C.READY)
+    if cond is None:
+        return {}
+    message = str(cond.get("message", ""))
+    short = message if len(message) <= SUMMARY_LIMIT else message[: SUMMARY_LIMIT - 3] + "..."
+    return {"reason": cond.get("reason"), "message": short}
+
+
+def routing_summary(result: BuildResult) -> Obj:
+    """The model names the service's route matches and the Gateways it attaches to."""
+    route = next((o for o in result.objects if o["kind"] == "HTTPRoute"), None)
+    if route is None:
+        return {}
+    from fusioninfer.controller.route_conflicts import model_values
+
+    namespace = route["metadata"].get("namespace", "")
+    gateways = [f"{ref.get('namespace') or namespace}/{ref['name']}" for ref in route["spec"].get("parentRefs") or []]
+    models = sorted(model_values(route))
+    return {
+        **({"models": ", ".join(models)} if models else {}),
+        **({"route": ", ".join(gateways)} if gateways else {}),
     }
 
 
@@ -350,10 +389,12 @@ def invalid_status(
         Cond(C.VALID, "False", "InvalidSpec", message),
         Cond(C.READY, "False", "InvalidSpec", "the spec is invalid; see the Valid condition"),
     ]
+    merged = C.merge((previous or {}).get("conditions"), conds, generation, now)
     out: Obj = {
         "observedGeneration": generation,
         "phase": ServicePhase.INVALID.value,
-        "conditions": C.merge((previous or {}).get("conditions"), conds, generation, now),
+        **explanation(merged),
+        "conditions": merged,
     }
     # Keep the last observed components: the children still exist and still serve.
     if previous and previous.get("components"):

@@ -84,15 +84,52 @@ def test_one_served_storage_version_with_status_subresource() -> None:
 
 
 def test_printer_columns() -> None:
-    columns = {c["name"]: (c["type"], c["jsonPath"]) for c in version()["additionalPrinterColumns"]}
-    assert columns == {
-        "Ready Roles": ("string", ".status.readyRoles"),
-        "Phase": ("string", ".status.phase"),
-        "Ready": ("string", '.status.conditions[?(@.type=="Ready")].status'),
-        "Age": ("date", ".metadata.creationTimestamp"),
+    columns = {
+        c["name"]: (c["type"], c["jsonPath"], c.get("priority", 0)) for c in version()["additionalPrinterColumns"]
     }
+    assert columns == {
+        "Ready": ("string", '.status.conditions[?(@.type=="Ready")].status', 0),
+        "Roles Ready": ("string", ".status.readyRoles", 0),
+        "Phase": ("string", ".status.phase", 0),
+        "Age": ("date", ".metadata.creationTimestamp", 0),
+        "Reason": ("string", ".status.reason", 1),
+        "Models": ("string", ".status.models", 1),
+        "Gateway": ("string", ".status.route", 1),
+        "Message": ("string", ".status.message", 1),
+    }
+    assert len({name.upper() for name in columns}) == len(columns), "kubectl upper-cases names: keep them distinct"
     status = schema()["properties"]["status"]["properties"]
-    assert {"readyRoles", "phase", "conditions"} <= set(status)
+    assert {"readyRoles", "phase", "conditions", "reason", "message", "models", "route"} <= set(status)
+
+
+WORDS_USERS_SHOULD_NOT_READ = re.compile(r"\b(seeds?|issues?|TODO|FIXME)\b", re.IGNORECASE)
+
+
+def test_every_field_is_described_for_users() -> None:
+    """`kubectl explain` shows these: each field says what it is, without internal notes."""
+    missing: list[str] = []
+    internal: list[str] = []
+
+    def walk(node: dict[str, Any], path: str) -> None:
+        text = node.get("description")
+        if path and not text and not path.endswith("[]"):
+            missing.append(path)
+        if text and WORDS_USERS_SHOULD_NOT_READ.search(text):
+            internal.append(f"{path}: {text}")
+        for key, child in (node.get("properties") or {}).items():
+            walk(child, f"{path}.{key}" if path else key)
+        if isinstance(node.get("items"), dict):
+            walk(node["items"], f"{path}[]")
+        if isinstance(node.get("additionalProperties"), dict) and node["additionalProperties"].get("properties"):
+            walk(node["additionalProperties"], f"{path}{{}}")
+
+    props = schema()["properties"]
+    walk(props["spec"], "spec")
+    walk(props["status"], "status")
+    assert missing == []
+    assert internal == []
+    for column in version()["additionalPrinterColumns"]:
+        assert not WORDS_USERS_SHOULD_NOT_READ.search(column.get("description", ""))
 
 
 # --- structural schema ---------------------------------------------------------------------------
@@ -161,9 +198,12 @@ def test_template_keeps_labels_and_annotations_and_preserves_the_pod_spec() -> N
     template = role_schema()["properties"]["template"]
     meta = template["properties"]["metadata"]
     for key in ("labels", "annotations"):
-        assert meta["properties"][key] == {"type": "object", "additionalProperties": {"type": "string"}}
+        assert meta["properties"][key]["type"] == "object"
+        assert meta["properties"][key]["additionalProperties"] == {"type": "string"}
     assert meta.get("x-kubernetes-preserve-unknown-fields") is not True  # labels would not be typed
-    assert template["properties"]["spec"] == {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
+    pod_spec = template["properties"]["spec"]
+    assert (pod_spec["type"], pod_spec["x-kubernetes-preserve-unknown-fields"]) == ("object", True)
+    assert "PodSpec" in pod_spec["description"]
 
 
 def test_httproute_and_picker_resources_preserve_unknown_fields() -> None:
