@@ -263,6 +263,34 @@ def install(
         typer.echo(f"customresourcedefinition {name} established")
 
 
+class StatusFormat(StrEnum):
+    TABLE = "table"
+    YAML = "yaml"
+    JSON = "json"
+
+
+@app.command()
+def status(
+    name: Annotated[str | None, typer.Argument(help="The InferenceService (omit with --all).")] = None,
+    namespace: Annotated[str | None, typer.Option("-n", "--namespace", help="Default: the kubeconfig's.")] = None,
+    every: Annotated[bool, typer.Option("--all", help="Every InferenceService in the namespace.")] = False,
+    output: Annotated[StatusFormat, typer.Option("-o", "--output", help="table, or yaml/json for scripts.")] = (
+        StatusFormat.TABLE
+    ),
+    kubeconfig: KubeconfigOption = None,
+) -> None:
+    """Show a service: its children and their state, per-role components, conditions and last Events.
+
+    Read-only: a viewer's RBAC (get/list of the services, their children and Events) is enough."""
+    from fusioninfer.status_view import run_status
+
+    if (name is None) == (not every):
+        _print_error("error: give an InferenceService name, or --all")
+        raise typer.Exit(2)
+    code = run_status(kubeconfig, namespace, None if every else name, output.value)
+    raise typer.Exit(code)
+
+
 @app.command()
 def uninstall(kubeconfig: KubeconfigOption = None) -> None:
     """Delete the InferenceService CRD (and with it every InferenceService and its children)."""

@@ -17,16 +17,13 @@ from typing import Any
 import yaml
 from lightkube import ApiError, AsyncClient, KubeConfig
 from rich.console import Console
-from rich.table import Table
-from rich.tree import Tree
 
 from fusioninfer.api.v1alpha1 import API_VERSION, KIND, PLURAL
-from fusioninfer.builders.context import LABEL_SERVICE
-from fusioninfer.builders.kinds import CHILD_KINDS
 from fusioninfer.controller.conditions import find
 from fusioninfer.install import install_crds
 from fusioninfer.runtime.apply import apply
 from fusioninfer.runtime.kinds import default_registry
+from fusioninfer.status_view import render_services, service_children
 
 # The P/D example with NixlConnector: the seed's PyNcclConnector no longer starts on vLLM 0.11.
 DEFAULT_EXAMPLES = ("examples/monolithic.yaml", "examples/pd-disaggregated-nixl.yaml", "examples/multinode.yaml")
@@ -166,65 +163,6 @@ async def _wait_ready(client: AsyncClient, names: list[str], wait: float, consol
     raise DemoFailed(f"not Ready within {wait:.0f}s: {not_ready}")
 
 
-async def _children(client: AsyncClient, service: str) -> list[dict[str, Any]]:
-    out = []
-    for kind in CHILD_KINDS:
-        resource = default_registry.resolve(kind.api_version, kind.kind)
-        if kind.capability is not None:
-            resource = default_registry.register(kind.api_version, kind.kind, plural=kind.plural, namespaced=True)
-        async for obj in client.list(resource, namespace=NAMESPACE, labels={LABEL_SERVICE: service}):
-            out.append(obj if isinstance(obj, dict) else obj.to_dict())
-    return out
-
-
-def _describe(obj: dict[str, Any]) -> str:
-    status = obj.get("status") or {}
-    spec = obj.get("spec") or {}
-    if obj["kind"] == "Deployment":
-        return f"{status.get('readyReplicas', 0)}/{spec.get('replicas', 1)} ready"
-    if obj["kind"] == "LeaderWorkerSet":
-        return f"{status.get('readyReplicas', 0)}/{spec.get('replicas', 1)} groups ready"
-    if obj["kind"] == "PodGroup":
-        phase = status.get("phase", "no status")
-        return f"{phase} (minMember {spec.get('minMember')}, running {status.get('running', 0)})"
-    if obj["kind"] in ("HTTPRoute", "InferencePool"):
-        parents = [p for p in status.get("parents") or [] if find(p.get("conditions"), "Accepted")]
-        accepted = [
-            p["parentRef"].get("name", "?")
-            for p in parents
-            if (find(p.get("conditions"), "Accepted") or {}).get("status") == "True"
-        ]
-        return f"accepted by Gateway {', '.join(accepted)}" if accepted else "not accepted yet"
-    return ""
-
-
-def _render(console: Console, services: dict[str, Any], children: dict[str, list[dict[str, Any]]]) -> None:
-    for name, obj in services.items():
-        status = obj.get("status") or {}
-        tree = Tree(f"[bold]InferenceService {NAMESPACE}/{name}[/] — {status.get('phase')}")
-        for child in children[name]:
-            tree.add(f"{child['kind']} {child['metadata']['name']} {_describe(child)}".rstrip())
-        console.print(tree)
-        table = Table(title=f"{name}: components", show_lines=False)
-        for col in ("role", "phase", "replicas ready", "pods ready", "nodes/replica"):
-            table.add_column(col)
-        for role, comp in (status.get("components") or {}).items():
-            table.add_row(
-                role,
-                comp["phase"],
-                f"{comp['readyReplicas']}/{comp['desiredReplicas']}",
-                f"{comp['readyPods']}/{comp['totalPods']}",
-                str(comp["nodesPerReplica"]),
-            )
-        console.print(table)
-        conds = Table(title=f"{name}: conditions")
-        for col in ("type", "status", "reason", "message"):
-            conds.add_column(col)
-        for cond in status.get("conditions") or []:
-            conds.add_row(cond["type"], cond["status"], cond["reason"], cond.get("message", ""))
-        console.print(conds)
-
-
 def _gateway(class_name: str) -> dict[str, Any]:
     return {
         "apiVersion": "gateway.networking.k8s.io/v1",
@@ -257,8 +195,8 @@ async def _run_demo(kubeconfig: Path, options: DemoOptions, docs: list[dict[str,
         console.print("waiting until every InferenceService is Ready ...")
         names = [d["metadata"]["name"] for d in docs]
         services = await _wait_ready(client, names, options.timeout, console)
-        children = {name: await _children(client, name) for name in names}
-        _render(console, services, children)
+        children = {name: await service_children(client, NAMESPACE, name) for name in names}
+        render_services(console, NAMESPACE, services, children)
         await _send_request(client, services, console)
     finally:
         await client.close()

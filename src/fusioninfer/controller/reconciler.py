@@ -264,12 +264,10 @@ class InferenceServiceReconciler:
             flipped = old is None or old.get("status") != cond["status"]
             reworded = old is not None and old.get("message") != cond["message"]
             problem = cond["status"] == ("True" if cond["type"] == C.DEGRADED else "False")
-            conflict = cond["type"] == C.ROUTE_READY and cond.get("reason") == "ModelNameConflict"
-            if (
-                (cond["type"] in (C.VALID, C.PREREQUISITES_MET, C.DEGRADED) or conflict)
-                and problem
-                and (flipped or reworded)
-            ):
+            # Also: route not accepted (or its model claimed by another service), gang not
+            # schedulable; a Warning when it happens or its reason changes, never on a quiet pass.
+            watched = (C.VALID, C.PREREQUISITES_MET, C.DEGRADED, C.ROUTE_READY, C.GANG_SCHEDULED)
+            if cond["type"] in watched and problem and (flipped or reworded):
                 await self.events.emit(
                     raw, "Warning", cond["reason"], f"{cond['type']}={cond['status']}: {cond['message']}"
                 )

@@ -85,3 +85,45 @@ async def test_columns_answer_is_it_working_and_if_not_why(
     assert "MODELS" in wide_out.splitlines()[0]
     explain = await asyncio.to_thread(kubectl, cluster, "explain", "inferenceservice.spec.roles.name")
     assert "unique in the service" in explain
+
+
+async def test_fusioninfer_status_shows_the_tree_components_conditions_and_events(
+    operator_factory: OperatorFactory, async_client: AsyncClient, namespace: str, cluster: LocalCluster
+) -> None:
+    await operator_factory(namespace)
+    await apply_service(async_client, with_router(monolithic(replicas=1)), namespace)
+
+    async def has_components() -> None:
+        obj = await get_service(async_client, "svc", namespace)
+        assert (obj.get("status") or {}).get("components"), obj.get("status")
+
+    await eventually_async(has_components, timeout=60, interval=0.5)
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        argv = [sys.executable, "-m", "fusioninfer.cli", "status", *args, "--kubeconfig", str(cluster.kubeconfig_path)]
+        env = {"COLUMNS": "200", "NO_COLOR": "1", "PATH": "/usr/bin:/bin"}
+        return subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False, env=env)
+
+    shown = await asyncio.to_thread(run, "svc", "-n", namespace)
+    assert shown.returncode == 0, shown.stderr
+    for expected in (
+        f"InferenceService {namespace}/svc",
+        "Deployment svc-inference",
+        "HTTPRoute svc-route",
+        "svc: components",
+        "svc: conditions",
+        "RouteReady",
+        "svc: last events",
+        "Created",
+    ):
+        assert expected in shown.stdout, (expected, shown.stdout)  # fmt: skip
+    as_json = await asyncio.to_thread(run, "--all", "-n", namespace, "-o", "json")
+    assert as_json.returncode == 0, as_json.stderr
+    import json
+
+    view = json.loads(as_json.stdout)
+    assert set(view) == {"svc"}
+    assert {c["kind"] for c in view["svc"]["children"]} >= {"Deployment", "HTTPRoute", "InferencePool"}
+    missing = await asyncio.to_thread(run, "nope", "-n", namespace)
+    assert missing.returncode == 1
+    assert "not found" in missing.stderr

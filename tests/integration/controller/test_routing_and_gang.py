@@ -140,6 +140,23 @@ async def test_route_ready_follows_the_httproute_parent_status(
     cond = await eventually_async(lambda: route_condition("False", "NotAllowedByListeners"))
     assert "inference-gateway" in cond["message"]
 
+    # `kubectl describe fisvc svc` shows it once: a Warning when the route stops being accepted,
+    # not one per reconcile.
+    from lightkube.resources.core_v1 import Event
+
+    async def warnings() -> list[Any]:
+        fields = {"involvedObject.name": "svc", "reason": "NotAllowedByListeners"}
+        return [e async for e in async_client.list(Event, namespace=namespace, fields=fields)]
+
+    async def one_warning() -> None:
+        assert len(await warnings()) == 1
+
+    await eventually_async(one_warning, timeout=20, interval=0.5)
+    await asyncio.sleep(5)
+    (event,) = await warnings()
+    assert event.type == "Warning"
+    assert (event.count or 1) == 1, "not repeated while nothing changes"
+
 
 async def test_multinode_role_is_one_lws_and_its_status_drives_the_service(
     operator_factory: OperatorFactory, async_client: AsyncClient, namespace: str, fake_controllers: FakeControllers
