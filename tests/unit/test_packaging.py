@@ -468,3 +468,11 @@ def test_chart_deployment_matches_config_manager() -> None:
     assert "maxUnavailable: 0" in text
     for env in ("WATCH_NAMESPACES", "LEADER_ELECTION_NAMESPACE", "EPP_IMAGE"):
         assert f"name: {env}" in text
+
+
+def test_chart_user_roles_are_the_kustomize_ones() -> None:
+    root = CHART.parents[1]
+    assert (CHART / "files" / "user-roles.yaml").read_text() == (
+        root / "config" / "rbac" / "user_roles.yaml"
+    ).read_text()
+    assert "user_roles.yaml" in (root / "config" / "rbac" / "kustomization.yaml").read_text()

@@ -21,6 +21,7 @@ from fusioninfer.localcluster.cluster import LocalCluster
 pytestmark = pytest.mark.integration
 
 KUBECTL = Path(sys.executable).with_name("kubectl")
+USER_ROLES = Path(__file__).resolve().parents[3] / "config" / "rbac" / "user_roles.yaml"
 
 
 def kubectl(cluster: LocalCluster, *args: str) -> str:
@@ -127,3 +128,57 @@ async def test_fusioninfer_status_shows_the_tree_components_conditions_and_event
     missing = await asyncio.to_thread(run, "nope", "-n", namespace)
     assert missing.returncode == 1
     assert "not found" in missing.stderr
+
+
+async def test_a_viewer_can_see_a_service_with_fusioninfer_status(
+    operator_factory: OperatorFactory, async_client: AsyncClient, namespace: str, cluster: LocalCluster
+) -> None:
+    """config/rbac/user_roles.yaml aggregates read access into Kubernetes' `view` role (the real
+    clusterrole-aggregation controller does it), so a ServiceAccount bound to `view` in the
+    namespace runs `fusioninfer status` with nothing else granted."""
+    import yaml
+    from lightkube.resources.rbac_authorization_v1 import ClusterRole
+
+    from fusioninfer.runtime.apply import apply
+
+    for doc in yaml.safe_load_all(USER_ROLES.read_text()):
+        await apply(async_client, doc, "tests")
+    await apply(async_client, {"apiVersion": "v1", "kind": "ServiceAccount",
+                               "metadata": {"name": "viewer", "namespace": namespace}}, "tests")  # fmt: skip
+    await apply(
+        async_client,
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "RoleBinding",
+            "metadata": {"name": "viewer", "namespace": namespace},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "view"},
+            "subjects": [{"kind": "ServiceAccount", "name": "viewer", "namespace": namespace}],
+        },
+        "tests",
+    )
+
+    async def aggregated() -> None:
+        view = await async_client.get(ClusterRole, "view")
+        assert any("fusioninfer.io" in (r.apiGroups or []) for r in view.rules or []), "aggregated into view"
+
+    await eventually_async(aggregated, timeout=30, interval=0.5)
+    await operator_factory(namespace)
+    await apply_service(async_client, with_router(monolithic(replicas=1)), namespace)
+    viewer = await asyncio.to_thread(cluster.service_account_kubeconfig, namespace, "viewer")
+
+    def status() -> subprocess.CompletedProcess[str]:
+        argv = [sys.executable, "-m", "fusioninfer.cli", "status", "svc", "-n", namespace, "-o", "json",
+                "--kubeconfig", str(viewer)]  # fmt: skip
+        return subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+
+    async def shown() -> dict[str, Any]:
+        result = await asyncio.to_thread(status)
+        assert result.returncode == 0, result.stderr
+        import json
+
+        view: dict[str, Any] = json.loads(result.stdout)
+        kinds = {c["kind"] for c in view["svc"]["children"]}
+        assert {"Deployment", "HTTPRoute", "InferencePool"} <= kinds, kinds
+        return view
+
+    await eventually_async(shown, timeout=60, interval=1.0)
