@@ -191,3 +191,11 @@ def listen_port(container: dict[str, Any], engine: Engine) -> int:
     if ports:
         return int(ports[0]["containerPort"])
     return DEFAULT_PORTS[engine]
+
+
+def first_container_of(containers: Sequence[Any], engine: Engine) -> tuple[int, dict[str, Any]] | None:
+    """(index, container) of the first container that runs `engine`, or None."""
+    for index, container in enumerate(containers):
+        if isinstance(container, dict) and detect_engine(container) is engine:
+            return index, container
+    return None

@@ -13,7 +13,9 @@ tag is its own version), is taken as current: nothing is refused.
 
 from __future__ import annotations
 
-from fusioninfer.api.command import command_words, detect_engine, flag_value, has_flag
+from typing import Any
+
+from fusioninfer.api.command import command_words, detect_engine, first_container_of, flag_value, has_flag
 from fusioninfer.api.errors import FieldError
 from fusioninfer.api.images import dotted, image_version
 from fusioninfer.api.v1alpha1 import Engine, InferenceService, MultinodeBackend, Role
@@ -22,12 +24,9 @@ VLLM_MP_MULTINODE_SINCE = (0, 11, 1)
 MP_MULTINODE_FLAGS = ("--nnodes", "--node-rank", "--master-addr", "--master-port")
 
 
-def _vllm_container(role: Role) -> tuple[int, dict[str, object]] | None:
+def _vllm_container(role: Role) -> tuple[int, dict[str, Any]] | None:
     spec = role.template.spec if role.template is not None else None
-    for index, container in enumerate((spec or {}).get("containers") or []):
-        if isinstance(container, dict) and detect_engine(container) is Engine.VLLM:
-            return index, container
-    return None
+    return first_container_of((spec or {}).get("containers") or [], Engine.VLLM)
 
 
 def _mp_source(index: int, role: Role, container_index: int, words: list[str]) -> str | None:

@@ -10,7 +10,9 @@ Pure: reads the spec only, the command line as `api.command` reads it.
 
 from __future__ import annotations
 
-from fusioninfer.api.command import command_words, detect_engine, flag_value
+from typing import Any
+
+from fusioninfer.api.command import command_words, first_container_of, flag_value
 from fusioninfer.api.errors import FieldError
 from fusioninfer.api.v1alpha1 import ComponentType, Engine, InferenceService, Role
 
@@ -83,12 +85,9 @@ SGLANG_BACKEND_FLAG = "--disaggregation-transfer-backend"
 _MODES = {ComponentType.PREFILLER: "prefill", ComponentType.DECODER: "decode"}
 
 
-def _sglang_serving(role: Role) -> tuple[int, dict[str, object]] | None:
+def _sglang_serving(role: Role) -> tuple[int, dict[str, Any]] | None:
     spec = role.template.spec if role.template is not None else None
-    for index, container in enumerate((spec or {}).get("containers") or []):
-        if isinstance(container, dict) and detect_engine(container) is Engine.SGLANG:
-            return index, container
-    return None
+    return first_container_of((spec or {}).get("containers") or [], Engine.SGLANG)
 
 
 def check_sglang_disaggregation(isvc: InferenceService) -> list[FieldError]:

@@ -36,7 +36,7 @@ from lightkube.resources.core_v1 import ConfigMap, Pod
 
 from fusioninfer.localcluster.components import pick_free_ports
 from fusioninfer.localcluster.kube_loop import Loop, Obj, list_all, meta
-from fusioninfer.localcluster.processes import die_with_parent
+from fusioninfer.localcluster.processes import die_with_parent, stop_child
 
 log = logging.getLogger("fusioninfer.podrunner")
 
@@ -185,14 +185,7 @@ class Running:
         return self.proc is not None and self.proc.poll() is None
 
     def stop(self, timeout: float = 5.0) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        stop_child(self.proc, timeout)
 
 
 @dataclass(frozen=True)

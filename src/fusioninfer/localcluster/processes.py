@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import signal
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,3 +63,15 @@ def die_with_parent() -> None:
     (PR_SET_PDEATHSIG), so that a pod's processes and Envoy never outlive the local cluster."""
     with contextlib.suppress(Exception):
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)
+
+
+def stop_child(proc: subprocess.Popen[bytes] | None, timeout: float = 5.0) -> None:
+    """SIGTERM a child we started, SIGKILL it after `timeout` s; nothing if it already ended."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()

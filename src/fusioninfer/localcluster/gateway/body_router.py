@@ -16,7 +16,7 @@ from pathlib import Path
 from fusioninfer.localcluster.components import pick_free_ports
 from fusioninfer.localcluster.gateway.envoy import listening
 from fusioninfer.localcluster.gateway.envoy_config import PickerTarget
-from fusioninfer.localcluster.processes import die_with_parent
+from fusioninfer.localcluster.processes import die_with_parent, stop_child
 
 
 class BodyRouter:
@@ -53,9 +53,4 @@ class BodyRouter:
         return PickerTarget("127.0.0.1", self.grpc_port, tls=True)
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
+        stop_child(self.proc)

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from fusioninfer.localcluster.components import pick_free_ports
-from fusioninfer.localcluster.processes import die_with_parent
+from fusioninfer.localcluster.processes import die_with_parent, stop_child
 
 TYPES = "type.googleapis.com/envoy."
 
@@ -100,13 +100,7 @@ class Envoy:
         os.replace(tmp, self.workdir / name)
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_child(self.proc)
 
 
 def listening(address: str, port: int) -> bool:
