@@ -147,6 +147,10 @@ def in_block(ip: str, block: str) -> bool:
         return False
 
 
+class MissingVolume(Exception):
+    """A ConfigMap a container mounts does not exist (yet): the container cannot start."""
+
+
 @dataclass(frozen=True)
 class PickerEndpoint:
     """Where a picker pod's process serves (on 127.0.0.1: pickers bind every address)."""
@@ -263,7 +267,12 @@ class PodRunner:
                     continue
                 wanted.add(key)
                 if key not in self.running:
-                    process = await self._prepare(role, pod, container)
+                    try:
+                        process = await self._prepare(role, pod, container)
+                    except MissingVolume as exc:
+                        log.info("pod %s waits: %s", key[1], exc)  # as a kubelet does; next pass retries
+                        wanted.discard(key)
+                        continue
                     self.running[key] = process
                     process.start()
                     log.info("started %s for pod %s (container %s)", role, key[1], key[2])
@@ -331,8 +340,7 @@ class PodRunner:
             try:
                 obj = await self.client.get(ConfigMap, config_map, namespace=namespace)
             except ApiError as exc:
-                log.warning("ConfigMap %s/%s for a picker: %s", namespace, config_map, exc)
-                continue
+                raise MissingVolume(f"ConfigMap {namespace}/{config_map}: {exc}") from exc
             for key, value in (obj.data or {}).items():
                 (target / key).write_text(value)
             out[mount_path] = target
