@@ -20,6 +20,7 @@ from typing import Any
 
 import httpx
 import pytest
+from tests.support.specs import pd_service
 
 from fusioninfer.api.validation import parse
 from fusioninfer.builders import BuildOptions, Capabilities, build
@@ -46,28 +47,11 @@ SGLANG = {
 }
 
 
-def pd_service(engine: dict[str, Any]) -> dict[str, Any]:
-    def role(name: str, kind: str) -> dict[str, Any]:
-        return {"name": name, "componentType": kind, "template": {"spec": {"containers": [dict(engine)]}}}
-
-    return {
-        "apiVersion": "fusioninfer.io/v1alpha1",
-        "kind": "InferenceService",
-        "metadata": {"name": "svc", "namespace": "ns"},
-        "spec": {
-            "roles": [
-                {"name": "router", "componentType": "router", "strategy": "pd-disaggregation",
-                 "httproute": {"parentRefs": [{"name": "gw"}]}},
-                role("prefill", "prefiller"),
-                role("decode", "decoder"),
-            ]
-        },
-    }  # fmt: skip
-
-
 def rendered_sidecar(engine: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     """(sidecar container, engine container) of the decode pod the operator renders."""
-    objects = build(parse(pd_service(engine)), BuildOptions(capabilities=Capabilities(server_version=(1, 33)))).objects
+    objects = build(
+        parse(pd_service(engine, engine)), BuildOptions(capabilities=Capabilities(server_version=(1, 33)))
+    ).objects
     decode = next(o for o in objects if o["kind"] == "Deployment" and o["metadata"]["name"] == "svc-decode")
     spec = decode["spec"]["template"]["spec"]
     (sidecar,) = [c for c in spec.get("initContainers", []) if c["name"] == SIDECAR_NAME]

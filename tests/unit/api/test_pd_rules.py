@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from tests.support.specs import pd_service
 
 from fusioninfer.api.errors import InvalidSpec
 from fusioninfer.api.validation import parse
@@ -17,17 +18,7 @@ def vllm(*args: str, image: str = "vllm/vllm-openai:v0.11.0") -> dict[str, Any]:
 
 
 def pd(prefill: dict[str, Any], decode: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "apiVersion": "fusioninfer.io/v1alpha1",
-        "kind": "InferenceService",
-        "metadata": {"name": "svc", "namespace": "ns"},
-        "spec": {
-            "roles": [
-                {"name": "prefill", "componentType": "prefiller", "template": {"spec": {"containers": [prefill]}}},
-                {"name": "decode", "componentType": "decoder", "template": {"spec": {"containers": [decode]}}},
-            ]
-        },
-    }
+    return pd_service(prefill, decode, router=False)
 
 
 def errors(obj: dict[str, Any]) -> list[str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from tests.support.specs import pd_service
 
 from fusioninfer.api.errors import InvalidSpec
 from fusioninfer.api.validation import parse
@@ -21,19 +22,7 @@ def sglang(args: list[str] | None = None) -> dict[str, Any]:
 
 
 def service(prefill: dict[str, Any], decode: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "apiVersion": "fusioninfer.io/v1alpha1",
-        "kind": "InferenceService",
-        "metadata": {"name": "svc", "namespace": "ns"},
-        "spec": {
-            "roles": [
-                {"name": "router", "componentType": "router", "strategy": "pd-disaggregation",
-                 "httproute": {"parentRefs": [{"name": "gw"}]}},
-                {"name": "prefill", "componentType": "prefiller", "template": {"spec": {"containers": [prefill]}}},
-                {"name": "decode", "componentType": "decoder", "template": {"spec": {"containers": [decode]}}},
-            ]
-        },
-    }  # fmt: skip
+    return pd_service(prefill, decode)
 
 
 def pods(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
