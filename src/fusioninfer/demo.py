@@ -221,10 +221,19 @@ async def _send_request(client: AsyncClient, services: dict[str, Any], console: 
     from fusioninfer.demo_traffic import SEED_REQUEST, chat, curl_command
     from fusioninfer.localcluster.gateway.status import Gateway
 
-    gateway = dict(await client.get(Gateway, GATEWAY_NAME, namespace=NAMESPACE))
-    addresses = (gateway.get("status") or {}).get("addresses") or []
-    if not addresses:
-        raise DemoFailed(f"Gateway {NAMESPACE}/{GATEWAY_NAME} has no address in its status")
+    # Programmed: Envoy serves the listener with the body-based router in its chain (routes
+    # match the model header that router sets; before it, every request would be a 404).
+    deadline = time.monotonic() + 60
+    while True:
+        gateway = dict(await client.get(Gateway, GATEWAY_NAME, namespace=NAMESPACE))
+        status = gateway.get("status") or {}
+        addresses = status.get("addresses") or []
+        programmed = (find(status.get("conditions"), "Programmed") or {}).get("status") == "True"
+        if programmed and addresses:
+            break
+        if time.monotonic() > deadline:
+            raise DemoFailed(f"Gateway {NAMESPACE}/{GATEWAY_NAME} is not Programmed with an address: {status}")
+        await asyncio.sleep(0.5)
     address = str(addresses[0]["value"])
     console.print(f"\n[bold]Send Request[/] (the seed README's last step) to Gateway {GATEWAY_NAME} at {address}:")
     models: dict[str, str] = {}
