@@ -167,6 +167,9 @@ def busy(ip: str, port: int, count: int, model: str = "Qwen/Qwen3-8B", words: in
             time.sleep(0.05)
         else:
             raise AssertionError(f"pod {ip} never reported {count} requests:\n{metrics}")
+        # The picker scrapes every pod's /metrics every 50 ms; give it a few rounds to see the load
+        # (a picker that started a moment ago may not have scraped this pod yet).
+        time.sleep(1.0)
         try:
             yield
         finally:
