@@ -35,7 +35,9 @@ from fusioninfer.localcluster.cluster import (
     ETCD,
     KWOK,
     LWS,
+    METRICS_ADAPTER,
     SCHEDULER,
+    STATE_VERSION,
     ClusterAlreadyRunning,
     ClusterError,
     LocalCluster,
@@ -208,7 +210,7 @@ def test_down_never_signals_a_process_it_does_not_recognise(
         APISERVER: ProcessRecord(APISERVER, foreign_process.pid, real_argv, start - 1, "y.log"),
     }
     state = {
-        "version": 2,
+        "version": STATE_VERSION,
         "server": "https://127.0.0.1:1",
         "admin_token": "t",
         "ports": {},
@@ -293,7 +295,9 @@ def test_status_version_and_loopback_only(private_cluster: LocalCluster) -> None
     status = LocalCluster(cluster.state_dir).status()  # a fresh object reads the state file
     assert status.running
     assert status.ready
-    assert [c.name for c in status.components] == [ETCD, APISERVER, CONTROLLER_MANAGER, SCHEDULER, KWOK, LWS]
+    assert [c.name for c in status.components] == [
+        ETCD, APISERVER, CONTROLLER_MANAGER, SCHEDULER, KWOK, LWS, METRICS_ADAPTER
+    ]  # fmt: skip
     assert status.kubeconfig == cluster.kubeconfig_path
     with pytest.raises(ClusterAlreadyRunning):
         LocalCluster(cluster.state_dir).up()
@@ -612,3 +616,35 @@ def test_extra_nodes_share_the_cluster_and_go_away(cluster: LocalCluster, client
         delete_nodes(client, names)
     eventually(lambda: not any(n.metadata.name.startswith("extra-") for n in all_nodes(client)), timeout=10)
     assert {f"sim-node-{i}" for i in range(SIM_NODES)} <= {n.metadata.name for n in all_nodes(client)}
+
+
+def test_a_pod_metric_written_to_the_adapter_is_served_by_the_apiserver(
+    cluster: LocalCluster, client: Client, namespace: str
+) -> None:
+    """The custom metrics API behind the aggregation layer, as the HPA controller reads it: the
+    apiserver proxies with its client certificate, the adapter lists the pods the selector names
+    and answers with the value last written for each."""
+    from fusioninfer.localcluster.metrics_api import write_url
+
+    pod = Pod.from_dict({
+        "metadata": {"name": "engine-0", "labels": {"app": "engine"}},
+        "spec": {"containers": [{"name": "c", "image": "vllm/vllm-openai:v0.11.0"}]},
+    })  # fmt: skip
+    client.create(pod, namespace=namespace)
+    metric = "vllm:num_requests_waiting"
+    written = httpx.post(write_url(cluster.metrics_write_port, namespace, "engine-0", metric), json="1500m")
+    assert written.status_code == 200, written.text
+    path = f"/apis/custom.metrics.k8s.io/v1beta2/namespaces/{namespace}/pods/*/{metric}?labelSelector=app%3Dengine"
+    headers = {"Authorization": f"Bearer {cluster.admin_token}"}
+
+    def served() -> dict[str, Any]:
+        with httpx.Client(verify=False, trust_env=False) as http:
+            reply = http.get(cluster.server + path, headers=headers)
+        assert reply.status_code == 200, reply.text
+        return dict(reply.json())
+
+    body = eventually(served, timeout=30, interval=0.5)
+    (item,) = body["items"]
+    assert item["describedObject"]["name"] == "engine-0"
+    assert item["metric"]["name"] == metric
+    assert item["value"] == "1500m"

@@ -7,7 +7,9 @@ can say which pod served a request without trusting the model server's own heade
 
 from __future__ import annotations
 
+import contextlib
 import json
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -146,6 +148,7 @@ def data_path(cluster: LocalCluster, namespace: str, workdir: Path, timing: Timi
             workdir=workdir,
             gie_picker=picker,
             timing=timing or Timing(time_to_first_token_ms=0, inter_token_latency_ms=10),
+            metrics_write_port=cluster.metrics_write_port,
         )
         with controllers:
             yield DataPath(namespace, controllers, client, workdir)
@@ -175,6 +178,30 @@ def busy(ip: str, port: int, count: int, model: str = "Qwen/Qwen3-8B", words: in
         finally:
             for future in futures:
                 future.result()
+
+
+def backlog(ip: str, port: int, count: int, model: str = "Qwen/Qwen3-8B", words: int = 400) -> None:
+    """`count` slow requests at one pod, left running (daemon threads): for a test that needs
+    the load to last while something slow (an HPA) reacts, and does not want to wait for it to
+    drain. The requests end with the pod's process at the latest. Returns once the pod reports
+    them in its metrics."""
+    url = f"http://{ip}:{port}/v1/completions"
+    body = {"model": model, "prompt": " ".join(["load"] * words)}
+
+    def send() -> None:
+        with contextlib.suppress(httpx.HTTPError):
+            httpx.post(url, json=body, timeout=600, trust_env=False)
+
+    for _ in range(count):
+        threading.Thread(target=send, daemon=True, name=f"backlog-{ip}").start()
+    deadline = time.monotonic() + 10
+    metrics = ""
+    while time.monotonic() < deadline:
+        metrics = httpx.get(f"http://{ip}:{port}/metrics", timeout=5, trust_env=False).text
+        if running_requests(metrics) + waiting_requests(metrics) >= count:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"pod {ip} never reported {count} requests:\n{metrics}")
 
 
 def _gauge(metrics: str, name: str) -> float:

@@ -135,8 +135,18 @@ LLMD_PD_SIDECAR = GoComponent(
     binaries=("pd-sidecar",),
     wrapper="llmd-pd-sidecar",
 )
+CUSTOM_METRICS_VERSION = "v1.33.0"
+CUSTOM_METRICS = GoComponent(
+    name="custom-metrics",
+    version=CUSTOM_METRICS_VERSION,
+    # sigs.k8s.io/custom-metrics-apiserver's sample provider behind the custom and external
+    # metrics APIs, so the controller manager's HPA controller has a metrics API to read.
+    packages=("fusioninfer.dev/hack/custom-metrics",),
+    binaries=("custom-metrics-adapter",),
+    wrapper="custom-metrics",
+)
 # What a local cluster needs, in build order (the biggest first: its progress matters most).
-CLUSTER_COMPONENTS: tuple[GoComponent, ...] = (KUBERNETES, ETCD, KWOK, LWS)
+CLUSTER_COMPONENTS: tuple[GoComponent, ...] = (KUBERNETES, ETCD, KWOK, LWS, CUSTOM_METRICS)
 # The routing components the tests start on what the operator renders: the GIE picker and the
 # llm-d P/D sidecar. The llm-d router's picker (same module as the sidecar) is not among them:
 # its dependency github.com/llm-d/llm-d-kv-cache is not served by the Go module proxy here.

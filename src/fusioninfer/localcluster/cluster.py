@@ -31,7 +31,7 @@ from typing import Any
 
 import httpx
 
-from fusioninfer.localcluster import lws
+from fusioninfer.localcluster import lws, metrics_api
 from fusioninfer.localcluster.build import GIE_EPP, ensure_cluster_binaries, ensure_component
 from fusioninfer.localcluster.components import (
     ADMIN_USER,
@@ -64,8 +64,10 @@ CONTROLLER_MANAGER = "kube-controller-manager"
 SCHEDULER = "kube-scheduler"
 KWOK = "kwok"
 LWS = "lws-controller"
+METRICS_ADAPTER = "custom-metrics-adapter"
 FAKES = "fake-controllers"
-CONTROL_PLANE: tuple[str, ...] = (ETCD, APISERVER, CONTROLLER_MANAGER, SCHEDULER, KWOK, LWS)
+CONTROL_PLANE: tuple[str, ...] = (ETCD, APISERVER, CONTROLLER_MANAGER, SCHEDULER, KWOK, LWS, METRICS_ADAPTER)
+STATE_VERSION = 3
 LWS_CRD_DIR = BUNDLED_CRD_DIR / "lws-v0.7.0"
 COMPONENT_ORDER: tuple[str, ...] = (*CONTROL_PLANE, FAKES)
 
@@ -83,6 +85,7 @@ _OWNED_ENTRIES = (
     "users",
     "lws-certs",
     "lws-config.yaml",
+    "metrics-certs",
 )
 
 
@@ -280,14 +283,15 @@ class LocalCluster:
         started = time.monotonic()
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.logs_dir.mkdir(exist_ok=True)
-        etcd_client, etcd_peer, api_port, scheduler_port, kwok_port, *lws_ports = pick_free_ports(8)
+        etcd_client, etcd_peer, api_port, scheduler_port, kwok_port, *more_ports = pick_free_ports(10)
+        lws_ports, metrics_ports = more_ports[:3], more_ports[3:]
         data_dir = self.state_dir / "etcd"
         if self._etcd_parent_dir is not None:
             data_dir = Path(tempfile.mkdtemp(prefix="fusioninfer-etcd-", dir=self._etcd_parent_dir))
         admin_token = new_token()
         server = f"https://{LOOPBACK}:{api_port}"
         self._state = {
-            "version": 2,
+            "version": STATE_VERSION,
             "server": server,
             "admin_token": admin_token,
             "ports": {
@@ -299,6 +303,8 @@ class LocalCluster:
                 "lws_webhook": lws_ports[0],
                 "lws_metrics": lws_ports[1],
                 "lws_health": lws_ports[2],
+                "metrics_api": metrics_ports[0],
+                "metrics_write": metrics_ports[1],
             },
             "etcd_data_dir": str(data_dir),
             "pod_block": pick_pod_block(),
@@ -313,6 +319,8 @@ class LocalCluster:
         os.chmod(self.tokens_path, 0o600)
         write_kubeconfig(self.kubeconfig_path, server, admin_token)
         kubeconfig, sa_key = self.kubeconfig_path, self.state_dir / "sa.key"
+        metrics_certs = self.state_dir / "metrics-certs"
+        metrics_api.generate_certificates(metrics_certs)
         self._state["argv"] = {
             ETCD: etcd_args(bins["etcd"], data_dir, etcd_client, etcd_peer),
             APISERVER: apiserver_args(
@@ -323,17 +331,26 @@ class LocalCluster:
                 sa_pub=self.state_dir / "sa.pub",
                 sa_key=sa_key,
                 tokens_file=self.tokens_path,
-                extra=self._extra_apiserver_args,
+                extra=(*metrics_api.apiserver_aggregation_args(metrics_certs), *self._extra_apiserver_args),
             ),
             CONTROLLER_MANAGER: controller_manager_args(bins[CONTROLLER_MANAGER], kubeconfig, sa_key),
             SCHEDULER: scheduler_args(bins[SCHEDULER], kubeconfig, scheduler_port),
             KWOK: kwok_args(bins["kwok"], kubeconfig, server_port=kwok_port),
             LWS: lws.controller_args(bins["lws-controller"], kubeconfig, self.state_dir / "lws-config.yaml"),
+            METRICS_ADAPTER: metrics_api.adapter_args(
+                bins[METRICS_ADAPTER],
+                kubeconfig,
+                metrics_certs,
+                secure_port=metrics_ports[0],
+                write_port=metrics_ports[1],
+            ),
         }
         self._save_state()
         for name in CONTROL_PLANE:
             if name == LWS:
                 self._prepare_lws()
+            elif name == METRICS_ADAPTER:
+                self._register_metrics_api()
             self.start_component(name)
         self._state["startup_seconds"] = round(time.monotonic() - started, 2)
         self._save_state()
@@ -360,6 +377,8 @@ class LocalCluster:
         elif name == LWS:
             self._wait_http(LWS, f"http://{LOOPBACK}:{self.ports['lws_health']}/readyz", auth=None)
             self._wait_webhooks_served()
+        elif name == METRICS_ADAPTER:
+            self._wait_http(METRICS_ADAPTER, f"https://{LOOPBACK}:{self.ports['metrics_api']}/readyz", auth=None)
         return record
 
     def _prepare_lws(self) -> None:
@@ -394,6 +413,33 @@ class LocalCluster:
                     force=True,
                 )
 
+    def _register_metrics_api(self) -> None:
+        """Point the custom and external metrics APIs at the adapter (metrics_api.py says why an
+        ExternalName Service). The HPA controller finds them through discovery once the adapter
+        serves; until then the APIServices report Available=False and the HPA retries."""
+        ca_bundle = base64.b64encode((self.state_dir / "metrics-certs" / "ca.crt").read_bytes()).decode()
+        from lightkube.resources.apiregistration_v1 import APIService
+        from lightkube.resources.core_v1 import Service
+        from lightkube.types import PatchType
+
+        with self.client(field_manager="fusioninfer-localcluster") as client:
+            for obj in metrics_api.api_objects(self.ports["metrics_api"], ca_bundle):
+                namespace = obj["metadata"].get("namespace")
+                client.patch(
+                    Service if obj["kind"] == "Service" else APIService,
+                    obj["metadata"]["name"],
+                    obj,
+                    namespace=namespace,
+                    patch_type=PatchType.APPLY,
+                    field_manager="fusioninfer-localcluster",
+                    force=True,
+                )
+
+    @property
+    def metrics_write_port(self) -> int:
+        """Where the custom metrics adapter takes values (`metrics_api.write_url`)."""
+        return int(self.ports["metrics_write"])
+
     def _wait_webhooks_served(self) -> None:
         """The controller reports ready before its webhooks are registered (they are set up in
         a goroutine after the certificates): wait until a webhook path answers something other
@@ -425,7 +471,7 @@ class LocalCluster:
         a restart would silently come up empty.
         """
         self._require_state()
-        if self._state.get("version") != 2:
+        if self._state.get("version") != STATE_VERSION:
             raise ClusterError(
                 f"the state in {self.state_dir} was written by an older FusionInfer (another Kubernetes "
                 f"version); start over with `fusioninfer cluster down --state-dir {self.state_dir}` (this deletes "
@@ -590,7 +636,8 @@ class LocalCluster:
             block = ["--pod-block", self.pod_block] if self.pod_block else []
             picker = ["--gie-picker", str(ensure_component(GIE_EPP) / "epp")] if self.pod_block else []
             workdir = ["--workdir", str(self.state_dir / "pods")]
-            argv = fakes_args(self.kubeconfig_path, [*block, *picker, *workdir, *extra_args])
+            feeder = ["--metrics-write-port", str(self.metrics_write_port)] if self.pod_block else []
+            argv = fakes_args(self.kubeconfig_path, [*block, *picker, *workdir, *feeder, *extra_args])
         return self.start_process(FAKES, argv)
 
     def start_process(

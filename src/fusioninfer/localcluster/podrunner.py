@@ -36,6 +36,7 @@ from lightkube.resources.core_v1 import ConfigMap, Pod
 
 from fusioninfer.localcluster.components import pick_free_ports
 from fusioninfer.localcluster.kube_loop import Loop, Obj, list_all, meta
+from fusioninfer.localcluster.modelserver.engine_args import parse_engine_args
 from fusioninfer.localcluster.processes import die_with_parent, stop_child
 
 log = logging.getLogger("fusioninfer.podrunner")
@@ -172,6 +173,7 @@ class Running:
     started_at: float = 0.0
     restarts: int = 0
     picker: PickerEndpoint | None = None
+    metrics_url: str | None = None  # a model server's /metrics, as Prometheus would scrape it
 
     def start(self) -> None:
         with self.log.open("ab") as fh:
@@ -241,6 +243,16 @@ class PodRunner:
             if process.picker is not None and process.alive():
                 namespace, name = pod.split("/", 1)
                 out[(namespace, name)] = process.picker
+        return out
+
+    @property
+    def model_servers(self) -> dict[Key, str]:
+        """The /metrics URL of every live model-server process, by pod."""
+        out: dict[Key, str] = {}
+        for (_uid, pod, _container), process in self.running.items():
+            if process.metrics_url is not None and process.alive():
+                namespace, name = pod.split("/", 1)
+                out[(namespace, name)] = process.metrics_url
         return out
 
     async def reconcile_all(self) -> None:
@@ -314,11 +326,13 @@ class PodRunner:
             endpoint = PickerEndpoint(ports[0], ports[1], ports[2], tls=secure_serving(args))
             return Running(argv=argv, env=env, log=log_path, picker=endpoint)
         command = [str(c) for c in container.get("command") or []]
+        pod_ip = (pod.get("status") or {})["podIP"]
+        engine = parse_engine_args([*command, *args], str(container.get("image", "")))
         argv = [
             sys.executable,
             "-m",
             "fusioninfer.localcluster.modelserver",
-            f"--bind={(pod.get('status') or {})['podIP']}",
+            f"--bind={pod_ip}",
             f"--pod={name}",
             f"--namespace={namespace}",
             f"--image={container.get('image', '')}",
@@ -329,7 +343,8 @@ class PodRunner:
             *command,
             *args,
         ]
-        return Running(argv=argv, env=env, log=log_path)
+        metrics = f"http://{pod_ip}:{engine.port}/metrics" if engine.metrics_enabled else None
+        return Running(argv=argv, env=env, log=log_path, metrics_url=metrics)
 
     async def _materialise(self, mounts: Mapping[str, str], namespace: str, base: Path) -> dict[str, Path]:
         """Write each mounted ConfigMap's keys as files, as the kubelet projects them."""

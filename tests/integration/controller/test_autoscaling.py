@@ -1,11 +1,14 @@
 """Autoscaled roles on the real apiserver, with kube-controller-manager's real HPA controller.
 
-No custom-metrics API runs here, so the HPA cannot read `vllm:num_requests_waiting` (its
-`ScalingActive` condition says so); what the real controller still does is keep the count within
-[minReplicas, maxReplicas] through the workload's `/scale` subresource. That is enough to show
-the hand-over: the HPA, not the operator, sets the Deployment's replicas, a scale change made as
+The hand-over: the HPA, not the operator, sets the Deployment's replicas, a scale change made as
 an autoscaler makes it stands, the operator does not write the workload in reply, and
 `status.components.<role>.desiredReplicas` follows. A ratio role follows its leader's count.
+
+And one scale-up end to end, all upstream but the pods: the stand-in model server reports its
+queue in `vllm:num_requests_waiting`, the local cluster's feeder scrapes it into the custom
+metrics API (sigs.k8s.io/custom-metrics-apiserver behind the aggregation layer), and the HPA
+controller reads it there and scales the Deployment. Where no pod reports the metric (the tests
+without pod processes), the HPA keeps the count within [minReplicas, maxReplicas].
 """
 
 from __future__ import annotations
@@ -14,13 +17,18 @@ import asyncio
 import copy
 from typing import Any
 
+import httpx
 import pytest
-from lightkube import AsyncClient
+from lightkube import ApiError, AsyncClient
 from lightkube.resources.apps_v1 import Deployment
 from lightkube.resources.autoscaling_v2 import HorizontalPodAutoscaler
 from lightkube.types import PatchType
-from tests.support.eventually import eventually_async
+from tests.support.datapath import backlog, data_path
+from tests.support.eventually import eventually, eventually_async
 from tests.support.operator import OperatorFactory, RawDeployment, apply_service, exists, get_service, monolithic
+
+from fusioninfer.localcluster.cluster import LocalCluster
+from fusioninfer.localcluster.podrunner import Timing
 
 pytestmark = pytest.mark.integration
 
@@ -30,12 +38,12 @@ METRIC = {
 }
 
 
-def autoscaled(min_replicas: int = 2, max_replicas: int = 4) -> dict[str, Any]:
+def autoscaled(min_replicas: int = 2, max_replicas: int = 4, metric: dict[str, Any] = METRIC) -> dict[str, Any]:
     manifest = monolithic(replicas=1)
     manifest["spec"]["roles"][0]["autoscaling"] = {
         "minReplicas": min_replicas,
         "maxReplicas": max_replicas,
-        "metrics": [METRIC],
+        "metrics": [metric],
     }
     return manifest
 
@@ -90,6 +98,52 @@ async def test_the_hpa_owns_the_count_and_the_operator_does_not_fight_it(
     assert await replicas(async_client, "svc-inference", namespace) == 3, "the autoscaler's write stands"
     after = [(m, p) for m, p in running.counter.recent if "/deployments/" in p and m != "GET"]
     assert after == before, f"the operator wrote the Deployment in reply: {after[len(before) :]}"
+
+
+async def test_the_hpa_scales_up_on_the_queue_the_pods_report(
+    operator_factory: OperatorFactory, async_client: AsyncClient, namespace: str, cluster: LocalCluster, tmp_path: Any
+) -> None:
+    """One pod with one sequence slot and three slow requests: two wait. At a target of one
+    waiting request per pod the HPA wants ceil(2 / 1) = 2 replicas; with the second pod idle
+    the average is then exactly on target, so it stays at 2 (within maxReplicas 4)."""
+    metric = copy.deepcopy(METRIC)
+    metric["pods"]["target"]["averageValue"] = "1"
+    # 300 words at 100 ms: each request holds the slot for 30 s, longer than the feeder's 2 s
+    # scrape plus the HPA controller's 15 s sync.
+    timing = Timing(time_to_first_token_ms=0, inter_token_latency_ms=100, max_num_seqs=1)
+    with data_path(cluster, namespace, tmp_path / "pods", timing=timing) as path:
+        await operator_factory(namespace)
+        await apply_service(async_client, autoscaled(min_replicas=1, max_replicas=4, metric=metric), namespace)
+
+        def one_pod_serving() -> str:
+            assert replicas_now(path.client, namespace) == 1
+            ((_key, url),) = [(k, u) for k, u in path.runner.model_servers.items() if k[0] == namespace]
+            assert httpx.get(url, timeout=2, trust_env=False).status_code == 200, "the model server is up"
+            return url.removeprefix("http://").split(":", 1)[0]
+
+        ip = await asyncio.to_thread(eventually, one_pod_serving, timeout=90, interval=0.5, retry_on=(ApiError, httpx.HTTPError))
+        await asyncio.to_thread(backlog, ip, 8000, 3, words=300)
+
+        def scaled_on_the_metric() -> dict[str, Any]:
+            hpa = path.client.get(HorizontalPodAutoscaler, "svc-inference", namespace=namespace).to_dict()
+            assert replicas_now(path.client, namespace) == 2, hpa.get("status")
+            return hpa
+
+        hpa = await asyncio.to_thread(eventually, scaled_on_the_metric, timeout=90, interval=0.5)
+        (current,) = hpa["status"]["currentMetrics"]
+        assert current["pods"]["metric"]["name"] == "vllm:num_requests_waiting"
+        conditions = {c["type"]: c for c in hpa["status"]["conditions"]}
+        assert conditions["ScalingActive"]["reason"] == "ValidMetricFound", conditions
+        assert hpa["status"]["desiredReplicas"] == 2
+
+        async def status_follows() -> None:
+            assert await desired(async_client, namespace) == 2
+
+        await eventually_async(status_follows, timeout=30, interval=0.3)
+
+
+def replicas_now(client: Any, namespace: str) -> int:
+    return int(dict(client.get(RawDeployment, "svc-inference", namespace=namespace))["spec"].get("replicas", 1))
 
 
 async def test_removing_autoscaling_hands_the_count_back_to_replicas(

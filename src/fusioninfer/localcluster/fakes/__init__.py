@@ -11,7 +11,10 @@ API objects, subresources, names, labels and status shapes:
   whose `controllerName` is `fusioninfer.io/local-gateway`, with the upstream Envoy as data plane
   when the cluster has a pod address block;
 - `podrunner.PodRunner`: the processes behind serving pods (the real GIE picker, the stand-in
-  model server), at the pods' IPs.
+  model server), at the pods' IPs;
+- `metrics_feeder.MetricsFeeder` (with the pod runner and the cluster's metrics adapter): the
+  model servers' gauges scraped and written to the custom metrics API, as Prometheus and
+  prometheus-adapter would, so the controller manager's HPA controller can scale on them.
 
 `FakeControllers` runs them together: in-process (`start()`/`stop()` in a thread, or
 `await run()`), or as the process `python -m fusioninfer.localcluster.fakes --kubeconfig K`,
@@ -55,6 +58,7 @@ class FakeControllers:
         workdir: Path | None = None,
         gie_picker: Path | None = None,
         timing: Timing | None = None,
+        metrics_write_port: int | None = None,
     ) -> None:
         unknown = set(enabled) - set(ALL_FAKES)
         if unknown:
@@ -66,6 +70,7 @@ class FakeControllers:
         self.workdir = workdir
         self.gie_picker = gie_picker
         self.timing = timing or Timing()
+        self.metrics_write_port = metrics_write_port
         self.controllers: dict[str, Any] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
@@ -79,6 +84,7 @@ class FakeControllers:
         from fusioninfer.localcluster.gateway.body_router import BodyRouter
         from fusioninfer.localcluster.gateway.controller import LocalGateway
         from fusioninfer.localcluster.gateway.envoy import Envoy
+        from fusioninfer.localcluster.metrics_feeder import MetricsFeeder
 
         self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
@@ -92,6 +98,8 @@ class FakeControllers:
                 namespace=self.namespace, timing=self.timing,
             )  # fmt: skip
             self.controllers["pods"] = runner
+            if self.metrics_write_port is not None:
+                self.controllers["metrics"] = MetricsFeeder(lambda: runner.model_servers, self.metrics_write_port)
         if "volcano" in self.enabled:
             self.controllers["volcano"] = FakeVolcano(client, namespace=self.namespace)
         if "gateway" in self.enabled:
@@ -168,6 +176,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--pod-block", default=None, help="the cluster's loopback pod address block")
     parser.add_argument("--workdir", default=None, type=Path, help="where pod processes keep files and logs")
     parser.add_argument("--gie-picker", default=None, type=Path, help="the GIE endpoint picker binary")
+    parser.add_argument(
+        "--metrics-write-port", default=None, type=int, help="the custom metrics adapter's write port (feeds it)"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
@@ -179,6 +190,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         pod_block=args.pod_block,
         workdir=args.workdir,
         gie_picker=args.gie_picker,
+        metrics_write_port=args.metrics_write_port,
     )
 
     async def _main() -> None:
