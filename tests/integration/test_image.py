@@ -12,6 +12,7 @@ cached, so only the first run on a machine pays for debootstrap (about 3 minutes
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -72,23 +73,24 @@ class BuiltImage:
     build_seconds: float
 
 
+def uncaptured(config: pytest.Config) -> contextlib.AbstractContextManager[None]:
+    """Output that reaches the terminal even while pytest captures (progress of long steps)."""
+    capture = config.pluginmanager.getplugin("capturemanager")
+    disabled = getattr(capture, "global_and_fixture_disabled", None)
+    return disabled() if disabled is not None else contextlib.nullcontext()
+
+
 @pytest.fixture(scope="module")
-def image(podman: Podman) -> BuiltImage:
+def image(podman: Podman, pytestconfig: pytest.Config) -> BuiltImage:
     """`make docker-build CONTAINER_TOOL=podman`, on the (cached) stand-in base image."""
-    ensure_base_image(podman, echo=say)
-    started = time.monotonic()
-    argv = [
-        "make",
-        "--no-print-directory",
-        "-C",
-        str(REPO_ROOT),
-        "docker-build",
-        "CONTAINER_TOOL=podman",
-        f"IMG={IMAGE}",
-    ]
-    run_with_progress(argv, what="make docker-build CONTAINER_TOOL=podman", say=say)
-    built = BuiltImage(IMAGE, podman.image_size(IMAGE), time.monotonic() - started)
-    say(f"[fusioninfer] image {IMAGE}: {built.size / 1e6:.0f} MB, built in {built.build_seconds:.0f}s")
+    with uncaptured(pytestconfig):
+        ensure_base_image(podman, echo=say)
+        started = time.monotonic()
+        argv = ["make", "--no-print-directory", "-C", str(REPO_ROOT), "docker-build", "CONTAINER_TOOL=podman"]
+        argv.append(f"IMG={IMAGE}")
+        run_with_progress(argv, what="make docker-build CONTAINER_TOOL=podman", say=say)
+        built = BuiltImage(IMAGE, podman.image_size(IMAGE), time.monotonic() - started)
+        say(f"[fusioninfer] image {IMAGE}: {built.size / 1e6:.0f} MB, built in {built.build_seconds:.0f}s")
     return built
 
 
