@@ -216,7 +216,12 @@ def test_the_image_runs_the_operator_as_deployed_and_stops_cleanly_on_sigterm(
         )  # fmt: skip
         assert reconciled >= 1, metrics.text
 
-        # As the kubelet stops a pod: SIGTERM to PID 1 (the exec-form ENTRYPOINT, `fusioninfer run`).
+        # As the kubelet stops a pod: SIGTERM to PID 1, which is `fusioninfer run` itself (the
+        # exec-form ENTRYPOINT), running as UID 65532.
+        top = podman.run("top", container.name, "pid", "user", "args").stdout.splitlines()
+        pid1 = next(line.split(None, 2) for line in top[1:] if line.split()[0] == "1")
+        assert pid1[1] == str(UID), top
+        assert pid1[2].split()[1:3] == ["/opt/fusioninfer/bin/fusioninfer", "run"], top
         stopping = time.monotonic()
         podman.run("kill", "--signal", "TERM", container.name)
         waited = podman.run("wait", "--interval", "50ms", container.name, timeout=30)
