@@ -71,17 +71,14 @@ run: setup ## Run the operator locally against KUBECONFIG (restarted if it exits
 # Podman as root without systemd, in a sandbox that refuses raising rlimits (this project's
 # machines): cgroupfs, runc, no default ulimits, and the host's network for pip. The same as
 # `python -m fusioninfer.localcluster.image flags` (docs/image.md). Docker's command is unchanged.
-ifeq ($(notdir $(firstword $(CONTAINER_TOOL))),podman)
 PODMAN_FLAGS ?= $(if $(wildcard /run/systemd/system),,--cgroup-manager cgroupfs) $(if $(shell command -v runc),--runtime runc)
 PODMAN_ENV ?= $(if $(CONTAINERS_CONF),,$(if $(shell ulimit -Hn 1048576 2>/dev/null || echo refused),CONTAINERS_CONF=$(CURDIR)/hack/podman/containers.conf))
-CONTAINER_BUILD = $(PODMAN_ENV) $(CONTAINER_TOOL) $(PODMAN_FLAGS) build --network host
-else
-CONTAINER_BUILD = $(CONTAINER_TOOL) build
-endif
+is_podman = $(filter podman,$(notdir $(firstword $(1))))
 
 .PHONY: docker-build
 docker-build: ## Build the operator image IMG with Docker, or Podman when no Docker engine answers
-	$(CONTAINER_BUILD) -t $(IMG) .
+	$(eval TOOL := $(CONTAINER_TOOL))
+	$(if $(call is_podman,$(TOOL)),$(PODMAN_ENV) $(TOOL) $(PODMAN_FLAGS) build --network host,$(TOOL) build) -t $(IMG) .
 
 .PHONY: image-tools
 image-tools: ## Install Podman, runc and debootstrap with apt-get when missing (for the image test)
