@@ -260,14 +260,6 @@ def ensure_base_image(podman: Podman, name: str | None = None, *, echo: Echo | N
     return name
 
 
-def build_image(podman: Podman, tag: str, context: Path = REPO_ROOT, *, echo: Echo | None = None) -> None:
-    """`podman build --network host -t tag context` (pip in the build reaches PyPI through the
-    host's network; the default bridge network is not set up in this sandbox)."""
-    say = echo or _say
-    argv = podman.argv("build", "--network", "host", "-t", tag, str(context))
-    run_with_progress(argv, what=f"podman build -t {tag}", say=say, env=podman.environ())
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """`python -m fusioninfer.localcluster.image base|flags`: make the stand-in base image, or
     print the Podman flags and environment used here."""
