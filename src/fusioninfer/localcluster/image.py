@@ -39,7 +39,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from fusioninfer.localcluster.build import cache_root, format_duration
+from fusioninfer.localcluster.build import _build_lock, cache_root, format_duration
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 DOCKERFILE = REPO_ROOT / "Dockerfile"
@@ -247,9 +247,10 @@ def ensure_base_image(podman: Podman, name: str | None = None, *, echo: Echo | N
     mirror = debian_mirror()
     cas = local_cas()
     tarball = base_tarball(mirror, cas)
-    if not tarball.exists():
-        say(f"[fusioninfer] no registry here: building a stand-in for {name} (once; cached in {tarball.parent})")
-        build_root_tarball(tarball, mirror, cas, say)
+    with _build_lock(tarball):  # two sessions on a cold machine build it once
+        if not tarball.exists():
+            say(f"[fusioninfer] no registry here: building a stand-in for {name} (once; cached in {tarball.parent})")
+            build_root_tarball(tarball, mirror, cas, say)
     changes = [arg for change in IMAGE_CHANGES for arg in ("--change", change)]
     run_with_progress(
         podman.argv("import", "--quiet", *changes, str(tarball), name),
