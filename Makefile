@@ -10,7 +10,8 @@ BIN := $(VENV)/bin
 FI := $(BIN)/fusioninfer
 KUBECONFIG ?= $(HOME)/.kube/config
 IMG ?= fusioninfer:dev
-CONTAINER_TOOL ?= docker
+# Docker when its engine answers, else Podman.
+CONTAINER_TOOL ?= $(shell command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1 && echo docker || echo podman)
 PYTEST_ARGS ?=
 
 .PHONY: help
@@ -43,7 +44,7 @@ unit: setup ## Unit and property tests only (no cluster needed)
 	$(BIN)/pytest tests/unit -q $(PYTEST_ARGS)
 
 .PHONY: test
-test: setup k8s-binaries lint ## Everything: lint, type checks, unit, integration and e2e tests
+test: setup k8s-binaries image-tools lint ## Everything: lint, type checks, unit, integration and e2e tests
 	$(BIN)/pytest tests -q -ra --durations=15 $(PYTEST_ARGS)
 
 .PHONY: demo
@@ -67,9 +68,30 @@ uninstall: setup ## Remove the CRD (and with it every InferenceService) from the
 run: setup ## Run the operator locally against KUBECONFIG (restarted if it exits, as in a Deployment)
 	$(BIN)/python -m fusioninfer.localcluster.supervise -- $(FI) run --kubeconfig $(KUBECONFIG)
 
+# Podman as root without systemd, in a sandbox that refuses raising rlimits (this project's
+# machines): cgroupfs, runc, no default ulimits, and the host's network for pip. The same as
+# `python -m fusioninfer.localcluster.image flags` (docs/image.md). Docker's command is unchanged.
+PODMAN_FLAGS ?= $(if $(wildcard /run/systemd/system),,--cgroup-manager cgroupfs) $(if $(shell command -v runc),--runtime runc)
+PODMAN_ENV ?= $(if $(CONTAINERS_CONF),,$(if $(shell ulimit -Hn 1048576 2>/dev/null || echo refused),CONTAINERS_CONF=$(CURDIR)/hack/podman/containers.conf))
+is_podman = $(filter podman,$(notdir $(firstword $(1))))
+
 .PHONY: docker-build
-docker-build: ## Build the operator image IMG (needs a Docker engine; CONTAINER_TOOL=podman works too)
-	$(CONTAINER_TOOL) build -t $(IMG) .
+docker-build: ## Build the operator image IMG with Docker, or Podman when no Docker engine answers
+	$(eval TOOL := $(CONTAINER_TOOL))
+	$(if $(call is_podman,$(TOOL)),$(PODMAN_ENV) $(TOOL) $(PODMAN_FLAGS) build --network host,$(TOOL) build) -t $(IMG) .
+
+.PHONY: image-tools
+image-tools: ## Install Podman, runc and debootstrap with apt-get when missing (for the image test)
+	@missing=""; for tool in podman runc debootstrap; do command -v $$tool >/dev/null || missing="$$missing $$tool"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "[fusioninfer] installing$$missing with apt-get (podman runc debootstrap) ..."; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq podman runc debootstrap >/dev/null \
+	    && echo "[fusioninfer] installed: $$(podman --version), $$(runc --version | head -1), debootstrap"; \
+	fi
+
+.PHONY: base-image
+base-image: setup image-tools ## No registry here: build (once, cached) the stand-in for the Dockerfile's base image
+	$(BIN)/python -m fusioninfer.localcluster.image base
 
 .PHONY: docker-push
 docker-push: ## Push the operator image IMG

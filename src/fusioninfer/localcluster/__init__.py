@@ -7,6 +7,8 @@ See docs/local-control-plane.md. Public API:
 - `ensure_cluster_binaries` (build.py): find or build every binary the cluster runs.
 - `NodeSpec`, `create_nodes`, `delete_nodes` (kwok.py): simulated nodes.
 - `install_crds`, `ainstall_crds`, `BUNDLED_CRD_DIR` (crds.py): install CRD YAMLs and wait.
+- `Podman`, `ensure_base_image` (image.py): the operator image with Podman here, on a
+  stand-in for the Dockerfile's base image (docs/image.md).
 """
 
 from fusioninfer.localcluster.build import ensure_cluster_binaries
