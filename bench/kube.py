@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -85,6 +86,7 @@ class ApiHttp:
         on_event: Callable[[str, Obj], None],
         *,
         labels: str | None = None,
+        fields: str | None = None,
         metadata_only: bool = True,
     ) -> None:
         """Watch a collection from `resource_version` until cancelled, calling
@@ -94,6 +96,8 @@ class ApiHttp:
             params = {"watch": "1", "resourceVersion": rv, "timeoutSeconds": "3600", "allowWatchBookmarks": "true"}
             if labels:
                 params["labelSelector"] = labels
+            if fields:
+                params["fieldSelector"] = fields
             headers = {"Accept": META_ITEM} if metadata_only else {}
             try:
                 async with self.http.stream("GET", path, params=params, headers=headers) as resp:
@@ -224,3 +228,15 @@ def cpu_seconds(pid: int) -> float:
     fields = stat[stat.rindex(")") + 2 :].split()
     ticks = int(fields[11]) + int(fields[12])
     return ticks / os.sysconf("SC_CLK_TCK")
+
+
+async def wait_pods(api: ApiHttp, namespace: str, expected: int, wait: float) -> bool:
+    """Wait until the controller-manager has created `expected` Pods in `namespace`."""
+    deadline = time.monotonic() + wait
+    path = collection_path("v1", "pods", namespace)
+    while time.monotonic() < deadline:
+        items, _ = await api.list_meta(path)
+        if len(items) >= expected:
+            return True
+        await asyncio.sleep(2.0)
+    return False

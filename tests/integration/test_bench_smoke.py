@@ -36,6 +36,8 @@ def test_benchmark_runs_and_the_idle_operator_writes_nothing(tmp_path: Path) -> 
             "120",
             "--work-dir",
             str(tmp_path / "work"),
+            "--edits",
+            "3",
             "--json",
             str(out),
         ],
@@ -56,3 +58,10 @@ def test_benchmark_runs_and_the_idle_operator_writes_nothing(tmp_path: Path) -> 
     assert result["idle_writes"] == 0, result["idle_writes_by_kind"]
     assert 0 < result["peak_rss_mb"] < 200
     assert "| 5 |" in proc.stdout  # the table
+    for what in ("replicas", "image"):
+        edits = result["edit_latency"][what]
+        assert (edits["edits"], edits["timeouts"]) == (3, 0), edits
+        assert 0 < edits["deployment_p50_ms"] <= edits["observed_p99_ms"] or edits["observed_p50_ms"] > 0
+    payload = json.loads(out.read_text())
+    assert payload["peer"]["module"] == "github.com/fusioninfer/fusioninfer"
+    assert payload["peer"]["available"] or payload["peer"]["reason"], "an unavailable peer says why"

@@ -121,7 +121,9 @@ async def test_the_hpa_scales_up_on_the_queue_the_pods_report(
             assert httpx.get(url, timeout=2, trust_env=False).status_code == 200, "the model server is up"
             return url.removeprefix("http://").split(":", 1)[0]
 
-        ip = await asyncio.to_thread(eventually, one_pod_serving, timeout=90, interval=0.5, retry_on=(ApiError, httpx.HTTPError))
+        ip = await asyncio.to_thread(
+            eventually, one_pod_serving, timeout=90, interval=0.5, retry_on=(ApiError, httpx.HTTPError)
+        )
         await asyncio.to_thread(backlog, ip, 8000, 3, words=300)
 
         def scaled_on_the_metric() -> dict[str, Any]:

@@ -1,0 +1,113 @@
+"""The lower bound: plain parallel clients writing exactly what the operator would write."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from lightkube import AsyncClient, KubeConfig
+from lightkube.resources.core_v1 import Namespace
+
+from bench.kube import ApiHttp, wait_pods
+from bench.pool import run_pool, with_retries
+from bench.results import RunResult, log
+from bench.setup import (
+    BENCH_MANAGER,
+    FIELD_MANAGER,
+    LOWER_BOUND_SA,
+    Bench,
+    Obj,
+    sa_user,
+)
+from bench.workload import Expected
+from fusioninfer.api.v1alpha1 import API_VERSION, KIND
+from fusioninfer.api.validation import parse
+from fusioninfer.builders import BuildOptions, build
+from fusioninfer.controller.status import Observed, compute_status
+from fusioninfer.runtime.apply import apply, apply_status, with_hash_annotation
+
+
+async def lower_bound(bench: Bench, manifests: list[Obj], concurrency: int, workers: int) -> tuple[float, int, int]:
+    """Seconds, audited writes and retried requests of one lower-bound run.
+
+    Shaped like the operator phase: `concurrency` submitters apply the services (as the
+    benchmark does for the operator) and hand each created service to `workers` writers (the
+    operator's workers), which apply its children and its status, one service at a time each."""
+    admin = AsyncClient(config=KubeConfig.from_file(bench.cluster.kubeconfig_path), field_manager=BENCH_MANAGER)
+    writer = AsyncClient(config=KubeConfig.from_file(bench.lower_bound_kubeconfig), field_manager=FIELD_MANAGER)
+    retries = [0]
+    start_offset = bench.audit.offset()
+    created: asyncio.Queue[Obj | None] = asyncio.Queue()
+
+    async def submit(manifest: Obj) -> None:
+        created.put_nowait(await with_retries(lambda: apply(admin, manifest, BENCH_MANAGER), retries))
+
+    async def write(raw: Obj) -> None:
+        isvc = parse(raw)
+        built = build(isvc, BuildOptions(capabilities=bench.capabilities, owner_uid=raw["metadata"]["uid"]))
+        observed = Observed()
+        for obj in built.objects:
+            desired = with_hash_annotation(obj)
+            live = await with_retries(lambda d=desired: apply(writer, d, FIELD_MANAGER), retries)  # type: ignore[misc]
+            observed.children[(obj["kind"], obj["metadata"]["name"])] = live
+        body = {
+            "apiVersion": API_VERSION,
+            "kind": KIND,
+            "metadata": {"name": raw["metadata"]["name"], "namespace": raw["metadata"]["namespace"]},
+            "status": compute_status(isvc, built, observed, None),
+        }
+        await with_retries(lambda: apply_status(writer, body, FIELD_MANAGER), retries)
+
+    async def writer_loop() -> None:
+        while (raw := await created.get()) is not None:
+            await write(raw)
+
+    async def submit_all() -> None:
+        await run_pool(manifests, concurrency, submit)
+        for _ in range(workers):
+            created.put_nowait(None)
+
+    try:
+        # Warm up: TLS handshakes and token authentication before the clock starts.
+        namespace = manifests[0]["metadata"]["namespace"]
+        await asyncio.gather(*(c.get(Namespace, namespace) for c in (admin, writer) for _ in range(concurrency)))
+        started = time.monotonic()
+        async with asyncio.TaskGroup() as group:
+            group.create_task(submit_all())
+            for _ in range(workers):
+                group.create_task(writer_loop())
+        seconds = time.monotonic() - started
+    finally:
+        await admin.close()
+        await writer.close()
+    return seconds, len(bench.audit.writes(start_offset, user=sa_user(LOWER_BOUND_SA))), retries[0]
+
+
+async def lower_bound_and_settle(
+    bench: Bench,
+    manifests: list[Obj],
+    expected: Expected,
+    result: RunResult,
+    *,
+    concurrency: int,
+    workers: int,
+    settle_timeout: float,
+) -> None:
+    """One lower-bound run into `result` (the best run counts), then wait for its Pods so the
+    controller-manager's work on them does not spill into the next phase."""
+    seconds, writes, retries = await lower_bound(bench, manifests, concurrency, workers)
+    result.lower_bound_runs_s.append(seconds)
+    result.lower_bound_s = min(result.lower_bound_runs_s)
+    result.lower_bound_writes = writes
+    result.lower_bound_retries += retries
+    log(f"  lower bound: {seconds:.1f}s, {writes} writes")
+    if not expected.pods:
+        return
+    log("  waiting for the controller-manager to create the lower bound's Pods")
+    api = ApiHttp(bench.cluster.server, bench.cluster.admin_token)
+    try:
+        if not await wait_pods(api, manifests[0]["metadata"]["namespace"], expected.pods, settle_timeout):
+            result.notes.append(f"N={result.n}: the lower bound's Pods were not all created before the operator phase")
+        await asyncio.sleep(3.0)
+    finally:
+        await api.close()

@@ -1,0 +1,288 @@
+"""The operator side: `fusioninfer run` as a subprocess, convergence seen through watches,
+then the settle and the quiet window (audit log), RSS and CPU."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+from lightkube import AsyncClient, KubeConfig
+from lightkube.resources.core_v1 import Namespace
+
+from bench import edit_latency, promtext
+from bench.kube import ApiHttp, collection_path, cpu_seconds, proc_status, summarize, wait_pods
+from bench.pool import run_pool, with_retries
+from bench.results import RunResult, log
+from bench.setup import (
+    BENCH_MANAGER,
+    CONTROL_NS,
+    LEASE_RESOURCE,
+    MANAGED_SELECTOR,
+    OP_NS,
+    OPERATOR_SA,
+    RECONCILE_HISTOGRAM,
+    Bench,
+    Obj,
+    sa_user,
+)
+from bench.workload import Expected
+from fusioninfer.api.v1alpha1 import API_VERSION, PLURAL
+from fusioninfer.builders.kinds import CHILD_KINDS
+from fusioninfer.localcluster.components import pick_free_ports
+from fusioninfer.runtime.apply import apply
+
+
+class Tracker:
+    """Convergence as seen through watches: expected children present, services observed."""
+
+    def __init__(self, expected: Expected) -> None:
+        self.missing_children = set(expected.children)
+        self.unobserved = set(expected.services)
+        self.children_done_at: float | None = None
+        self.done = asyncio.Event()
+        self._check()
+
+    def on_child(self, kind: str) -> Callable[[str, Obj], None]:
+        def handle(event: str, obj: Obj) -> None:
+            if event != "DELETED":
+                self.missing_children.discard((kind, (obj.get("metadata") or {}).get("name", "")))
+                self._check()
+
+        return handle
+
+    def on_service(self, event: str, obj: Obj) -> None:
+        meta = obj.get("metadata") or {}
+        status = obj.get("status") or {}
+        if event != "DELETED" and status.get("observedGeneration") == meta.get("generation") is not None:
+            self.unobserved.discard(meta.get("name", ""))
+            self._check()
+
+    def _check(self) -> None:
+        if not self.missing_children and self.children_done_at is None:
+            self.children_done_at = time.monotonic()
+        if not self.missing_children and not self.unobserved:
+            self.done.set()
+
+
+async def start_watches(api: ApiHttp, namespace: str, tracker: Tracker) -> list[asyncio.Task[None]]:
+    """List-then-watch every child kind (metadata only) and the services of `namespace`."""
+    tasks: list[asyncio.Task[None]] = []
+    for kind in CHILD_KINDS:
+        path = collection_path(kind.api_version, kind.plural, namespace)
+        try:
+            items, rv = await api.list_meta(path, MANAGED_SELECTOR)
+        except httpx.HTTPStatusError as exc:
+            if exc.response.status_code == 404:
+                continue  # API not installed
+            raise
+        handler = tracker.on_child(kind.kind)
+        for item in items:
+            handler("ADDED", item)
+        tasks.append(asyncio.create_task(api.watch(path, rv, handler, labels=MANAGED_SELECTOR)))
+    path = collection_path(API_VERSION, PLURAL, namespace)
+    resp = await api.get(path)
+    body = resp.json()
+    for item in body.get("items") or []:
+        tracker.on_service("ADDED", item)
+    rv = str(body["metadata"]["resourceVersion"])
+    tasks.append(asyncio.create_task(api.watch(path, rv, tracker.on_service, metadata_only=False)))
+    return tasks
+
+
+async def scrape(url: str) -> list[promtext.Sample]:
+    async with httpx.AsyncClient(trust_env=False, timeout=30) as http:
+        resp = await http.get(url)
+        resp.raise_for_status()
+        return promtext.parse(resp.text)
+
+
+async def wait_http_ok(url: str, wait: float, alive: Callable[[], bool]) -> None:
+    deadline = time.monotonic() + wait
+    async with httpx.AsyncClient(trust_env=False, timeout=2) as http:
+        while time.monotonic() < deadline:
+            if not alive():
+                raise RuntimeError("the operator exited during start-up")
+            with contextlib.suppress(httpx.HTTPError):
+                if (await http.get(url)).status_code == 200:
+                    return
+            await asyncio.sleep(0.2)
+    raise TimeoutError(f"{url} not ready after {wait:.0f}s")
+
+
+def operator_argv(bench: Bench, port: int, workers: int, profile: Path | None = None) -> list[str]:
+    # With `profile`, the operator runs under pyinstrument (a sampling profiler; install it
+    # yourself) and writes a text report there when it stops.
+    prefix = ["-m", "pyinstrument", "-r", "text", "-o", str(profile.absolute())] if profile else []
+    return [
+        sys.executable,
+        *prefix,
+        "-m",
+        "fusioninfer.cli",
+        "run",
+        "--kubeconfig",
+        str(bench.operator_kubeconfig),
+        "--namespace",
+        OP_NS,
+        "--workers",
+        str(workers),
+        "--metrics-bind-address",
+        f"127.0.0.1:{port}",
+        "--health-probe-bind-address",
+        "0",
+        "--leader-election-namespace",
+        CONTROL_NS,
+    ]
+
+
+def apiserver_writes(samples: list[promtext.Sample]) -> dict[str, float]:
+    from bench.kube import READ_VERBS
+
+    per = promtext.by_labels(
+        samples,
+        "apiserver_request_total",
+        ("verb", "resource", "subresource"),
+        lambda lb: lb.get("verb") not in READ_VERBS,
+    )
+    return {" ".join(p for p in key if p): v for key, v in per.items()}
+
+
+async def operator_phase(
+    bench: Bench,
+    manifests: list[Obj],
+    expected: Expected,
+    *,
+    concurrency: int,
+    workers: int,
+    quiet: float,
+    settle_timeout: float,
+    result: RunResult,
+    skip_idle: bool = False,
+    profile: Path | None = None,
+    edits: int = 0,
+) -> None:
+    cluster = bench.cluster
+    api = ApiHttp(cluster.server, cluster.admin_token)
+    admin = AsyncClient(config=KubeConfig.from_file(cluster.kubeconfig_path), field_manager=BENCH_MANAGER)
+    (port,) = pick_free_ports(1)
+    metrics_url = f"http://127.0.0.1:{port}/metrics"
+    user = sa_user(OPERATOR_SA)
+    watches: list[asyncio.Task[None]] = []
+    try:
+        record = cluster.start_process("operator", operator_argv(bench, port, workers, profile))
+        pid = record.pid
+        await wait_http_ok(f"http://127.0.0.1:{port}/readyz", 60, lambda: Path(f"/proc/{pid}").exists())
+        tracker = Tracker(expected)
+        watches = await start_watches(api, OP_NS, tracker)
+        before = await scrape(metrics_url)
+        cpu0 = cpu_seconds(pid)
+        offset0 = bench.audit.offset()
+        retries = [0]
+        await asyncio.gather(*(admin.get(Namespace, OP_NS) for _ in range(concurrency)))
+
+        started = time.monotonic()
+
+        async def submit(manifest: Obj) -> None:
+            await with_retries(lambda: apply(admin, manifest, BENCH_MANAGER), retries)
+
+        await run_pool(manifests, concurrency, submit)
+        await tracker.done.wait()
+        result.operator_s = time.monotonic() - started
+        result.operator_children_s = (tracker.children_done_at or started) - started
+        result.operator_cpu_convergence_s = cpu_seconds(pid) - cpu0
+        offset1 = bench.audit.offset()
+        after = await scrape(metrics_url)
+        conv_writes = [w for w in bench.audit.writes(offset0, offset1, user=user) if w.resource != LEASE_RESOURCE]
+        result.operator_writes = len(conv_writes)
+        result.operator_writes_by_kind = summarize(conv_writes)
+        hist = promtext.histogram_delta(
+            promtext.buckets(after, RECONCILE_HISTOGRAM), promtext.buckets(before, RECONCILE_HISTOGRAM)
+        )
+        result.reconciles = int(hist[-1][1]) if hist else 0
+        result.reconcile_p50_s = promtext.quantile(0.5, hist)
+        result.reconcile_p99_s = promtext.quantile(0.99, hist)
+        result.reconcile_errors = int(
+            promtext.total(after, "controller_runtime_reconcile_errors_total")
+            - promtext.total(before, "controller_runtime_reconcile_errors_total")
+        )
+        log(
+            f"  operator converged in {result.operator_s:.1f}s "
+            f"(children {result.operator_children_s:.1f}s), {result.reconciles} reconciles, "
+            f"{result.operator_writes} writes"
+        )
+
+        if skip_idle:
+            mem = proc_status(pid)
+            result.peak_rss_mb, result.rss_after_mb = mem["VmHWM"] / 2**20, mem["VmRSS"] / 2**20
+            return
+        # Settle: every Pod created by the controller-manager, the operator's queue empty and
+        # no write of the operator for a few seconds.
+        settle_start = time.monotonic()
+        deadline = settle_start + settle_timeout
+        pods_ok = await wait_pods(api, OP_NS, expected.pods, settle_timeout)
+        gap = 5.0
+        while time.monotonic() < deadline:
+            mark = bench.audit.offset()
+            await asyncio.sleep(gap)
+            samples = await scrape(metrics_url)
+            recent = [w for w in bench.audit.writes(mark, user=user) if w.resource != LEASE_RESOURCE]
+            if not recent and promtext.total(samples, "workqueue_depth") == 0:
+                result.settled = pods_ok
+                break
+        result.settle_s = time.monotonic() - settle_start
+        if not result.settled:
+            result.notes.append(f"N={result.n}: not settled after {settle_timeout:.0f}s (pods created: {pods_ok})")
+        log(f"  settled in {result.settle_s:.1f}s; quiet window of {quiet:.0f}s")
+
+        # The quiet window.
+        api_before = apiserver_writes(promtext.parse(await api.metrics()))
+        q_offset = bench.audit.offset()
+        q_start = time.monotonic()
+        await asyncio.sleep(quiet)
+        result.quiet_s = time.monotonic() - q_start
+        idle = bench.audit.writes(q_offset, user=user)
+        idle_non_lease = [w for w in idle if w.resource != LEASE_RESOURCE]
+        result.idle_writes = len(idle_non_lease)
+        result.idle_writes_by_kind = summarize(idle_non_lease)
+        result.idle_lease_writes = len(idle) - len(idle_non_lease)
+        api_after = apiserver_writes(promtext.parse(await api.metrics()))
+        delta = {k: int(v - api_before.get(k, 0.0)) for k, v in api_after.items()}
+        delta = {k: v for k, v in sorted(delta.items(), key=lambda kv: -kv[1]) if v > 0}
+        result.idle_apiserver_writes = sum(delta.values())
+        result.idle_apiserver_writes_by_resource = delta
+        mem = proc_status(pid)
+        result.peak_rss_mb = mem["VmHWM"] / 2**20
+        result.rss_after_mb = mem["VmRSS"] / 2**20
+        result.operator_cpu_s = cpu_seconds(pid)
+        if edits:
+            await edit_latencies(admin, api, manifests, edits, result)
+        if retries[0]:
+            result.notes.append(f"N={result.n}: {retries[0]} retried service applies in the operator phase")
+    finally:
+        for task in watches:
+            task.cancel()
+        for task in watches:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        await api.close()
+        await admin.close()
+        cluster.stop_process("operator")
+
+
+async def edit_latencies(admin: AsyncClient, api: ApiHttp, manifests: list[Obj], edits: int, result: RunResult) -> None:
+    """Edit latency at scale (`bench.edit_latency`): a service without a router, edited `edits`
+    times in its replicas, then `edits` times in its image, with every other service converged."""
+    target = next(m for m in manifests if len(m["spec"]["roles"]) == 1)
+    name = target["metadata"]["name"]
+    for what in ("replicas", "image"):
+        measured = await edit_latency.measure(
+            admin, api, target, deployment=f"{name}-inference", what=what, edits=edits, manager=BENCH_MANAGER
+        )
+        result.edit_latency[what] = edit_latency.summary(measured)
+        log(f"  edit latency ({what}): {result.edit_latency[what]}")
+        # The next kind of edit starts from what this one left.
+        target = edit_latency.edited(target, what, edits - 1)[0] if edits % 2 else target

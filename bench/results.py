@@ -1,0 +1,51 @@
+"""One size's measurements (`RunResult`) and the progress log."""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass, field
+
+
+@dataclass
+class RunResult:
+    n: int
+    services_with_router: int
+    children: int
+    concurrency: int
+    workers: int
+    lower_bound_s: float = 0.0  # the best of the runs before and after the operator phase
+    lower_bound_runs_s: list[float] = field(default_factory=list)
+    lower_bound_writes: int = 0
+    lower_bound_retries: int = 0
+    operator_s: float = 0.0
+    operator_children_s: float = 0.0
+    operator_writes: int = 0
+    operator_writes_by_kind: dict[str, int] = field(default_factory=dict)
+    reconciles: int = 0
+    reconcile_errors: int = 0
+    reconcile_p50_s: float | None = None
+    reconcile_p99_s: float | None = None
+    settle_s: float = 0.0
+    settled: bool = False
+    quiet_s: float = 0.0
+    idle_writes: int = 0
+    idle_writes_by_kind: dict[str, int] = field(default_factory=dict)
+    idle_lease_writes: int = 0
+    idle_apiserver_writes: int = 0
+    idle_apiserver_writes_by_resource: dict[str, int] = field(default_factory=dict)
+    peak_rss_mb: float = 0.0
+    rss_after_mb: float = 0.0
+    operator_cpu_s: float = 0.0
+    operator_cpu_convergence_s: float = 0.0
+    # what -> {"p50_ms", "p99_ms"} for edit -> Deployment and edit -> observedGeneration, "edits", "timeouts"
+    edit_latency: dict[str, dict[str, float | int | None]] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ratio(self) -> float:
+        return self.operator_s / self.lower_bound_s if self.lower_bound_s else float("nan")
+
+
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)

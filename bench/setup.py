@@ -1,0 +1,110 @@
+"""A fresh local control plane per size: audit log on the two benchmarked ServiceAccounts,
+the bundled CRDs, namespaces, and the capabilities the operator will discover."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from lightkube import Client
+from lightkube.models.meta_v1 import ObjectMeta
+from lightkube.models.rbac_v1 import RoleRef, Subject
+from lightkube.resources.apiextensions_v1 import CustomResourceDefinition
+from lightkube.resources.core_v1 import Namespace, ServiceAccount
+from lightkube.resources.rbac_authorization_v1 import ClusterRoleBinding
+
+from bench.kube import AuditLog, audit_policy
+from fusioninfer.builders import Capabilities
+from fusioninfer.builders.context import OPTIONAL_APIS
+from fusioninfer.controller.discovery import capabilities_from, slim_crd
+from fusioninfer.install import install_crds
+from fusioninfer.localcluster.cluster import LocalCluster
+from fusioninfer.localcluster.crds import BUNDLED_CRD_DIR
+from fusioninfer.runtime.version import server_version
+
+Obj = dict[str, Any]
+T = TypeVar("T")
+
+CONTROL_NS = "bench-system"
+LB_NS = "bench-lb"  # the lower bound before the operator phase ...
+LB2_NS = "bench-lb2"  # ... and after it
+OP_NS = "bench-op"
+OPERATOR_SA = "operator"
+LOWER_BOUND_SA = "lower-bound"
+FIELD_MANAGER = "fusioninfer"  # the operator's field manager: the lower bound writes the same fields
+BENCH_MANAGER = "bench"
+MANAGED_SELECTOR = "app.kubernetes.io/managed-by=fusioninfer"
+LEASE_RESOURCE = "leases"
+RECONCILE_HISTOGRAM = "controller_runtime_reconcile_time_seconds"
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def sa_user(name: str) -> str:
+    return f"system:serviceaccount:{CONTROL_NS}:{name}"
+
+
+@dataclass
+class Bench:
+    cluster: LocalCluster
+    audit: AuditLog
+    operator_kubeconfig: Path
+    lower_bound_kubeconfig: Path
+    capabilities: Capabilities
+
+
+def tmpfs() -> Path | None:
+    shm = Path("/dev/shm")
+    return shm if shm.is_dir() and os.access(shm, os.W_OK) else None
+
+
+def start_cluster(work: Path) -> Bench:
+    work.mkdir(parents=True, exist_ok=True)
+    policy = work / "audit-policy.yaml"
+    policy.write_text(yaml.safe_dump(audit_policy([sa_user(OPERATOR_SA), sa_user(LOWER_BOUND_SA)])))
+    audit_path = work / "audit.log"
+    audit_path.unlink(missing_ok=True)
+    cluster = LocalCluster(
+        work / "cluster",
+        etcd_parent_dir=tmpfs(),
+        extra_apiserver_args=[
+            f"--audit-policy-file={policy}",
+            f"--audit-log-path={audit_path}",
+            "--audit-log-mode=blocking",
+            "--audit-log-maxsize=0",
+        ],
+    )
+    cluster.up()
+    try:
+        install_crds(cluster.kubeconfig_path, [BUNDLED_CRD_DIR])
+        with cluster.client(field_manager=BENCH_MANAGER) as client:
+            for ns in (CONTROL_NS, LB_NS, OP_NS, LB2_NS):
+                client.create(Namespace(metadata=ObjectMeta(name=ns)))
+            for sa in (OPERATOR_SA, LOWER_BOUND_SA):
+                client.create(ServiceAccount(metadata=ObjectMeta(name=sa, namespace=CONTROL_NS)))
+                client.create(
+                    ClusterRoleBinding(
+                        metadata=ObjectMeta(name=f"bench-{sa}"),
+                        roleRef=RoleRef(apiGroup="rbac.authorization.k8s.io", kind="ClusterRole", name="cluster-admin"),
+                        subjects=[Subject(kind="ServiceAccount", name=sa, namespace=CONTROL_NS)],
+                    )
+                )
+            caps = discover_capabilities(client)
+        return Bench(
+            cluster=cluster,
+            audit=AuditLog(audit_path),
+            operator_kubeconfig=cluster.service_account_kubeconfig(CONTROL_NS, OPERATOR_SA),
+            lower_bound_kubeconfig=cluster.service_account_kubeconfig(CONTROL_NS, LOWER_BOUND_SA),
+            capabilities=caps,
+        )
+    except BaseException:
+        cluster.down()
+        raise
+
+
+def discover_capabilities(client: Client) -> Capabilities:
+    """What the operator will see: established CRDs (as its discovery reads them) + the version."""
+    caps = capabilities_from([slim_crd(c.to_dict()) for c in client.list(CustomResourceDefinition)])
+    return Capabilities.of({name: getattr(caps, name) for name in OPTIONAL_APIS}, server_version(client))
