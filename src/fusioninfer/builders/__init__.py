@@ -2,6 +2,16 @@
 
 `build()` is the one entry point used by `fusioninfer render` and by the controller. Each
 child kind has its own module; each exposes `build(ctx) -> list[Manifest]`.
+
+Layers, each importing only from the ones below it (`tests/unit/test_import_graph.py` keeps
+the package free of import cycles):
+
+1. `context`, `kinds`, `resources`, `engine`, `epp_config`, `refs`, `workload`: shared facts.
+2. `podparts`, then the pod decorators `pd_sglang`, `pd`, `probes`, `multinode`, `gang`,
+   `engine_flags`: what each adds to a serving pod.
+3. `podtemplate`: the decorators applied in order.
+4. The emitted kinds: `deployment`, `leaderworkerset`, `podgroup`, `autoscaler`, `epp` (the
+   picker's objects), `inferencepool`, `gateway`, `httproute`; `router` gathers the routing ones.
 """
 
 from __future__ import annotations
@@ -9,13 +19,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from fusioninfer.api.v1alpha1 import InferenceService
-from fusioninfer.builders import autoscaler, deployment, gang, multinode, router
+from fusioninfer.builders import autoscaler, deployment, leaderworkerset, podgroup, router
 from fusioninfer.builders.context import BuildContext, BuildOptions, Capabilities, Manifest, Notice
 from fusioninfer.builders.kinds import sort_key
 
 __all__ = ["BuildOptions", "BuildResult", "Capabilities", "Manifest", "Notice", "build"]
 
-_BUILDERS = (gang.build, deployment.build, multinode.build, autoscaler.build, router.build)
+_BUILDERS = (podgroup.build, deployment.build, leaderworkerset.build, autoscaler.build, router.build)
 
 
 @dataclass(frozen=True)

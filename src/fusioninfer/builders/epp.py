@@ -23,7 +23,7 @@ from typing import Any
 from fusioninfer.api import naming
 from fusioninfer.api.v1alpha1 import Engine, Role, RoutingStrategy
 from fusioninfer.builders import engine as engines
-from fusioninfer.builders import pd
+from fusioninfer.builders import pd, refs
 from fusioninfer.builders.context import BuildContext, Manifest, deep_copy
 from fusioninfer.builders.epp_config import (
     CONFIG_KEY,
@@ -38,7 +38,7 @@ GIE_EPP_IMAGE = "registry.k8s.io/gateway-api-inference-extension/epp:v1.2.1"
 # v0.6+ shape by default (see epp_config); an explicit v0.4/v0.5 image gets the older shape.
 LLMD_EPP_IMAGE = "ghcr.io/llm-d/llm-d-inference-scheduler:v0.7.1"
 
-GRPC_PORT = 9002
+GRPC_PORT = refs.PICKER_GRPC_PORT
 GRPC_HEALTH_PORT = 9003
 METRICS_PORT = 9090
 HEALTH_SERVICE = "inference-extension"

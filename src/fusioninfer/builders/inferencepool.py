@@ -15,13 +15,12 @@ from __future__ import annotations
 from fusioninfer.api import naming
 from fusioninfer.api.v1alpha1 import Role
 from fusioninfer.builders import engine as engines
-from fusioninfer.builders import pd
+from fusioninfer.builders import pd, refs
 from fusioninfer.builders.context import LABEL_SERVICE, BuildContext, Manifest
-from fusioninfer.builders.epp import GRPC_PORT
 
-API_VERSION = "inference.networking.k8s.io/v1"
-GROUP = "inference.networking.k8s.io"
-KIND = "InferencePool"
+API_VERSION = refs.INFERENCE_POOL_API_VERSION
+GROUP = refs.INFERENCE_POOL_GROUP
+KIND = refs.INFERENCE_POOL_KIND
 
 
 def selector(ctx: BuildContext) -> dict[str, str]:
@@ -55,7 +54,7 @@ def build(ctx: BuildContext, router: Role) -> Manifest:
                 # group "" (core) is the default; written out it trips older apiservers' apply ("null").
                 "kind": "Service",
                 "name": naming.epp_name(ctx.name),
-                "port": {"number": GRPC_PORT},
+                "port": {"number": refs.PICKER_GRPC_PORT},
                 # No picker, no routing: never spray requests at random pods.
                 "failureMode": "FailClose",
             },

@@ -30,7 +30,7 @@ from fusioninfer.api.v1alpha1 import ComponentType, Engine, Role
 from fusioninfer.builders import engine as engines
 from fusioninfer.builders import pd_sglang
 from fusioninfer.builders.context import BuildContext, Manifest
-from fusioninfer.builders.podtemplate import PodPart, add_labels
+from fusioninfer.builders.podparts import PodPart, add_labels
 
 # A label of our own (the `fusioninfer.io/` prefix is reserved, so users cannot fake it).
 LABEL_SERVING = "fusioninfer.io/serving"

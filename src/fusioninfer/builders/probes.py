@@ -24,7 +24,7 @@ from fusioninfer.api.v1alpha1 import Role
 from fusioninfer.builders import engine as engines
 from fusioninfer.builders import pd
 from fusioninfer.builders.context import BuildContext, Manifest
-from fusioninfer.builders.podtemplate import PodPart
+from fusioninfer.builders.podparts import PodPart
 
 HEALTH_PATH = "/health"
 PERIOD_SECONDS = 10

@@ -23,7 +23,7 @@ from fusioninfer.builders.pd import (
     set_flag,
     vllm_version,
 )
-from fusioninfer.builders.podtemplate import PodPart, base_pod_template
+from fusioninfer.builders.podparts import PodPart, base_pod_template
 
 VLLM_IMAGE = "vllm/vllm-openai:v0.11.0"
 
