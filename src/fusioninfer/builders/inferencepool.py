@@ -13,10 +13,11 @@ compares like with like.
 from __future__ import annotations
 
 from fusioninfer.api import naming
+from fusioninfer.api.labels import LABEL_SERVICE, LABEL_SERVING, SERVING_VALUE
 from fusioninfer.api.v1alpha1 import Role
 from fusioninfer.builders import engine as engines
 from fusioninfer.builders import pd, refs
-from fusioninfer.builders.context import LABEL_SERVICE, BuildContext, Manifest
+from fusioninfer.builders.context import BuildContext, Manifest
 
 API_VERSION = refs.INFERENCE_POOL_API_VERSION
 GROUP = refs.INFERENCE_POOL_GROUP
@@ -24,7 +25,7 @@ KIND = refs.INFERENCE_POOL_KIND
 
 
 def selector(ctx: BuildContext) -> dict[str, str]:
-    return {LABEL_SERVICE: ctx.name, pd.LABEL_SERVING: pd.SERVING_VALUE}
+    return {LABEL_SERVICE: ctx.name, LABEL_SERVING: SERVING_VALUE}
 
 
 def report_port_conflicts(ctx: BuildContext) -> None:

@@ -26,15 +26,13 @@ from typing import Any
 
 from fusioninfer.api import command
 from fusioninfer.api.images import image_version
+from fusioninfer.api.labels import LABEL_SERVING, SERVING_VALUE
 from fusioninfer.api.v1alpha1 import ComponentType, Engine, Role
 from fusioninfer.builders import engine as engines
 from fusioninfer.builders import pd_sglang
 from fusioninfer.builders.context import BuildContext, Manifest
 from fusioninfer.builders.podparts import PodPart, add_labels
 
-# A label of our own (the `fusioninfer.io/` prefix is reserved, so users cannot fake it).
-LABEL_SERVING = "fusioninfer.io/serving"
-SERVING_VALUE = "true"
 # The label llm-d's prefill-filter / decode-filter select on.
 LABEL_LLMD_ROLE = "llm-d.ai/role"
 LLMD_PREFILL = "prefill"

@@ -16,9 +16,10 @@ from lightkube import AsyncClient
 from lightkube.resources.apiextensions_v1 import CustomResourceDefinition
 from lightkube.resources.core_v1 import Pod
 
+from fusioninfer.api.labels import LABEL_MANAGED_BY, LABEL_SERVICE, MANAGED_BY
 from fusioninfer.api.v1alpha1 import API_VERSION, KIND, PLURAL
 from fusioninfer.builders import BuildOptions, Capabilities
-from fusioninfer.builders.context import LABEL_MANAGED_BY, LABEL_SERVICE, MANAGED_BY, OPTIONAL_APIS
+from fusioninfer.builders.context import OPTIONAL_APIS
 from fusioninfer.builders.kinds import CHILD_KINDS, ChildKind
 from fusioninfer.controller.discovery import CRD_NAMES, capabilities_from, slim_crd
 from fusioninfer.controller.reconciler import Caches, InferenceServiceReconciler

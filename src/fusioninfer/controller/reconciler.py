@@ -18,10 +18,10 @@ from typing import Any, Protocol
 from lightkube import ApiError, AsyncClient
 
 from fusioninfer.api.errors import InvalidSpec
+from fusioninfer.api.labels import LABEL_SERVICE
 from fusioninfer.api.v1alpha1 import API_VERSION, KIND
 from fusioninfer.api.validation import parse
 from fusioninfer.builders import BuildOptions, Capabilities, build
-from fusioninfer.builders.context import LABEL_SERVICE
 from fusioninfer.builders.kinds import CHILD_KINDS, ChildKind
 from fusioninfer.controller import conditions as C
 from fusioninfer.controller.events import EventRecorder, EventType

@@ -41,6 +41,7 @@ from lightkube import ApiError, AsyncClient
 from lightkube.generic_resource import Generic
 from lightkube.types import CascadeType, PatchType
 
+from fusioninfer.api.labels import ANNOTATION_APPLIED_HASH
 from fusioninfer.runtime.kinds import KindRegistry, default_registry, raw_resource
 from fusioninfer.runtime.metrics import RuntimeMetrics, default_metrics
 
@@ -63,7 +64,8 @@ __all__ = [
     "with_hash_annotation",
 ]
 
-APPLIED_HASH_ANNOTATION = "fusioninfer.io/applied-hash"
+# The runtime API's name for it (exported; the key itself lives in `api.labels`).
+APPLIED_HASH_ANNOTATION = ANNOTATION_APPLIED_HASH
 
 # ---------------------------------------------------------------------------------------------------
 # Quantities

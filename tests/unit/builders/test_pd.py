@@ -8,13 +8,13 @@ from typing import Any
 
 import pytest
 
+from fusioninfer.api.labels import LABEL_SERVING
 from fusioninfer.api.validation import parse
 from fusioninfer.builders import build
 from fusioninfer.builders.context import BuildContext, BuildOptions, Capabilities, Manifest
 from fusioninfer.builders.pd import (
     DEFAULT_KV_TRANSFER_CONFIG,
     LABEL_LLMD_ROLE,
-    LABEL_SERVING,
     ROUTING_SIDECAR_IMAGE,
     connector_flag,
     decorate,
