@@ -22,8 +22,10 @@ from fusioninfer.api.labels import (
     MANAGED_BY,
 )
 from fusioninfer.api.v1alpha1 import API_VERSION, KIND, InferenceService, Role
+from fusioninfer.kube.types import Obj
 
-Manifest = dict[str, Any]
+# A child manifest: a Kubernetes object, the one `Obj` type under the name builders use.
+Manifest = Obj
 
 
 OPTIONAL_APIS = ("lws", "volcano", "gateway_api", "inference_pool", "inference_objective", "keda")

@@ -23,6 +23,7 @@ from fusioninfer.builders.context import OPTIONAL_APIS
 from fusioninfer.builders.kinds import CHILD_KINDS, ChildKind
 from fusioninfer.controller.discovery import CRD_NAMES, capabilities_from, slim_crd
 from fusioninfer.controller.reconciler import Caches, InferenceServiceReconciler
+from fusioninfer.kube.types import Obj, ObjList
 from fusioninfer.runtime.controller import Controller, ObjectKey
 from fusioninfer.runtime.informer import Informer
 from fusioninfer.runtime.kinds import default_registry
@@ -32,8 +33,6 @@ from fusioninfer.runtime.version import fetch_server_version
 
 log = logging.getLogger(__name__)
 
-Obj = dict[str, Any]
-ObjList = list[Obj]
 CONTROLLER_NAME = "inferenceservice"
 MANAGED = {LABEL_MANAGED_BY: MANAGED_BY}
 

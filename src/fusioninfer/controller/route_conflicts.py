@@ -14,8 +14,6 @@ from typing import Any
 from fusioninfer.api.labels import LABEL_SERVICE
 from fusioninfer.builders.httproute import MODEL_HEADER
 
-Obj = dict[str, Any]
-
 
 def _parents(route: Mapping[str, Any]) -> set[tuple[str, str]]:
     namespace = str((route.get("metadata") or {}).get("namespace", ""))

@@ -19,8 +19,7 @@ from fusioninfer.builders import BuildResult
 from fusioninfer.controller import conditions as C
 from fusioninfer.controller.conditions import Cond
 from fusioninfer.controller.route_conflicts import conflicts
-
-Obj = dict[str, Any]
+from fusioninfer.kube.types import Obj
 
 # Container states that will not get better by waiting: the role is Failed, not Deploying.
 FAILING_WAIT_REASONS = frozenset(
