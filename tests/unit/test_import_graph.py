@@ -124,6 +124,46 @@ def test_the_package_has_no_import_cycle() -> None:
     assert not found, "import cycles in fusioninfer:\n" + "\n\n".join(_describe(graph, c) for c in found)
 
 
+# The builders' layers, lowest first: a module imports only from layers below its own, and
+# within a layer only the shared facts may use each other. A new module must be placed here.
+BUILDER_LAYERS: tuple[frozenset[str], ...] = (
+    frozenset({"context", "kinds", "resources", "engine", "epp_config", "refs", "workload"})
+    | frozenset({"health", "podparts", "ports", "pd_sglang"}),
+    frozenset({"pd", "gang", "multinode", "engine_flags", "probes"}),
+    frozenset({"podtemplate"}),
+    frozenset({"deployment", "leaderworkerset", "podgroup", "autoscaler"})
+    | frozenset({"epp", "inferencepool", "gateway", "httproute"}),
+    frozenset({"router"}),
+    frozenset({""}),  # the package itself: `build()`
+)
+SIDEWAYS_ALLOWED = BUILDER_LAYERS[0]
+
+
+def _builder_layer(module: str) -> int:
+    name = module.removeprefix("fusioninfer.builders").removeprefix(".")
+    for index, layer in enumerate(BUILDER_LAYERS):
+        if name in layer:
+            return index
+    raise AssertionError(f"{module} is in no layer of BUILDER_LAYERS: place it there")
+
+
+def test_the_builders_import_only_downwards() -> None:
+    graph = import_graph(SRC)
+    wrong: list[str] = []
+    for module, imports in sorted(graph.items()):
+        if not (module == "fusioninfer.builders" or module.startswith("fusioninfer.builders.")):
+            continue
+        mine = _builder_layer(module)
+        for other in sorted(imports):
+            if not other.startswith("fusioninfer.builders."):
+                continue
+            theirs = _builder_layer(other)
+            sideways = theirs == mine and BUILDER_LAYERS[mine] is not SIDEWAYS_ALLOWED
+            if theirs > mine or sideways:
+                wrong.append(f"{module} (layer {mine}) -> {other} (layer {theirs})")
+    assert wrong == [], "builders importing sideways or upwards:\n" + "\n".join(wrong)
+
+
 # --- the checker itself: it must see every kind of import it claims to see ---------------------
 def _write(tmp: Path, files: Mapping[str, str]) -> Path:
     for name, text in files.items():

@@ -6,9 +6,10 @@ child kind has its own module; each exposes `build(ctx) -> list[Manifest]`.
 Layers, each importing only from the ones below it (`tests/unit/test_import_graph.py` keeps
 the package free of import cycles):
 
-1. `context`, `kinds`, `resources`, `engine`, `epp_config`, `refs`, `workload`: shared facts.
-2. `podparts`, then the pod decorators `pd_sglang`, `pd`, `probes`, `multinode`, `gang`,
-   `engine_flags`: what each adds to a serving pod.
+1. Shared facts: `context`, `kinds`, `resources`, `engine`, `epp_config`, `refs`, `workload`,
+   `health` (probe bodies), `podparts` (PodPart, the user's template), `ports` (who listens where).
+2. The pod decorators, each adding one concern to a serving pod and none importing another:
+   `pd` (with its SGLang half `pd_sglang`), `gang`, `multinode`, `engine_flags`, `probes`.
 3. `podtemplate`: the decorators applied in order.
 4. The emitted kinds: `deployment`, `leaderworkerset`, `podgroup`, `autoscaler`, `epp` (the
    picker's objects), `inferencepool`, `gateway`, `httproute`; `router` gathers the routing ones.

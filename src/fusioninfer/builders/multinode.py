@@ -20,10 +20,10 @@ from typing import Any
 from fusioninfer.api import command
 from fusioninfer.api.v1alpha1 import Engine, MultinodeBackend, Role
 from fusioninfer.builders import engine as engines
-from fusioninfer.builders import pd
 from fusioninfer.builders.context import BuildContext, Manifest
+from fusioninfer.builders.health import http_readiness_probe
 from fusioninfer.builders.podparts import PodPart
-from fusioninfer.builders.probes import http_readiness_probe
+from fusioninfer.builders.ports import engine_port
 
 # Injected into every container of an LWS pod by the LWS pod webhook; expanded by the kubelet.
 LEADER_ADDRESS = "$(LWS_LEADER_ADDRESS)"
@@ -70,7 +70,7 @@ def decorate(ctx: BuildContext, role: Role, template: Manifest, part: PodPart) -
         return template
     _warn_about_ignored_backend(ctx, role, container, serving.engine)
     # Before any rewrite: `--port` is easiest to read from the user's own argv.
-    port = _listen_port(container, pd.engine_port(ctx, role, part))
+    port = _listen_port(container, engine_port(ctx, role, part))
     if role.multinode is None or role.multinode.rewrite_command is not False:
         _rewrite(ctx, role, container, serving.engine, part)
     if part is PodPart.LEADER:

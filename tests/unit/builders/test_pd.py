@@ -18,12 +18,12 @@ from fusioninfer.builders.pd import (
     ROUTING_SIDECAR_IMAGE,
     connector_flag,
     decorate,
-    engine_port,
     flag_value,
     set_flag,
     vllm_version,
 )
 from fusioninfer.builders.podparts import PodPart, base_pod_template
+from fusioninfer.builders.ports import engine_port
 
 VLLM_IMAGE = "vllm/vllm-openai:v0.11.0"
 
