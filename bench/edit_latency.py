@@ -17,16 +17,15 @@ import copy
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 from lightkube import AsyncClient
 
 from bench.kube import ApiHttp, collection_path
 from bench.pool import with_retries
 from fusioninfer.api.v1alpha1 import API_VERSION, PLURAL
+from fusioninfer.kube.types import Obj
 from fusioninfer.runtime.apply import apply
 
-Obj = dict[str, Any]
 IMAGES = ("vllm/vllm-openai:v0.11.0", "vllm/vllm-openai:v0.11.1")
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 
-Obj = dict[str, Any]
+from fusioninfer.kube.types import Obj
 
 META_LIST = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
 META_ITEM = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"

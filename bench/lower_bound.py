@@ -11,19 +11,13 @@ from lightkube.resources.core_v1 import Namespace
 from bench.kube import ApiHttp, wait_pods
 from bench.pool import run_pool, with_retries
 from bench.results import RunResult, log
-from bench.setup import (
-    BENCH_MANAGER,
-    FIELD_MANAGER,
-    LOWER_BOUND_SA,
-    Bench,
-    Obj,
-    sa_user,
-)
+from bench.setup import BENCH_MANAGER, FIELD_MANAGER, LOWER_BOUND_SA, Bench, sa_user
 from bench.workload import Expected
 from fusioninfer.api.v1alpha1 import API_VERSION, KIND
 from fusioninfer.api.validation import parse
 from fusioninfer.builders import BuildOptions, build
 from fusioninfer.controller.status import Observed, compute_status
+from fusioninfer.kube.types import Obj
 from fusioninfer.runtime.apply import apply, apply_status, with_hash_annotation
 
 

@@ -27,12 +27,12 @@ from bench.setup import (
     OPERATOR_SA,
     RECONCILE_HISTOGRAM,
     Bench,
-    Obj,
     sa_user,
 )
 from bench.workload import Expected
 from fusioninfer.api.v1alpha1 import API_VERSION, PLURAL
 from fusioninfer.builders.kinds import CHILD_KINDS
+from fusioninfer.kube.types import Obj
 from fusioninfer.localcluster.components import pick_free_ports
 from fusioninfer.runtime.apply import apply
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import yaml
 from lightkube import Client
@@ -25,7 +25,6 @@ from fusioninfer.localcluster.cluster import LocalCluster
 from fusioninfer.localcluster.crds import BUNDLED_CRD_DIR
 from fusioninfer.runtime.version import server_version
 
-Obj = dict[str, Any]
 T = TypeVar("T")
 
 CONTROL_NS = "bench-system"

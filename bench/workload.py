@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bench.setup import Obj
 from fusioninfer.api.v1alpha1 import API_VERSION, KIND
 from fusioninfer.api.validation import parse
 from fusioninfer.builders import BuildOptions, Capabilities, build
+from fusioninfer.kube.types import Obj
 
 
 def service_manifest(namespace: str, index: int, router_every: int) -> Obj:

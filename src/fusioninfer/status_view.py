@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.tree import Tree
 
-from fusioninfer.builders.context import LABEL_SERVICE
+from fusioninfer.api.labels import LABEL_SERVICE
 from fusioninfer.builders.kinds import CHILD_KINDS
 from fusioninfer.controller.conditions import find
 from fusioninfer.runtime.kinds import default_registry

@@ -19,6 +19,7 @@ from fusioninfer.api.durations import duration_ms
 from fusioninfer.api.engine_rules import check_parallelism_fits_the_gpus, check_vllm_multinode_backend
 from fusioninfer.api.errors import FieldError, InvalidSpec, from_pydantic, quote
 from fusioninfer.api.expand import expand
+from fusioninfer.api.labels import is_reserved
 from fusioninfer.api.pd_rules import check_nixl_tensor_parallel, check_sglang_disaggregation
 from fusioninfer.api.v1alpha1 import (
     API_VERSION,
@@ -31,10 +32,6 @@ from fusioninfer.api.v1alpha1 import (
     RoutingStrategy,
 )
 
-RESERVED_LABEL_PREFIX = "fusioninfer.io/"
-RESERVED_LABELS = frozenset(
-    {"app.kubernetes.io/managed-by", "app.kubernetes.io/instance", "app.kubernetes.io/component"}
-)
 NESTED_TOO_DEEPLY = "nested too deeply"
 TOPOLOGY_HINT = "a service has exactly one worker role (monolithic) or prefiller and decoder roles (disaggregated)"
 
@@ -498,7 +495,7 @@ def _check_template_labels(prefix: str, role: Role) -> list[FieldError]:
     return [
         FieldError(f"{prefix}.template.metadata.labels[{key}]", "Forbidden: reserved for the operator")
         for key in sorted(role.template.metadata.labels)
-        if key.startswith(RESERVED_LABEL_PREFIX) or key in RESERVED_LABELS
+        if is_reserved(key)
     ]
 
 

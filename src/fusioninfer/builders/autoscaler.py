@@ -1,18 +1,13 @@
-"""HorizontalPodAutoscaler / KEDA ScaledObject per autoscaled role, and who owns replica counts.
+"""HorizontalPodAutoscaler / KEDA ScaledObject per autoscaled role.
 
-An autoscaled role's Deployment or LeaderWorkerSet is applied *without* `spec.replicas`: the
-autoscaler writes it through the `/scale` subresource (an LWS scales groups), and since the
-operator's field manager no longer claims the field, those writes stand and no write loop
-starts. `replicas` comes back into the applied object when autoscaling is removed.
-
-A role with `autoscaling.ratioTo` follows another autoscaled role: its count is that role's
-live replica count (read from the cluster into `BuildOptions.live_replicas`) times the ratio,
-rounded up, applied by the operator on every change of the other role's count.
+Who owns the replica count of an autoscaled (or `ratioTo`-following) workload, and why the
+workload is then applied without `spec.replicas`, is in `workload.replicas`. A `ratioTo` role
+gets no autoscaler of its own: the operator applies its count on every change of the other
+role's.
 """
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from fusioninfer.api import naming
@@ -29,22 +24,6 @@ def scale_target(ctx: BuildContext, role: Role) -> dict[str, str]:
         return {"apiVersion": "leaderworkerset.x-k8s.io/v1", "kind": "LeaderWorkerSet",
                 "name": naming.workload_name(ctx.name, role.name)}  # fmt: skip
     return {"apiVersion": "apps/v1", "kind": "Deployment", "name": naming.workload_name(ctx.name, role.name)}
-
-
-def replicas(ctx: BuildContext, role: Role) -> int | None:
-    """The replica count the operator applies; None when an autoscaler owns it."""
-    scaling = role.autoscaling
-    if scaling is None:
-        return role.effective_replicas
-    if scaling.ratio_to is None:
-        return None
-    leader = next((r for r in ctx.isvc.serving_roles if r.name == scaling.ratio_to.role), None)
-    if leader is None or leader.autoscaling is None:
-        return role.effective_replicas  # validation refuses this; keep a sane count anyway
-    live = ctx.options.live_replicas.get(naming.workload_name(ctx.name, leader.name))
-    followed = live if live is not None else max(leader.autoscaling.effective_min, 1)
-    mine, theirs = scaling.ratio_to.parts()
-    return math.ceil(followed * mine / theirs)
 
 
 def _hpa(ctx: BuildContext, role: Role, scaling: Autoscaling) -> Manifest:

@@ -1,4 +1,5 @@
-"""What every builder needs: the validated service, the build options, and our labels.
+"""What every builder needs: the validated service, the build options, and our labels (whose
+keys live in `api.labels`).
 
 Builders are pure: a `BuildContext` in, manifests (plain dicts) out, no I/O. The same code
 backs `fusioninfer render` (offline) and the controller.
@@ -11,18 +12,20 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from fusioninfer.api.labels import (
+    LABEL_COMPONENT,
+    LABEL_COMPONENT_TYPE,
+    LABEL_INSTANCE,
+    LABEL_MANAGED_BY,
+    LABEL_ROLE_NAME,
+    LABEL_SERVICE,
+    MANAGED_BY,
+)
 from fusioninfer.api.v1alpha1 import API_VERSION, KIND, InferenceService, Role
+from fusioninfer.kube.types import Obj
 
-MANAGED_BY = "fusioninfer"
-
-LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
-LABEL_INSTANCE = "app.kubernetes.io/instance"
-LABEL_COMPONENT = "app.kubernetes.io/component"
-LABEL_SERVICE = "fusioninfer.io/service"
-LABEL_ROLE_NAME = "fusioninfer.io/role-name"
-LABEL_COMPONENT_TYPE = "fusioninfer.io/component-type"
-
-Manifest = dict[str, Any]
+# A child manifest: a Kubernetes object, the one `Obj` type under the name builders use.
+Manifest = Obj
 
 
 OPTIONAL_APIS = ("lws", "volcano", "gateway_api", "inference_pool", "inference_objective", "keda")

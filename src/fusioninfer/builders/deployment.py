@@ -2,35 +2,22 @@
 
 Deployment (not StatefulSet, as the design proposal first said, nor one LWS per replica, as
 the Go original does) because it gives surge/unavailable rolling updates and needs nothing
-installed. The default budget (maxSurge 0, maxUnavailable 1) makes progress on a cluster with
-no spare GPU: an old pod goes before its replacement needs the accelerator.
+installed. The replica count and the rolling-update budget are shared with the LeaderWorkerSet
+(see `workload`).
 """
 
 from __future__ import annotations
 
-from typing import Any
-
 from fusioninfer.api import naming
 from fusioninfer.api.v1alpha1 import Role
-from fusioninfer.builders import autoscaler
 from fusioninfer.builders.context import BuildContext, Manifest
-from fusioninfer.builders.podtemplate import PodPart, serving_pod_template
-
-DEFAULT_MAX_SURGE: int | str = 0
-DEFAULT_MAX_UNAVAILABLE: int | str = 1
-
-
-def rolling_update(role: Role) -> dict[str, Any]:
-    rollout = role.rollout
-    surge = rollout.max_surge if rollout and rollout.max_surge is not None else DEFAULT_MAX_SURGE
-    unavailable = (
-        rollout.max_unavailable if rollout and rollout.max_unavailable is not None else DEFAULT_MAX_UNAVAILABLE
-    )
-    return {"maxSurge": surge, "maxUnavailable": unavailable}
+from fusioninfer.builders.podparts import PodPart
+from fusioninfer.builders.podtemplate import serving_pod_template
+from fusioninfer.builders.workload import replicas, rolling_update
 
 
 def build_deployment(ctx: BuildContext, role: Role) -> Manifest:
-    count = autoscaler.replicas(ctx, role)
+    count = replicas(ctx, role)
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",

@@ -20,7 +20,7 @@ from fusioninfer.api import command
 from fusioninfer.api.v1alpha1 import Engine, Role
 from fusioninfer.builders import engine as engines
 from fusioninfer.builders.context import BuildContext, Manifest
-from fusioninfer.builders.podtemplate import PodPart
+from fusioninfer.builders.podparts import PodPart
 
 SPEC_WARNINGS = "SpecWarnings"
 SGLANG_METRICS_FLAG = "--enable-metrics"

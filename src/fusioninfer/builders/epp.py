@@ -21,9 +21,10 @@ import hashlib
 from typing import Any
 
 from fusioninfer.api import naming
+from fusioninfer.api.labels import ANNOTATION_EPP_CONFIG_HASH
 from fusioninfer.api.v1alpha1 import Engine, Role, RoutingStrategy
 from fusioninfer.builders import engine as engines
-from fusioninfer.builders import pd
+from fusioninfer.builders import pd, refs
 from fusioninfer.builders.context import BuildContext, Manifest, deep_copy
 from fusioninfer.builders.epp_config import (
     CONFIG_KEY,
@@ -38,14 +39,13 @@ GIE_EPP_IMAGE = "registry.k8s.io/gateway-api-inference-extension/epp:v1.2.1"
 # v0.6+ shape by default (see epp_config); an explicit v0.4/v0.5 image gets the older shape.
 LLMD_EPP_IMAGE = "ghcr.io/llm-d/llm-d-inference-scheduler:v0.7.1"
 
-GRPC_PORT = 9002
+GRPC_PORT = refs.PICKER_GRPC_PORT
 GRPC_HEALTH_PORT = 9003
 METRICS_PORT = 9090
 HEALTH_SERVICE = "inference-extension"
 CONFIG_DIR = "/config"
 CONFIG_VOLUME = "epp-config"
 CONTAINER_NAME = "epp"
-ANNOTATION_CONFIG_HASH = "fusioninfer.io/epp-config-hash"
 # The chart's value: long enough to drain in-flight ext-proc streams.
 TERMINATION_GRACE_SECONDS = 130
 DEFAULT_RESOURCES: dict[str, Any] = {"requests": {"cpu": "500m", "memory": "512Mi"}}
@@ -259,7 +259,7 @@ def pod_template(ctx: BuildContext, role: Role, config: PickerConfig, engine: En
             user_meta = role.template.metadata.model_dump(exclude_none=True)
         spec = deep_copy(role.template.spec or {})
     labels = {**(user_meta.get("labels") or {}), **ctx.role_labels(role)}
-    annotations = {**(user_meta.get("annotations") or {}), ANNOTATION_CONFIG_HASH: config_hash(config)}
+    annotations = {**(user_meta.get("annotations") or {}), ANNOTATION_EPP_CONFIG_HASH: config_hash(config)}
     spec["serviceAccountName"] = naming.epp_name(ctx.name)
     spec.setdefault("terminationGracePeriodSeconds", TERMINATION_GRACE_SECONDS)
     spec["containers"] = [_container(ctx, role, config, engine)]

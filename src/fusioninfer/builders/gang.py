@@ -1,11 +1,12 @@
-"""Gang scheduling: one Volcano PodGroup per service, for the roles that must start together.
+"""Gang scheduling: which roles must start together, and the pod side of it (scheduler, PodGroup
+membership annotations, priority). The PodGroup object itself is built in `podgroup`.
 
 Why: a multi-node replica is useless until all of its pods run, and a P/D service is useless
 until both prefill and decode run. With the default scheduler, two such services on a full
 cluster can each grab half of the GPUs they need and wait for each other forever. A Volcano
 PodGroup makes the scheduler place all `minMember` pods at once, or none.
 
-When a PodGroup is emitted (`plan`):
+When a PodGroup is emitted (`plan`, used by `podgroup` and by `decorate` alike):
 * `gangScheduling: Disabled` -> never.
 * `gangScheduling: Enabled` or `schedulerName: volcano` (an explicit request) -> always, covering
   every serving role (the user asked for all of the service to start together).
@@ -28,26 +29,17 @@ from dataclasses import dataclass
 
 from fusioninfer.api import naming
 from fusioninfer.api.v1alpha1 import ComponentType, GangScheduling, Role, SchedulingStrategy
-from fusioninfer.builders import resources
-from fusioninfer.builders.context import BuildContext, Manifest, Notice
-from fusioninfer.builders.podtemplate import PodPart, add_annotations, serving_pod_template
+from fusioninfer.builders.context import BuildContext, Manifest
+from fusioninfer.builders.podparts import PodPart, add_annotations
 
-PODGROUP_API_VERSION = "scheduling.volcano.sh/v1beta1"
-PODGROUP_KIND = "PodGroup"
 VOLCANO = "volcano"
 DEFAULT_QUEUE = "default"
-VOLCANO_INSTALL = (
-    "kubectl apply -f https://raw.githubusercontent.com/volcano-sh/volcano/v1.13.1/installer/volcano-development.yaml"
-)
 
 # How a pod joins a PodGroup, and which `minTaskMember` entry it counts towards.
 GROUP_NAME_ANNOTATION = "scheduling.k8s.io/group-name"
 TASK_SPEC_ANNOTATION = "volcano.sh/task-spec"
 # The queue of the PodGroup Volcano creates by itself for a pod outside any PodGroup.
 QUEUE_NAME_ANNOTATION = "scheduling.volcano.sh/queue-name"
-
-PREREQUISITES_MET = "PrerequisitesMet"
-MISSING_APIS = "MissingAPIs"
 
 
 @dataclass(frozen=True)
@@ -118,58 +110,3 @@ def decorate(ctx: BuildContext, role: Role, template: Manifest, part: PodPart) -
     if gang.priority_class_name is not None and "priorityClassName" not in spec:
         spec["priorityClassName"] = gang.priority_class_name
     return template
-
-
-def role_pods(role: Role) -> int:
-    return role.effective_replicas * role.node_count
-
-
-def role_requests(ctx: BuildContext, role: Role) -> resources.Resources:
-    """What all pods of a role reserve, from the final pod templates (sidecars included)."""
-    replicas = role.effective_replicas
-    if not role.is_multinode:
-        single = serving_pod_template(ctx, role, PodPart.SINGLE)
-        return resources.scale(resources.pod_requests(single["spec"]), replicas)
-    leader = serving_pod_template(ctx, role, PodPart.LEADER)
-    worker = serving_pod_template(ctx, role, PodPart.WORKER)
-    return resources.add(
-        resources.scale(resources.pod_requests(leader["spec"]), replicas),
-        resources.scale(resources.pod_requests(worker["spec"]), replicas * (role.node_count - 1)),
-    )
-
-
-def build_podgroup(ctx: BuildContext, gang: GangPlan) -> Manifest:
-    members = sorted(gang.members, key=lambda r: r.name)
-    spec: Manifest = {
-        "minMember": sum(role_pods(role) for role in members),
-        "minTaskMember": {role.name: role_pods(role) for role in members},
-        "queue": gang.queue,
-    }
-    total = resources.add(*(role_requests(ctx, role) for role in members))
-    # Zero entries (a role scaled to 0) say nothing to the scheduler; leave them out.
-    min_resources = {name: quantity for name, quantity in total.items() if quantity.nanos}
-    if min_resources:
-        spec["minResources"] = resources.to_manifest(min_resources)
-    if gang.priority_class_name is not None:
-        spec["priorityClassName"] = gang.priority_class_name
-    return {
-        "apiVersion": PODGROUP_API_VERSION,
-        "kind": PODGROUP_KIND,
-        "metadata": ctx.metadata(naming.podgroup_name(ctx.name), ctx.service_labels()),
-        "spec": spec,
-    }
-
-
-def build(ctx: BuildContext) -> list[Manifest]:
-    gang = plan(ctx)
-    if gang.volcano_missing:
-        message = (
-            "Volcano (scheduling.volcano.sh/v1beta1 PodGroup) is not installed, so the gang scheduling asked "
-            "for in spec.schedulingStrategy is not applied and the pods use the default scheduler; install "
-            f"Volcano v1.13.1: {VOLCANO_INSTALL}"
-        )
-        if Notice(PREREQUISITES_MET, MISSING_APIS, message) not in ctx.notices:
-            ctx.notice(PREREQUISITES_MET, MISSING_APIS, message)
-    if not gang.members:
-        return []
-    return [build_podgroup(ctx, gang)]

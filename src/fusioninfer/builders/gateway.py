@@ -12,23 +12,17 @@ labels, annotations and a parametersRef). It is passed as the annotation Istio r
 
 from __future__ import annotations
 
-from typing import Any
-
 from fusioninfer.api import naming
 from fusioninfer.api.v1alpha1 import GatewayConfig, Role
+from fusioninfer.builders import refs
 from fusioninfer.builders.context import BuildContext, Manifest
 
-API_VERSION = "gateway.networking.k8s.io/v1"
-GROUP = "gateway.networking.k8s.io"
-KIND = "Gateway"
-LISTENER_NAME = "http"
+API_VERSION = refs.GATEWAY_API_VERSION
+GROUP = refs.GATEWAY_GROUP
+KIND = refs.GATEWAY_KIND
+LISTENER_NAME = refs.GATEWAY_LISTENER_NAME
 ISTIO_SERVICE_TYPE_ANNOTATION = "networking.istio.io/service-type"
 ISTIO_CLASSES = frozenset({"istio"})
-
-
-def parent_ref(ctx: BuildContext) -> dict[str, Any]:
-    """How the HTTPRoute attaches to the Gateway we create (to its one listener)."""
-    return {"group": GROUP, "kind": KIND, "name": naming.gateway_name(ctx.name), "sectionName": LISTENER_NAME}
 
 
 def build(ctx: BuildContext, router: Role, config: GatewayConfig) -> Manifest:

@@ -22,7 +22,7 @@ from typing import Any
 from fusioninfer.api import naming
 from fusioninfer.api.durations import duration_ms
 from fusioninfer.api.v1alpha1 import Role
-from fusioninfer.builders import gateway, inferencepool
+from fusioninfer.builders import refs
 from fusioninfer.builders.context import BuildContext, Manifest, deep_copy
 from fusioninfer.builders.engine_flags import model_names
 
@@ -54,23 +54,23 @@ def _parent_ref(ref: dict[str, Any]) -> dict[str, Any]:
     Exactly the apiserver's defaulting, even for a mesh `kind: Service` parent, which needs an
     explicit `group: ""` from the user just as it would without us.
     """
-    return {"group": gateway.GROUP, "kind": gateway.KIND, **ref}
+    return {"group": refs.GATEWAY_GROUP, "kind": refs.GATEWAY_KIND, **ref}
 
 
 def _parent_refs(ctx: BuildContext, router: Role, spec: dict[str, Any]) -> list[dict[str, Any]]:
-    refs: list[dict[str, Any]] = [_parent_ref(ref) for ref in spec.get("parentRefs") or []]
+    parents: list[dict[str, Any]] = [_parent_ref(ref) for ref in spec.get("parentRefs") or []]
     if router.gateway is not None:
-        ours = gateway.parent_ref(ctx)
+        ours = refs.gateway_parent_ref(ctx)
         already = any(
             r.get("name") == ours["name"]
-            and r.get("kind") == gateway.KIND
-            and r.get("group") == gateway.GROUP
+            and r.get("kind") == refs.GATEWAY_KIND
+            and r.get("group") == refs.GATEWAY_GROUP
             and r.get("namespace") in (None, ctx.namespace)
-            for r in refs
+            for r in parents
         )
         if not already:
-            refs.append(ours)
-    return refs
+            parents.append(ours)
+    return parents
 
 
 def model_matches(ctx: BuildContext, router: Role) -> list[dict[str, Any]]:
@@ -97,8 +97,8 @@ def _rule(ctx: BuildContext, router: Role, index: int, user_rule: dict[str, Any]
     if not redirects(rule):
         rule["backendRefs"] = [
             {
-                "group": inferencepool.GROUP,
-                "kind": inferencepool.KIND,
+                "group": refs.INFERENCE_POOL_GROUP,
+                "kind": refs.INFERENCE_POOL_KIND,
                 "name": naming.pool_name(ctx.name),
                 "weight": 1,
             }

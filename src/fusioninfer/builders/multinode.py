@@ -1,12 +1,6 @@
-"""Multi-node roles -> one LeaderWorkerSet each, with engine-aware leader/worker commands.
+"""Multi-node roles: engine-aware leader/worker start-up commands and probes of their pods.
 
-One LWS per role (not one per replica, as the Go original does): `replicas` groups of
-`nodeCount` pods, so a rolling update replaces one whole group at a time under the role's
-surge/unavailable budget, and the LWS scale subresource still means "replicas of this role".
-
-Every field the LWS webhook would default is written out (`startupPolicy`, `restartPolicy`,
-`rolloutStrategy`, `networkConfig`), so what we apply is what the apiserver stores and a
-server-side-apply comparison never sees a phantom difference.
+The LeaderWorkerSet that runs these pods is built in `leaderworkerset`.
 
 Start-up commands (`decorate`) are rewritten on the serving container only, and only by adding
 what is missing: a flag the user already wrote is never added again. Addresses use Kubernetes'
@@ -23,18 +17,13 @@ import shlex
 from collections.abc import Sequence
 from typing import Any
 
-from fusioninfer.api import command, naming
+from fusioninfer.api import command
 from fusioninfer.api.v1alpha1 import Engine, MultinodeBackend, Role
-from fusioninfer.builders import autoscaler, pd
 from fusioninfer.builders import engine as engines
 from fusioninfer.builders.context import BuildContext, Manifest
-from fusioninfer.builders.deployment import rolling_update
-from fusioninfer.builders.podtemplate import PodPart, serving_pod_template
-from fusioninfer.builders.probes import http_readiness_probe
-
-LWS_API_VERSION = "leaderworkerset.x-k8s.io/v1"
-LWS_KIND = "LeaderWorkerSet"
-LWS_INSTALL = "kubectl create -f https://github.com/kubernetes-sigs/lws/releases/download/v0.7.0/manifests.yaml"
+from fusioninfer.builders.health import http_readiness_probe
+from fusioninfer.builders.podparts import PodPart
+from fusioninfer.builders.ports import engine_port
 
 # Injected into every container of an LWS pod by the LWS pod webhook; expanded by the kubelet.
 LEADER_ADDRESS = "$(LWS_LEADER_ADDRESS)"
@@ -54,8 +43,6 @@ RAY_WORKER_SCRIPT = (
     f"until ray start --address={LEADER_ADDRESS}:{RAY_PORT} --block; do echo waiting for the Ray head; sleep 5; done"
 )
 
-PREREQUISITES_MET = "PrerequisitesMet"
-MISSING_APIS = "MissingAPIs"
 SPEC_WARNINGS = "SpecWarnings"
 CANNOT_REWRITE = "CannotRewriteCommand"
 IGNORED_FIELD = "IgnoredField"
@@ -67,56 +54,6 @@ _ALIASES: dict[Engine, dict[str, tuple[str, ...]]] = {
 }
 
 Flag = tuple[str, str | None]
-
-
-# --- LeaderWorkerSet ----------------------------------------------------------------------------
-def build_leaderworkerset(ctx: BuildContext, role: Role) -> Manifest:
-    budget = rolling_update(role)
-    partition = role.rollout.partition if role.rollout and role.rollout.partition is not None else 0
-    return {
-        "apiVersion": LWS_API_VERSION,
-        "kind": LWS_KIND,
-        "metadata": ctx.metadata(naming.workload_name(ctx.name, role.name), ctx.role_labels(role)),
-        "spec": {
-            # Left out while an autoscaler owns the count (it scales groups through /scale).
-            **({"replicas": count} if (count := autoscaler.replicas(ctx, role)) is not None else {}),
-            # LeaderCreated, not LeaderReady: the leader only turns Ready once its workers have
-            # joined, and under gang scheduling no pod runs before all exist.
-            "startupPolicy": "LeaderCreated",
-            "rolloutStrategy": {
-                "type": "RollingUpdate",
-                "rollingUpdateConfiguration": {
-                    "maxUnavailable": budget["maxUnavailable"],
-                    "maxSurge": budget["maxSurge"],
-                    "partition": partition,
-                },
-            },
-            "networkConfig": {"subdomainPolicy": "Shared"},
-            "leaderWorkerTemplate": {
-                "size": role.node_count,
-                # A lost pod breaks the collective (NCCL/Ray) of its group: restart the group.
-                "restartPolicy": "RecreateGroupOnPodRestart",
-                "leaderTemplate": serving_pod_template(ctx, role, PodPart.LEADER),
-                "workerTemplate": serving_pod_template(ctx, role, PodPart.WORKER),
-            },
-        },
-    }
-
-
-def build(ctx: BuildContext) -> list[Manifest]:
-    roles = [role for role in ctx.isvc.serving_roles if role.is_multinode]
-    if not roles:
-        return []
-    if not ctx.capabilities.lws:
-        names = ", ".join(repr(role.name) for role in roles)
-        ctx.notice(
-            PREREQUISITES_MET,
-            MISSING_APIS,
-            f"LeaderWorkerSet (leaderworkerset.x-k8s.io/v1) is not installed, so the multi-node "
-            f"role(s) {names} are not deployed; install LeaderWorkerSet v0.7.0: {LWS_INSTALL}",
-        )
-        return []
-    return [build_leaderworkerset(ctx, role) for role in roles]
 
 
 # --- pod templates ------------------------------------------------------------------------------
@@ -133,7 +70,7 @@ def decorate(ctx: BuildContext, role: Role, template: Manifest, part: PodPart) -
         return template
     _warn_about_ignored_backend(ctx, role, container, serving.engine)
     # Before any rewrite: `--port` is easiest to read from the user's own argv.
-    port = _listen_port(container, pd.engine_port(ctx, role, part))
+    port = _listen_port(container, engine_port(ctx, role, part))
     if role.multinode is None or role.multinode.rewrite_command is not False:
         _rewrite(ctx, role, container, serving.engine, part)
     if part is PodPart.LEADER:

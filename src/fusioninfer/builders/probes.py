@@ -13,7 +13,7 @@ template already sets it:
   container (override it with the template's own `startupProbe`);
 - a readiness probe on `/health` every 10 s (3 failures take the pod out of the pool).
 The port is where the engine itself listens (behind the routing sidecar on P/D decode pods).
-Multi-node workers serve no HTTP and get none (see `multinode`).
+Multi-node workers serve no HTTP and get none (see `multinode`). The probe bodies are `health`'s.
 """
 
 from __future__ import annotations
@@ -22,34 +22,10 @@ from typing import Any
 
 from fusioninfer.api.v1alpha1 import Role
 from fusioninfer.builders import engine as engines
-from fusioninfer.builders import pd
 from fusioninfer.builders.context import BuildContext, Manifest
-from fusioninfer.builders.podtemplate import PodPart
-
-HEALTH_PATH = "/health"
-PERIOD_SECONDS = 10
-STARTUP_FAILURE_THRESHOLD = 180  # x 10 s = 30 minutes to load a model
-
-
-def _health_probe(port: int, failure_threshold: int) -> dict[str, Any]:
-    """`GET /health` (vLLM and SGLang), every field written as the apiserver would default it."""
-    return {
-        "httpGet": {"path": HEALTH_PATH, "port": port, "scheme": "HTTP"},
-        "periodSeconds": PERIOD_SECONDS,
-        "timeoutSeconds": 5,
-        "successThreshold": 1,
-        "failureThreshold": failure_threshold,
-    }
-
-
-def http_readiness_probe(port: int) -> dict[str, Any]:
-    """Three failed checks in a row take the pod out of the pool."""
-    return _health_probe(port, failure_threshold=3)
-
-
-def http_startup_probe(port: int) -> dict[str, Any]:
-    """The model-loading budget (30 minutes)."""
-    return _health_probe(port, failure_threshold=STARTUP_FAILURE_THRESHOLD)
+from fusioninfer.builders.health import http_readiness_probe, http_startup_probe
+from fusioninfer.builders.podparts import PodPart
+from fusioninfer.builders.ports import engine_port
 
 
 def _probe_port(probe: Any) -> int | None:
@@ -70,7 +46,7 @@ def decorate(ctx: BuildContext, role: Role, template: Manifest, part: PodPart) -
     container = next((c for c in containers if isinstance(c, dict) and c.get("name") == serving.name), None)
     if container is None:
         return template
-    port = _probe_port(container.get("readinessProbe")) or pd.engine_port(ctx, role, part)
+    port = _probe_port(container.get("readinessProbe")) or engine_port(ctx, role, part)
     if "readinessProbe" not in container:
         container["readinessProbe"] = http_readiness_probe(port)
     if "startupProbe" not in container:

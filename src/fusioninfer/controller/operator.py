@@ -16,12 +16,14 @@ from lightkube import AsyncClient
 from lightkube.resources.apiextensions_v1 import CustomResourceDefinition
 from lightkube.resources.core_v1 import Pod
 
+from fusioninfer.api.labels import LABEL_MANAGED_BY, LABEL_SERVICE, MANAGED_BY
 from fusioninfer.api.v1alpha1 import API_VERSION, KIND, PLURAL
 from fusioninfer.builders import BuildOptions, Capabilities
-from fusioninfer.builders.context import LABEL_MANAGED_BY, LABEL_SERVICE, MANAGED_BY, OPTIONAL_APIS
+from fusioninfer.builders.context import OPTIONAL_APIS
 from fusioninfer.builders.kinds import CHILD_KINDS, ChildKind
 from fusioninfer.controller.discovery import CRD_NAMES, capabilities_from, slim_crd
 from fusioninfer.controller.reconciler import Caches, InferenceServiceReconciler
+from fusioninfer.kube.types import Obj, ObjList
 from fusioninfer.runtime.controller import Controller, ObjectKey
 from fusioninfer.runtime.informer import Informer
 from fusioninfer.runtime.kinds import default_registry
@@ -31,8 +33,6 @@ from fusioninfer.runtime.version import fetch_server_version
 
 log = logging.getLogger(__name__)
 
-Obj = dict[str, Any]
-ObjList = list[Obj]
 CONTROLLER_NAME = "inferenceservice"
 MANAGED = {LABEL_MANAGED_BY: MANAGED_BY}
 

@@ -13,19 +13,20 @@ import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol
 
 from lightkube import ApiError, AsyncClient
 
 from fusioninfer.api.errors import InvalidSpec
+from fusioninfer.api.labels import LABEL_SERVICE
 from fusioninfer.api.v1alpha1 import API_VERSION, KIND
 from fusioninfer.api.validation import parse
 from fusioninfer.builders import BuildOptions, Capabilities, build
-from fusioninfer.builders.context import LABEL_SERVICE
 from fusioninfer.builders.kinds import CHILD_KINDS, ChildKind
 from fusioninfer.controller import conditions as C
 from fusioninfer.controller.events import EventRecorder, EventType
 from fusioninfer.controller.status import Observed, compute_status, invalid_status
+from fusioninfer.kube.types import Obj, ObjList
 from fusioninfer.runtime.apply import apply, apply_status, delete, first_difference, with_hash_annotation
 from fusioninfer.runtime.controller import ObjectKey, Result
 
@@ -34,14 +35,10 @@ log = logging.getLogger(__name__)
 FIELD_MANAGER = "fusioninfer"
 # Events about created/updated children are sent in the background, at most this many at once.
 EVENT_CONCURRENCY = 4
-Obj = dict[str, Any]
 
 
 class ReconcileError(Exception):
     """Some children could not be applied or pruned; retried with backoff."""
-
-
-ObjList = list[Obj]
 
 
 class ObjectCache(Protocol):

@@ -11,10 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from fusioninfer.builders.context import LABEL_SERVICE
+from fusioninfer.api.labels import LABEL_SERVICE
 from fusioninfer.builders.httproute import MODEL_HEADER
-
-Obj = dict[str, Any]
 
 
 def _parents(route: Mapping[str, Any]) -> set[tuple[str, str]]:

@@ -13,14 +13,13 @@ from typing import Any
 
 from fusioninfer.api import naming
 from fusioninfer.api.errors import FieldError
+from fusioninfer.api.labels import LABEL_ROLE_NAME
 from fusioninfer.api.v1alpha1 import ComponentPhase, InferenceService, Role, ServicePhase
 from fusioninfer.builders import BuildResult
-from fusioninfer.builders.context import LABEL_ROLE_NAME
 from fusioninfer.controller import conditions as C
 from fusioninfer.controller.conditions import Cond
 from fusioninfer.controller.route_conflicts import conflicts
-
-Obj = dict[str, Any]
+from fusioninfer.kube.types import Obj
 
 # Container states that will not get better by waiting: the role is Failed, not Deploying.
 FAILING_WAIT_REASONS = frozenset(

@@ -18,9 +18,9 @@ from typing import Any
 
 from lightkube import ApiError, AsyncClient, KubeConfig
 
+from fusioninfer.kube.types import Obj
 from fusioninfer.runtime.kinds import raw_resource
 
-Obj = dict[str, Any]
 log = logging.getLogger("fusioninfer.fakes")
 
 

@@ -24,11 +24,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from fusioninfer.api.labels import LABEL_SIMULATED_NODE
 from fusioninfer.localcluster.build import KWOK_VERSION
 
 KWOK_NODE_ANNOTATION = "kwok.x-k8s.io/node"
 KWOK_NODE_ANNOTATION_VALUE = "fake"
-SIMULATED_NODE_LABEL = "fusioninfer.io/simulated-node"
 GPU_RESOURCE = "nvidia.com/gpu"
 POD_CIDR = "10.244.0.0/16"
 NODE_IP = "10.240.0.1"
@@ -94,7 +94,7 @@ def node_manifest(name: str, spec: NodeSpec, *, pool: str, pod_cidr: str | None 
         "kubernetes.io/arch": "amd64",
         "node.kubernetes.io/instance-type": "fusioninfer-kwok",
         "type": "kwok",
-        SIMULATED_NODE_LABEL: pool,
+        LABEL_SIMULATED_NODE: pool,
         **(
             {
                 "nvidia.com/gpu.present": "true",

@@ -34,8 +34,9 @@ from typing import Any
 from lightkube import ApiError, AsyncClient
 from lightkube.resources.core_v1 import ConfigMap, Pod
 
+from fusioninfer.kube.types import Obj
 from fusioninfer.localcluster.components import pick_free_ports
-from fusioninfer.localcluster.kube_loop import Loop, Obj, list_all, meta
+from fusioninfer.localcluster.kube_loop import Loop, list_all, meta
 from fusioninfer.localcluster.modelserver.engine_args import parse_engine_args
 from fusioninfer.localcluster.processes import die_with_parent, stop_child
 

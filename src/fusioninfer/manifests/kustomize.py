@@ -20,7 +20,10 @@ from typing import Any
 
 import yaml
 
-Manifest = dict[str, Any]
+from fusioninfer.kube.types import Obj
+
+# A manifest of the operator's own install: a Kubernetes object, the one `Obj` type.
+Manifest = Obj
 
 KUSTOMIZATION_FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
 SUPPORTED_KEYS = frozenset({"apiVersion", "kind", "resources", "namespace", "images"})

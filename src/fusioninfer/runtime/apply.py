@@ -30,10 +30,9 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-import re
 from collections import Counter, deque
 from collections.abc import Mapping
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 import httpx2
@@ -41,6 +40,8 @@ from lightkube import ApiError, AsyncClient
 from lightkube.generic_resource import Generic
 from lightkube.types import CascadeType, PatchType
 
+from fusioninfer.api.labels import ANNOTATION_APPLIED_HASH
+from fusioninfer.kube.quantity import exact_value
 from fusioninfer.runtime.kinds import KindRegistry, default_registry, raw_resource
 from fusioninfer.runtime.metrics import RuntimeMetrics, default_metrics
 
@@ -63,26 +64,12 @@ __all__ = [
     "with_hash_annotation",
 ]
 
-APPLIED_HASH_ANNOTATION = "fusioninfer.io/applied-hash"
+# The runtime API's name for it (exported; the key itself lives in `api.labels`).
+APPLIED_HASH_ANNOTATION = ANNOTATION_APPLIED_HASH
 
 # ---------------------------------------------------------------------------------------------------
 # Quantities
 # ---------------------------------------------------------------------------------------------------
-
-_QTY_RE = re.compile(r"^([+-]?(?:\d+(?:\.\d*)?|\.\d+))(Ki|Mi|Gi|Ti|Pi|Ei|[numkMGTPE]|[eE][+-]?\d+)?$")
-_DEC_SUFFIX = {
-    "n": Decimal("1e-9"),
-    "u": Decimal("1e-6"),
-    "m": Decimal("1e-3"),
-    "": Decimal(1),
-    "k": Decimal("1e3"),
-    "M": Decimal("1e6"),
-    "G": Decimal("1e9"),
-    "T": Decimal("1e12"),
-    "P": Decimal("1e15"),
-    "E": Decimal("1e18"),
-}
-_BIN_SUFFIX = {s: Decimal(1024) ** (i + 1) for i, s in enumerate(("Ki", "Mi", "Gi", "Ti", "Pi", "Ei"))}
 
 # Map keys whose values are maps of quantities (ResourceList and friends) ...
 _QUANTITY_MAPS = frozenset({"limits", "requests", "capacity", "allocatable", "hard", "used", "overhead"})
@@ -92,25 +79,7 @@ _QUANTITY_KEYS = frozenset({"sizeLimit"})
 
 def parse_quantity(value: object) -> Decimal | None:
     """A Kubernetes resource.Quantity as an exact Decimal, or None if `value` is not one."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int | float):
-        return Decimal(str(value))
-    if not isinstance(value, str):
-        return None
-    m = _QTY_RE.match(value.strip())
-    if m is None:
-        return None
-    try:
-        number = Decimal(m.group(1))
-    except InvalidOperation:
-        return None
-    suffix = m.group(2) or ""
-    if suffix in _BIN_SUFFIX:
-        return number * _BIN_SUFFIX[suffix]
-    if suffix in _DEC_SUFFIX:
-        return number * _DEC_SUFFIX[suffix]
-    return number.scaleb(int(suffix[1:]))  # decimal exponent: e3, E-2
+    return exact_value(value)
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -33,7 +33,8 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from fusioninfer.runtime.informer import Informer, Obj
+from fusioninfer.kube.types import Obj
+from fusioninfer.runtime.informer import Informer
 from fusioninfer.runtime.kinds import split_api_version
 from fusioninfer.runtime.logging import log_context
 from fusioninfer.runtime.metrics import (

@@ -47,18 +47,17 @@ from lightkube import ApiError, AsyncClient
 from lightkube.core.selector import build_selector
 from lightkube.types import on_error_raise
 
+from fusioninfer.kube.types import Obj, ObjList
 from fusioninfer.runtime.kinds import ResourceType, api_version_kind, is_namespaced, raw_resource
 from fusioninfer.runtime.metrics import RuntimeMetrics, default_metrics
 
 log = logging.getLogger(__name__)
 
-Obj = dict[str, Any]
 StoreKey = tuple[str, str]  # (namespace, name); namespace is "" for cluster-scoped objects
 AddHandler = Callable[[Obj], "Awaitable[None] | None"]
 UpdateHandler = Callable[[Obj, Obj], "Awaitable[None] | None"]
 DeleteHandler = Callable[[Obj], "Awaitable[None] | None"]
 Transform = Callable[[Obj], Obj]
-ObjList = list[Obj]  # (the class below has a `list` method that shadows the builtin)
 
 
 def store_key(obj: Mapping[str, Any]) -> StoreKey:

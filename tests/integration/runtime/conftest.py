@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 from prometheus_client import CollectorRegistry
 
+from fusioninfer.kube.types import Obj
 from fusioninfer.runtime.informer import Informer
 from fusioninfer.runtime.metrics import RuntimeMetrics
-
-Obj = dict[str, Any]
 
 
 @pytest.fixture

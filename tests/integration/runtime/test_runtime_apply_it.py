@@ -15,6 +15,7 @@ from lightkube.resources.apps_v1 import Deployment
 from lightkube.resources.core_v1 import Service
 from tests.support.eventually import eventually_async
 
+from fusioninfer.kube.types import Obj
 from fusioninfer.runtime.apply import (
     APPLIED_HASH_ANNOTATION,
     RequestCounter,
@@ -34,7 +35,6 @@ from fusioninfer.runtime.metrics import RuntimeMetrics
 pytestmark = pytest.mark.integration
 
 MANAGER = "runtime-it"
-Obj = dict[str, Any]
 
 
 def deployment(namespace: str, replicas: int = 1, image: str = "nginx:1.25") -> Obj:

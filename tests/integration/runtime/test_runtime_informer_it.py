@@ -19,7 +19,6 @@ from fusioninfer.runtime.metrics import RuntimeMetrics
 
 pytestmark = pytest.mark.integration
 
-Obj = dict[str, Any]
 EventsFactory = Any  # the `record_events` fixture (see conftest.py)
 
 

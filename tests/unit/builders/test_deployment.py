@@ -12,7 +12,8 @@ from fusioninfer.api.v1alpha1 import InferenceService
 from fusioninfer.api.validation import parse
 from fusioninfer.builders import BuildOptions, build
 from fusioninfer.builders.context import BuildContext, Manifest
-from fusioninfer.builders.deployment import build_deployment, rolling_update
+from fusioninfer.builders.deployment import build_deployment
+from fusioninfer.builders.workload import rolling_update
 
 
 def role(name: str, ctype: str, **extra: Any) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from fusioninfer.api.v1alpha1 import InferenceService
 from fusioninfer.api.validation import parse
 from fusioninfer.builders import BuildOptions, BuildResult, Capabilities, Notice, build
-from fusioninfer.builders.resources import Quantity
+from fusioninfer.kube.quantity import Quantity
 from fusioninfer.localcluster.crds import BUNDLED_CRD_DIR
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples"

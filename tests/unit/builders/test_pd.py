@@ -8,22 +8,22 @@ from typing import Any
 
 import pytest
 
+from fusioninfer.api.labels import LABEL_SERVING
 from fusioninfer.api.validation import parse
 from fusioninfer.builders import build
 from fusioninfer.builders.context import BuildContext, BuildOptions, Capabilities, Manifest
 from fusioninfer.builders.pd import (
     DEFAULT_KV_TRANSFER_CONFIG,
     LABEL_LLMD_ROLE,
-    LABEL_SERVING,
     ROUTING_SIDECAR_IMAGE,
     connector_flag,
     decorate,
-    engine_port,
     flag_value,
     set_flag,
     vllm_version,
 )
-from fusioninfer.builders.podtemplate import PodPart, base_pod_template
+from fusioninfer.builders.podparts import PodPart, base_pod_template
+from fusioninfer.builders.ports import engine_port
 
 VLLM_IMAGE = "vllm/vllm-openai:v0.11.0"
 

@@ -8,7 +8,7 @@ import pytest
 
 from fusioninfer.api.validation import parse
 from fusioninfer.builders import build
-from fusioninfer.builders.probes import STARTUP_FAILURE_THRESHOLD
+from fusioninfer.builders.health import STARTUP_FAILURE_THRESHOLD
 
 VLLM = {"name": "vllm", "image": "vllm/vllm-openai:v0.11.0", "args": ["--model", "Qwen/Qwen3-8B"]}
 SGLANG = {

@@ -9,8 +9,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from fusioninfer.builders.resources import (
-    InvalidQuantity,
-    Quantity,
     add,
     container_requests,
     maximum,
@@ -18,6 +16,7 @@ from fusioninfer.builders.resources import (
     scale,
     to_manifest,
 )
+from fusioninfer.kube.quantity import InvalidQuantity, Quantity
 
 
 @pytest.mark.parametrize(

@@ -14,7 +14,8 @@ from fusioninfer.builders import build, router
 from fusioninfer.builders.context import BuildContext, BuildOptions, Capabilities, Manifest, Notice
 from fusioninfer.builders.epp import GIE_EPP_IMAGE, LLMD_EPP_IMAGE
 from fusioninfer.builders.kinds import child_kind
-from fusioninfer.builders.podtemplate import PodPart, serving_pod_template
+from fusioninfer.builders.podparts import PodPart
+from fusioninfer.builders.podtemplate import serving_pod_template
 
 VLLM = {"name": "vllm", "image": "vllm/vllm-openai:v0.11.0", "args": ["--model", "Qwen/Qwen3-8B"]}
 SGLANG = {

@@ -24,7 +24,7 @@ from fusioninfer.api.v1alpha1 import InferenceService
 from fusioninfer.api.validation import parse
 from fusioninfer.builders import pd, router
 from fusioninfer.builders.context import BuildContext
-from fusioninfer.builders.podtemplate import PodPart, base_pod_template
+from fusioninfer.builders.podparts import PodPart, base_pod_template
 
 ROOT = Path(__file__).resolve().parents[3]
 GOLDEN_DIR = Path(__file__).with_name("golden") / "router"

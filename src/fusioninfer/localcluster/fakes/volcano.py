@@ -42,15 +42,10 @@ from lightkube.generic_resource import Generic, create_namespaced_resource
 from lightkube.resources.core_v1 import Node, Pod, PodBinding, PodStatus
 from lightkube.types import PatchType
 
-from fusioninfer.builders.resources import NANO, InvalidQuantity, Quantity, pod_requests
-from fusioninfer.localcluster.kube_loop import (
-    Loop,
-    Obj,
-    annotations_of,
-    list_all,
-    meta,
-    now_rfc3339,
-)
+from fusioninfer.builders.resources import pod_requests
+from fusioninfer.kube.quantity import NANO, InvalidQuantity, Quantity
+from fusioninfer.kube.types import Obj
+from fusioninfer.localcluster.kube_loop import Loop, annotations_of, list_all, meta, now_rfc3339
 
 log = logging.getLogger("fusioninfer.fakes.volcano")
 

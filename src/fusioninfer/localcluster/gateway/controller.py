@@ -19,6 +19,7 @@ from lightkube import ApiError, AsyncClient
 from lightkube.resources.core_v1 import Pod, Service
 from lightkube.types import PatchType
 
+from fusioninfer.kube.types import Obj
 from fusioninfer.localcluster.gateway import envoy_config
 from fusioninfer.localcluster.gateway.body_router import BodyRouter
 from fusioninfer.localcluster.gateway.envoy import Envoy, listening
@@ -36,7 +37,7 @@ from fusioninfer.localcluster.gateway.status import (
     pool_parent_statuses,
     route_parent_statuses,
 )
-from fusioninfer.localcluster.kube_loop import Loop, Obj, condition, list_all, merge_conditions, meta, now_rfc3339
+from fusioninfer.localcluster.kube_loop import Loop, condition, list_all, merge_conditions, meta, now_rfc3339
 from fusioninfer.localcluster.podrunner import PodRunner, in_block
 
 log = logging.getLogger("fusioninfer.gateway")

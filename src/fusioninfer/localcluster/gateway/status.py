@@ -37,7 +37,8 @@ from typing import Any
 
 from lightkube.generic_resource import create_global_resource, create_namespaced_resource
 
-from fusioninfer.localcluster.kube_loop import Obj, condition, merge_conditions, meta
+from fusioninfer.kube.types import Obj
+from fusioninfer.localcluster.kube_loop import condition, merge_conditions, meta
 
 log = logging.getLogger("fusioninfer.gateway")
 
