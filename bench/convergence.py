@@ -180,7 +180,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"note: {note}")
     payload = {
         "machine": machine,
-        "options": {**asdict(options), "work_dir": str(options.work_dir)},
+        "options": {**asdict(options), "work_dir": str(options.work_dir), "profile": str(options.profile or "")},
         "results": [{**asdict(r), "ratio": r.ratio} for r in results],
         "peer": asdict(peer),
     }

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -35,6 +36,8 @@ log = logging.getLogger(__name__)
 FIELD_MANAGER = "fusioninfer"
 # Events about created/updated children are sent in the background, at most this many at once.
 EVENT_CONCURRENCY = 4
+NORMAL_EVENT_MAX_DELAY = 30.0
+NORMAL_EVENT_POLL = 0.05
 
 
 class ReconcileError(Exception):
@@ -93,6 +96,9 @@ class InferenceServiceReconciler:
         self.events = events or EventRecorder(client)
         self._pending_events: set[asyncio.Task[None]] = set()
         self._event_slots: asyncio.Semaphore | None = None
+        # Whether reconciles are waiting (set by the operator from its work queue): Normal
+        # Events then wait, so that under load the apiserver serves children and statuses first.
+        self.busy: Callable[[], bool] = lambda: False
 
     def _emit_soon(self, raw: Obj, type_: EventType, reason: str, message: str) -> None:
         """Record an Event without making the reconcile wait for it, as client-go's recorder
@@ -102,6 +108,13 @@ class InferenceServiceReconciler:
         slots = self._event_slots
 
         async def send() -> None:
+            if type_ == "Normal":
+                # Deferred while other services wait for a worker (at most NORMAL_EVENT_MAX_DELAY
+                # s): a Normal Event says what was done, which the status already shows; a
+                # Warning goes at once.
+                deadline = time.monotonic() + NORMAL_EVENT_MAX_DELAY
+                while self.busy() and time.monotonic() < deadline:  # noqa: ASYNC110 - the queue has no idle signal
+                    await asyncio.sleep(NORMAL_EVENT_POLL)
             async with slots:
                 await self.events.emit(raw, type_, reason, message)
 
