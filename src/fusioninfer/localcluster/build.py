@@ -23,20 +23,17 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
-import subprocess
 import sys
-import threading
-import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+from fusioninfer.localcluster.progress import Echo, run_with_progress
 
 # The wrapper modules live in the repository's `hack/` directory (the local cluster is development
 # tooling, used from a checkout).
 HACK_DIR = Path(__file__).resolve().parents[3] / "hack"
 PROGRESS_INTERVAL = 30.0
-
-Echo = Callable[[str], None]
 
 
 class BuildError(RuntimeError):
@@ -216,43 +213,8 @@ def _build_lock(directory: Path) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def format_duration(seconds: float) -> str:
-    """`7m05s` / `42s`: how progress and summaries show elapsed time."""
-    whole = int(seconds)
-    return f"{whole // 60}m{whole % 60:02d}s" if whole >= 60 else f"{whole}s"
-
-
-def _run_with_progress(argv: Sequence[str], *, cwd: Path | None, env: dict[str, str], what: str, say: Echo) -> None:
-    """Run a build, printing `what` with the elapsed time and packages compiled every 30 s, and
-    the last lines of its output when it fails."""
-    started = time.monotonic()
-    packages = 0
-    tail: list[str] = []
-    done = threading.Event()
-
-    def ticker() -> None:
-        while not done.wait(PROGRESS_INTERVAL):
-            say(f"[fusioninfer] {what}: {format_duration(time.monotonic() - started)} so far, {packages} packages")
-
-    proc = subprocess.Popen(
-        list(argv), cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
-    )
-    thread = threading.Thread(target=ticker, daemon=True)
-    thread.start()
-    try:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            line = line.rstrip("\n")
-            tail = [*tail[-39:], line]
-            if not line.startswith("go: downloading"):
-                packages += 1
-        rc = proc.wait()
-    finally:
-        done.set()
-        thread.join()
-    if rc != 0:
-        raise BuildError(f"{what} failed (exit code {rc}); last lines:\n" + "\n".join(tail))
-    say(f"[fusioninfer] {what}: done in {format_duration(time.monotonic() - started)}")
+def _go_build_detail(packages: int, _last: str) -> str:
+    return f", {packages} packages"
 
 
 def ensure_component(component: GoComponent, root: Path | None = None, *, echo: Echo | None = None) -> Path:
@@ -272,12 +234,16 @@ def ensure_component(component: GoComponent, root: Path | None = None, *, echo: 
         what = f"building {component.name} {component.version} ({', '.join(component.binaries)})"
         say(f"[fusioninfer] {what} from the Go module proxy; cached in {target} afterwards")
         try:
-            _run_with_progress(
+            run_with_progress(
                 go_build_argv(component, staging),
                 cwd=cwd,
                 env=go_build_env(component, staging),
                 what=what,
                 say=say,
+                interval=PROGRESS_INTERVAL,
+                counts=lambda line: not line.startswith("go: downloading"),
+                detail=_go_build_detail,
+                error=BuildError,
             )
         except FileNotFoundError as exc:
             raise BuildError(f"cannot run the Go toolchain ({exc}); install Go 1.24 or newer") from exc

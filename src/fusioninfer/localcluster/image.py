@@ -33,13 +33,13 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import threading
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from fusioninfer.localcluster.build import _build_lock, cache_root, format_duration
+from fusioninfer.localcluster import progress
+from fusioninfer.localcluster.build import _build_lock, cache_root
+from fusioninfer.localcluster.progress import Echo
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 DOCKERFILE = REPO_ROOT / "Dockerfile"
@@ -60,8 +60,6 @@ CONTAINERS_CONF = (
     "default_ulimits = []\n"
 )
 PROGRESS_INTERVAL = 15.0
-
-Echo = Callable[[str], None]
 
 
 def _say(line: str) -> None:
@@ -147,32 +145,8 @@ class Podman:
 
 
 def run_with_progress(argv: Sequence[str], *, what: str, say: Echo, env: dict[str, str] | None = None) -> None:
-    """Run a long step, printing `what`, the time so far and its latest output line every 15 s,
-    and its last lines when it fails."""
-    started = time.monotonic()
-    tail: list[str] = []
-    done = threading.Event()
-
-    def ticker() -> None:
-        while not done.wait(PROGRESS_INTERVAL):
-            last = tail[-1][:100] if tail else ""
-            say(f"[fusioninfer] {what}: {format_duration(time.monotonic() - started)} so far ({last})")
-
-    say(f"[fusioninfer] {what} ...")
-    proc = subprocess.Popen(list(argv), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
-    thread = threading.Thread(target=ticker, daemon=True)
-    thread.start()
-    try:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            tail = [*tail[-39:], line.rstrip("\n")]
-        rc = proc.wait()
-    finally:
-        done.set()
-        thread.join()
-    if rc != 0:
-        raise ImageError(f"{what} failed (exit code {rc}); last lines:\n" + "\n".join(tail))
-    say(f"[fusioninfer] {what}: done in {format_duration(time.monotonic() - started)}")
+    """Run a long step with a progress line (its latest output) every 15 s (`progress.py`)."""
+    progress.run_with_progress(argv, what=what, say=say, env=env, interval=PROGRESS_INTERVAL, error=ImageError)
 
 
 def debian_mirror(sources_dir: Path = Path("/etc/apt")) -> str:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from fusioninfer.localcluster import build
+from fusioninfer.localcluster import build, progress
 from fusioninfer.localcluster.cluster import find_state_dirs
 from fusioninfer.localcluster.components import (
     LOOPBACK,
@@ -309,5 +309,5 @@ def test_progress_lines_say_what_and_how_long(monkeypatch: pytest.MonkeyPatch, t
 
 
 def test_format_duration() -> None:
-    assert build.format_duration(42.9) == "42s"
-    assert build.format_duration(425) == "7m05s"
+    assert progress.format_duration(42.9) == "42s"
+    assert progress.format_duration(425) == "7m05s"
