@@ -13,11 +13,10 @@ Everything here but `generate_certificates` (openssl) is pure.
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
 
+from fusioninfer.localcluster import certs
 from fusioninfer.localcluster.components import LOOPBACK
 
 CONFIG_API_VERSION = "config.lws.x-k8s.io/v1alpha1"
@@ -115,22 +114,8 @@ def generate_certificates(cert_dir: Path) -> None:
     """A CA (`ca.crt`) and a serving certificate for IP 127.0.0.1 signed by it (`tls.crt`,
     `tls.key`: the names controller-runtime's webhook server reads). Kept when present, so a
     restarted controller serves what the registered `caBundle` trusts."""
-    if all((cert_dir / f).is_file() for f in CERT_FILES):
+    if certs.present(cert_dir, CERT_FILES):
         return
-    openssl = shutil.which("openssl")
-    if openssl is None:
-        raise RuntimeError("openssl not found; install Debian's openssl package")
-    cert_dir.mkdir(parents=True, exist_ok=True)
-
-    def run(*args: str) -> None:
-        subprocess.run([openssl, *args], check=True, capture_output=True, cwd=cert_dir)
-
-    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "3650", "-subj", "/CN=fusioninfer-local-lws-ca",
-        "-keyout", "ca.key", "-out", "ca.crt")  # fmt: skip
-    (cert_dir / "san.cnf").write_text(
-        "[req]\ndistinguished_name=dn\n[dn]\n[ext]\nsubjectAltName=IP:127.0.0.1\n"
-        "keyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n"
-    )
-    run("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1", "-keyout", "tls.key", "-out", "tls.csr")
-    run("x509", "-req", "-in", "tls.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial", "-days", "3650",
-        "-extfile", "san.cnf", "-extensions", "ext", "-out", "tls.crt")  # fmt: skip
+    signer = certs.Signer(cert_dir)
+    signer.ca("fusioninfer-local-lws-ca")
+    signer.leaf("tls", LOOPBACK, f"subjectAltName=IP:{LOOPBACK}\n{certs.SERVER_USAGE}")

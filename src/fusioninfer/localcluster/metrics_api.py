@@ -18,12 +18,11 @@ What makes the aggregation work on loopback, all pure here (unit-tested):
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from fusioninfer.localcluster import certs
 from fusioninfer.localcluster.components import LOOPBACK
 
 NAMESPACE = "kube-system"
@@ -110,26 +109,11 @@ def generate_certificates(cert_dir: Path) -> None:
     checks, localhost, 127.0.0.1) and the apiserver's proxy
     client certificate, all signed by it. Kept when present: restarted components must go on
     trusting what the registered `caBundle` and the apiserver's flags name."""
-    if all((cert_dir / f).is_file() for f in CERT_FILES):
+    if certs.present(cert_dir, CERT_FILES):
         return
-    openssl = shutil.which("openssl")
-    if openssl is None:
-        raise RuntimeError("openssl not found; install Debian's openssl package")
-    cert_dir.mkdir(parents=True, exist_ok=True)
-
-    def run(*args: str) -> None:
-        subprocess.run([openssl, *args], check=True, capture_output=True, cwd=cert_dir)
-
-    def signed(name: str, subject: str, extensions: str) -> None:
-        (cert_dir / f"{name}.cnf").write_text(f"[req]\ndistinguished_name=dn\n[dn]\n[ext]\n{extensions}")
-        run("req", "-newkey", "rsa:2048", "-nodes", "-subj", subject, "-keyout", f"{name}.key", "-out", f"{name}.csr")
-        run("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
-            "-days", "3650", "-extfile", f"{name}.cnf", "-extensions", "ext", "-out", f"{name}.crt")  # fmt: skip
-
-    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "3650", "-subj", "/CN=fusioninfer-local-metrics-ca",
-        "-keyout", "ca.key", "-out", "ca.crt")  # fmt: skip
-    usage = "keyUsage=digitalSignature,keyEncipherment\n"
+    signer = certs.Signer(cert_dir)
+    signer.ca("fusioninfer-local-metrics-ca")
     # The apiserver dials the ExternalName's host but verifies the name of the Service.
     names = f"DNS:{SERVICE}.{NAMESPACE}.svc,DNS:localhost,IP:{LOOPBACK}"
-    signed("tls", "/CN=localhost", f"subjectAltName={names}\n{usage}extendedKeyUsage=serverAuth\n")
-    signed("proxy-client", f"/CN={FRONT_PROXY_CN}", f"{usage}extendedKeyUsage=clientAuth\n")
+    signer.leaf("tls", "localhost", f"subjectAltName={names}\n{certs.SERVER_USAGE}")
+    signer.leaf("proxy-client", FRONT_PROXY_CN, certs.CLIENT_USAGE)
