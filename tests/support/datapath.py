@@ -162,14 +162,7 @@ def busy(ip: str, port: int, count: int, model: str = "Qwen/Qwen3-8B", words: in
     body = {"model": model, "prompt": " ".join(["load"] * words)}
     with ThreadPoolExecutor(count) as pool:
         futures = [pool.submit(httpx.post, url, json=body, timeout=120, trust_env=False) for _ in range(count)]
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            metrics = httpx.get(f"http://{ip}:{port}/metrics", timeout=5, trust_env=False).text
-            if running_requests(metrics) + waiting_requests(metrics) >= count:
-                break
-            time.sleep(0.05)
-        else:
-            raise AssertionError(f"pod {ip} never reported {count} requests:\n{metrics}")
+        wait_reported(ip, port, count)
         # The picker scrapes every pod's /metrics every 50 ms; give it a few rounds to see the load
         # (a picker that started a moment ago may not have scraped this pod yet).
         time.sleep(1.0)
@@ -194,7 +187,12 @@ def backlog(ip: str, port: int, count: int, model: str = "Qwen/Qwen3-8B", words:
 
     for _ in range(count):
         threading.Thread(target=send, daemon=True, name=f"backlog-{ip}").start()
-    deadline = time.monotonic() + 10
+    wait_reported(ip, port, count)
+
+
+def wait_reported(ip: str, port: int, count: int, wait: float = 10.0) -> None:
+    """Until the pod's metrics count `count` requests running or waiting."""
+    deadline = time.monotonic() + wait
     metrics = ""
     while time.monotonic() < deadline:
         metrics = httpx.get(f"http://{ip}:{port}/metrics", timeout=5, trust_env=False).text
