@@ -19,6 +19,7 @@ from decimal import Decimal
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
+from fusioninfer.kube.quantity import Quantity
 from fusioninfer.localcluster.metrics_api import write_url
 
 log = logging.getLogger("fusioninfer.metrics-feeder")
@@ -42,7 +43,7 @@ def pod_gauges(exposition: str) -> dict[str, float]:
 def quantity(value: float) -> str:
     """A Kubernetes quantity for `value`, exact to the thousandth (`2`, `1500m`)."""
     milli = int((Decimal(repr(value)) * 1000).to_integral_value())
-    return f"{milli // 1000}" if milli % 1000 == 0 else f"{milli}m"
+    return str(Quantity(milli * 1_000_000))
 
 
 class MetricsFeeder:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import subprocess
+from decimal import Decimal
 from pathlib import Path
 
 import hypothesis.strategies as st
 import pytest
 from hypothesis import given
 
+from fusioninfer.kube.quantity import Quantity
 from fusioninfer.localcluster import metrics_api
 from fusioninfer.localcluster.metrics_feeder import pod_gauges, quantity
 from fusioninfer.localcluster.modelserver.engine_args import parse_engine_args
@@ -51,9 +53,8 @@ def test_quantities_are_exact_to_the_thousandth(value: float, expected: str) -> 
 
 @given(st.floats(min_value=0, max_value=1e9, allow_nan=False, allow_infinity=False))
 def test_a_quantity_is_within_half_a_thousandth_of_its_value(value: float) -> None:
-    text = quantity(value)
-    parsed = int(text[:-1]) / 1000 if text.endswith("m") else int(text)
-    assert abs(parsed - value) <= 0.0005 + value * 1e-12
+    parsed = Quantity.parse(quantity(value)).value  # as the adapter (and the apiserver) read it
+    assert abs(parsed - Decimal(repr(value))) <= Decimal("0.0005")
 
 
 def test_writes_go_to_the_pods_metric_path_with_the_colon_kept() -> None:
