@@ -175,3 +175,12 @@ class InferenceServiceWrapper:
     def obj(self) -> Manifest:
         """The manifest, a fresh copy each call."""
         return copy.deepcopy(self._obj)
+
+
+def pd_service(prefill: dict[str, Any], decode: dict[str, Any], *, router: bool = True) -> Manifest:
+    """`svc` in `ns`: a prefill and a decode role running these containers, behind a P/D router
+    attached to `gw` unless `router` is False (the shape every P/D engine-flag test starts from)."""
+    svc = InferenceServiceWrapper().namespace("ns")
+    if router:
+        svc.router("pd-disaggregation")
+    return svc.prefiller(container=prefill).decoder(container=decode).obj()
