@@ -14,7 +14,6 @@ from __future__ import annotations
 import os
 import re
 import secrets
-import sys
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,10 +29,7 @@ from fusioninfer.localcluster.crds import BUNDLED_CRD_DIR, install_crds
 from fusioninfer.localcluster.fakes import FakeControllers
 from fusioninfer.localcluster.kwok import NodeSpec, create_nodes, delete_nodes, node_names
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-# `tests.support` must be importable however pytest was started (`pytest`, not `python -m pytest`).
-if str(REPO_ROOT) not in sys.path:
-    sys.path.insert(0, str(REPO_ROOT))
+REPO_ROOT = Path(__file__).resolve().parents[2]  # `tests.support` on sys.path: ../conftest.py
 
 OUR_CRD_FILE = REPO_ROOT / "config" / "crd" / "bases" / "fusioninfer.io_inferenceservices.yaml"
 SIM_NODES = 4

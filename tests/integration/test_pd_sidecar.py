@@ -20,7 +20,7 @@ from typing import Any
 
 import httpx
 import pytest
-from tests.support.specs import pd_service
+from tests.support.wrappers import pd_service
 
 from fusioninfer.api.validation import parse
 from fusioninfer.builders import BuildOptions, Capabilities, build

@@ -17,6 +17,7 @@ from lightkube import ApiError, AsyncClient
 from lightkube.resources.apps_v1 import Deployment
 from lightkube.resources.core_v1 import ConfigMap
 from tests.support.eventually import eventually_async
+from tests.support.wrappers import InferenceServiceWrapper, router_role
 
 from fusioninfer.api.v1alpha1 import API_VERSION, KIND, PLURAL
 from fusioninfer.controller.operator import Operator
@@ -70,46 +71,25 @@ def condition(obj: dict[str, Any], type_: str) -> dict[str, Any]:
 
 
 def monolithic(name: str = "svc", replicas: int = 2, image: str = "vllm/vllm-openai:v0.11.0") -> dict[str, Any]:
-    return {
-        "apiVersion": "fusioninfer.io/v1alpha1",
-        "kind": "InferenceService",
-        "metadata": {"name": name},
-        "spec": {
-            "roles": [
-                {
-                    "name": "inference",
-                    "componentType": "worker",
-                    "replicas": replicas,
-                    "template": {
-                        "metadata": {"labels": {"team": "ml"}, "annotations": {"owner": "alice"}},
-                        "spec": {
-                            "containers": [
-                                {
-                                    "name": "vllm",
-                                    "image": image,
-                                    "args": ["--model", "Qwen/Qwen3-8B"],
-                                    "resources": {"limits": {"nvidia.com/gpu": "1"}},
-                                }
-                            ]
-                        },
-                    },
-                }
-            ]
-        },
-    }
+    """One GPU worker role with pod labels and annotations (so tests can see them carried over)."""
+    return (
+        InferenceServiceWrapper(name)
+        .worker(
+            replicas=replicas,
+            image=image,
+            args=["--model", "Qwen/Qwen3-8B"],
+            gpus=1,
+            pod_labels={"team": "ml"},
+            pod_annotations={"owner": "alice"},
+        )
+        .obj()
+    )
 
 
 def with_router(manifest: dict[str, Any], strategy: str = "prefix-cache") -> dict[str, Any]:
+    """`manifest` with a router role first, attached to the Gateway `inference-gateway`."""
     out = copy.deepcopy(manifest)
-    out["spec"]["roles"].insert(
-        0,
-        {
-            "name": "router",
-            "componentType": "router",
-            "strategy": strategy,
-            "httproute": {"parentRefs": [{"name": "inference-gateway"}]},
-        },
-    )
+    out["spec"]["roles"].insert(0, router_role(strategy, parent="inference-gateway"))
     return out
 
 

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import yaml
 from tests.support.generated import assert_up_to_date
+from tests.support.schema import validate
 
 from fusioninfer.api.crd import CRD_PATH, crd, crd_yaml, openapi_schema
 
@@ -288,70 +289,13 @@ def test_cel_rules_only_name_fields_that_exist() -> None:
             assert field in role_fields, (field, rule["rule"])
 
 
-# --- a tiny structural-schema checker (what the apiserver does before CEL) -------------------------
-_TYPES: dict[str, tuple[type, ...]] = {
-    "object": (dict,),
-    "array": (list,),
-    "string": (str,),
-    "boolean": (bool,),
-    "integer": (int,),
-    "number": (int, float),
-}
-
-
-def check(node: dict[str, Any], value: Any, path: str = "") -> list[str]:
-    """Errors of `value` against a structural schema node (unknown fields count as errors)."""
-    here = path or "<root>"
-    if node.get("x-kubernetes-int-or-string"):
-        if isinstance(value, bool) or not isinstance(value, int | str):
-            return [f"{here}: must be an integer or a string"]
-    else:
-        kind = node["type"]
-        if not isinstance(value, _TYPES[kind]) or (kind in ("integer", "number") and isinstance(value, bool)):
-            return [f"{here}: must be of type {kind}"]
-    errors: list[str] = []
-    if "enum" in node and value not in node["enum"]:
-        errors.append(f"{here}: unsupported value {value!r}")
-    if isinstance(value, str):
-        if "pattern" in node and not re.search(node["pattern"], value):
-            errors.append(f"{here}: does not match {node['pattern']}")
-        if len(value) < node.get("minLength", 0) or len(value) > node.get("maxLength", len(value)):
-            errors.append(f"{here}: bad length")
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        if "minimum" in node and (
-            value < node["minimum"] or (node.get("exclusiveMinimum") and value == node["minimum"])
-        ):
-            errors.append(f"{here}: below minimum")
-        if "maximum" in node and (
-            value > node["maximum"] or (node.get("exclusiveMaximum") and value == node["maximum"])
-        ):
-            errors.append(f"{here}: above maximum")
-    if isinstance(value, list):
-        if not node.get("minItems", 0) <= len(value) <= node.get("maxItems", len(value)):
-            errors.append(f"{here}: bad number of items")
-        for i, item in enumerate(value):
-            errors += check(node["items"], item, f"{path}[{i}]")
-    if isinstance(value, dict):
-        for name in node.get("required") or []:
-            if name not in value:
-                errors.append(f"{path}.{name}: required")
-        props = node.get("properties")
-        for key, item in value.items():
-            if props is not None and key in props:
-                errors += check(props[key], item, f"{path}.{key}")
-            elif isinstance(node.get("additionalProperties"), dict):
-                errors += check(node["additionalProperties"], item, f"{path}.{key}")
-            elif not node.get("x-kubernetes-preserve-unknown-fields") and path != ".metadata":
-                errors.append(f"{path}.{key}: unknown field")
-    return errors
-
-
+# --- the structural-schema checker (tests/support/schema.py) against our CRD ----------------------
 @pytest.mark.parametrize("example", EXAMPLES, ids=[p.name for p in EXAMPLES])
 def test_every_example_is_accepted_by_the_crd_schema(example: Path) -> None:
     docs = [d for d in yaml.safe_load_all(example.read_text(encoding="utf-8")) if d is not None]
     assert docs
     for doc in docs:
-        assert check(schema(), doc) == []
+        assert validate(doc, schema()) == []
 
 
 def test_examples_exist() -> None:
@@ -380,7 +324,7 @@ def minimal() -> dict[str, Any]:
 
 
 def test_checker_accepts_a_minimal_service() -> None:
-    assert check(schema(), minimal()) == []
+    assert validate(minimal(), schema()) == []
 
 
 @pytest.mark.parametrize(
@@ -411,10 +355,10 @@ def test_checker_accepts_a_minimal_service() -> None:
 def test_checker_rejects_what_the_apiserver_rejects(mutate: Any, error: str) -> None:
     doc = minimal()
     mutate(doc["spec"]["roles"][0])
-    assert any(e.startswith(error) for e in check(schema(), doc)), check(schema(), doc)
+    assert any(e.startswith(error) for e in validate(doc, schema())), validate(doc, schema())
 
 
 def test_checker_keeps_unknown_pod_spec_fields() -> None:
     doc = minimal()
     doc["spec"]["roles"][0]["template"]["spec"]["futureField"] = {"x": [1]}
-    assert check(schema(), doc) == []
+    assert validate(doc, schema()) == []

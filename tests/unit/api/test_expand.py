@@ -8,22 +8,11 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from tests.support.wrappers import InferenceServiceWrapper
 
 from fusioninfer.api.errors import InvalidSpec
 from fusioninfer.api.validation import parse
 from fusioninfer.builders import BuildOptions, Capabilities, build
-
-
-def service(*roles: dict[str, Any], model: dict[str, Any] | None = None) -> dict[str, Any]:
-    spec: dict[str, Any] = {"roles": list(roles)}
-    if model is not None:
-        spec["model"] = model
-    return {
-        "apiVersion": "fusioninfer.io/v1alpha1",
-        "kind": "InferenceService",
-        "metadata": {"name": "svc", "namespace": "ns"},
-        "spec": spec,
-    }
 
 
 def serving(doc: dict[str, Any], role: int = 0) -> dict[str, Any]:
@@ -44,14 +33,16 @@ WORKER = {"name": "inference", "componentType": "worker"}
 
 
 def test_a_model_alone_gets_the_pinned_engine_container() -> None:
-    container = serving(service(WORKER, model={"name": "Qwen/Qwen3-8B"}))
+    container = serving(InferenceServiceWrapper().namespace("ns").role(WORKER).model(name="Qwen/Qwen3-8B").obj())
     assert container == {
         "name": "vllm",
         "image": "vllm/vllm-openai:v0.11.0",
         "command": ["vllm", "serve"],
         "args": ["--model", "Qwen/Qwen3-8B"],
     }
-    sglang = serving(service({**WORKER, "engine": "sglang"}, model={"name": "Qwen/Qwen3-8B"}))
+    sglang = serving(
+        InferenceServiceWrapper().namespace("ns").role({**WORKER, "engine": "sglang"}).model(name="Qwen/Qwen3-8B").obj()
+    )
     assert sglang["image"] == "lmsysorg/sglang:v0.5.3"
     assert sglang["command"] == ["python3", "-m", "sglang.launch_server"]
     assert sglang["args"] == ["--model-path", "Qwen/Qwen3-8B"]
@@ -73,7 +64,9 @@ def test_model_fields_per_engine(engine: str, expected: list[str]) -> None:
         "tokenSecretRef": {"name": "hf"},
         "loraAdapters": [{"name": "sql", "source": "org/sql"}, {"name": "chat", "source": "/adapters/chat"}],
     }
-    container = serving(service({**WORKER, "engine": engine}, model=model))
+    container = serving(
+        InferenceServiceWrapper().namespace("ns").role({**WORKER, "engine": engine}).model(**model).obj()
+    )
     assert container["args"] == expected
     assert container["env"] == [{"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": {"name": "hf", "key": "token"}}}]
 
@@ -81,7 +74,13 @@ def test_model_fields_per_engine(engine: str, expected: list[str]) -> None:
 def test_a_roles_model_overrides_the_services_field_by_field() -> None:
     prefill = {"name": "p", "componentType": "prefiller", "model": {"servedName": "fast"}}
     decode = {"name": "d", "componentType": "decoder"}
-    doc = service(prefill, decode, model={"name": "Qwen/Qwen3-8B", "servedName": "qwen"})
+    doc = (
+        InferenceServiceWrapper()
+        .namespace("ns")
+        .roles(prefill, decode)
+        .model(name="Qwen/Qwen3-8B", servedName="qwen")
+        .obj()
+    )
     assert serving(doc, 0)["args"] == ["--model", "Qwen/Qwen3-8B", "--served-model-name", "fast"]
     assert serving(doc, 1)["args"] == ["--model", "Qwen/Qwen3-8B", "--served-model-name", "qwen"]
 
@@ -94,7 +93,7 @@ def test_engine_args_speculative_decoding_and_resources() -> None:
         "speculativeDecoding": {"draftModel": "Qwen/Qwen3-0.6B", "numSpeculativeTokens": 4},
         "resources": {"limits": {"nvidia.com/gpu": "4"}},
     }  # fmt: skip
-    container = serving(service(role, model={"name": "Qwen/Qwen3-8B"}))
+    container = serving(InferenceServiceWrapper().namespace("ns").role(role).model(name="Qwen/Qwen3-8B").obj())
     assert container["args"] == [
         "--model", "Qwen/Qwen3-8B",
         "--tensor-parallel-size", "4", "--gpu-memory-utilization", "0.9", "--enable-prefix-caching",
@@ -102,7 +101,13 @@ def test_engine_args_speculative_decoding_and_resources() -> None:
         "--speculative-config", '{"method":"draft_model","num_speculative_tokens":4,"model":"Qwen/Qwen3-0.6B"}',
     ]  # fmt: skip
     assert container["resources"] == {"limits": {"nvidia.com/gpu": "4"}}
-    sglang = serving(service({**role, "engine": "sglang", "engineArgs": {"enforce-eager": False}}, model={"name": "m"}))
+    sglang = serving(
+        InferenceServiceWrapper()
+        .namespace("ns")
+        .role({**role, "engine": "sglang", "engineArgs": {"enforce-eager": False}})
+        .model(name="m")
+        .obj()
+    )
     assert sglang["args"] == [
         "--model-path", "m",
         "--speculative-algorithm", "STANDALONE", "--speculative-draft-model-path", "Qwen/Qwen3-0.6B",
@@ -114,7 +119,7 @@ def test_fields_merge_into_a_template_and_what_it_already_says_is_kept_once() ->
     template = {"spec": {"containers": [{"name": "vllm", "image": "vllm/vllm-openai:v0.11.0",
                                          "args": ["--model", "m", "--max-num-seqs", "64"]}]}}  # fmt: skip
     role = {**WORKER, "template": template, "engineArgs": {"max-num-seqs": 64, "tensor-parallel-size": 1}}
-    container = serving(service(role, model={"name": "m"}))
+    container = serving(InferenceServiceWrapper().namespace("ns").role(role).model(name="m").obj())
     assert container["args"] == ["--model", "m", "--max-num-seqs", "64", "--tensor-parallel-size", "1"]
 
 
@@ -122,7 +127,7 @@ def test_a_contradiction_names_both_places() -> None:
     template = {"spec": {"containers": [{"name": "vllm", "image": "vllm/vllm-openai:v0.11.0",
                                          "args": ["--model", "other", "--max-num-seqs=8"]}]}}  # fmt: skip
     role = {**WORKER, "template": template, "engineArgs": {"max-num-seqs": 64}}
-    found = errors(service(role, model={"name": "Qwen/Qwen3-8B"}))
+    found = errors(InferenceServiceWrapper().namespace("ns").role(role).model(name="Qwen/Qwen3-8B").obj())
     assert any(
         e.startswith("spec.model.name: Invalid value: '--model Qwen/Qwen3-8B' contradicts "
                      "spec.roles[0].template.spec.containers[0].args, which says '--model other'")
@@ -134,7 +139,12 @@ def test_a_contradiction_names_both_places() -> None:
 def test_a_shell_script_cannot_take_fields() -> None:
     template = {"spec": {"containers": [{"name": "vllm", "image": "vllm/vllm-openai:v0.11.0",
                                          "command": ["sh", "-c", "vllm serve m"]}]}}  # fmt: skip
-    (error,) = errors(service({**WORKER, "template": template, "engineArgs": {"max-num-seqs": 8}}))
+    (error,) = errors(
+        InferenceServiceWrapper()
+        .namespace("ns")
+        .role({**WORKER, "template": template, "engineArgs": {"max-num-seqs": 8}})
+        .obj()
+    )
     assert error.startswith("spec.roles[0].engineArgs[max-num-seqs]: Forbidden: ")
     assert "shell script" in error
 
@@ -149,12 +159,18 @@ def test_a_shell_script_cannot_take_fields() -> None:
     ],
 )
 def test_bad_fields_are_refused_with_their_path(role: dict[str, Any], message: str) -> None:
-    assert any(message in e for e in errors(service({**WORKER, **role}, model={"name": "m"})))
+    assert any(
+        message in e
+        for e in errors(InferenceServiceWrapper().namespace("ns").role({**WORKER, **role}).model(name="m").obj())
+    )
 
 
 def test_fields_on_the_router_are_refused() -> None:
     router = {"name": "router", "componentType": "router", "model": {"name": "m"}}
-    assert any("not allowed on a router role" in e or "spec.roles[0]" in e for e in errors(service(router, WORKER)))
+    assert any(
+        "not allowed on a router role" in e or "spec.roles[0]" in e
+        for e in errors(InferenceServiceWrapper().namespace("ns").roles(router, WORKER).obj())
+    )
 
 
 @pytest.mark.parametrize(
@@ -173,7 +189,7 @@ def test_parallelism_must_use_exactly_the_gpus_of_a_replica(
     role = {**WORKER, "engineArgs": args, "resources": {"limits": {"nvidia.com/gpu": gpus}}}
     if nodes > 1:
         role["multinode"] = {"nodeCount": nodes}
-    doc = service(role, model={"name": "m"})
+    doc = InferenceServiceWrapper().namespace("ns").role(role).model(name="m").obj()
     if ok:
         parse(doc)
         return
@@ -214,11 +230,11 @@ def test_the_fields_render_what_the_same_service_written_as_a_template_renders(
     if speculative:
         role["speculativeDecoding"] = speculative
     router = [{"name": "router", "componentType": "router", "httproute": {"parentRefs": [{"name": "gw"}]}}]
-    fields_doc = service(*(router if routed else []), role, model=model)
+    fields_doc = InferenceServiceWrapper().namespace("ns").roles(*(router if routed else []), role).model(**model).obj()
     container = serving(fields_doc, 1 if routed else 0)
     raw_role = {"name": "inference", "componentType": "worker", "engine": engine,
                 "template": {"spec": {"containers": [copy.deepcopy(container)]}}}  # fmt: skip
-    raw_doc = service(*(router if routed else []), raw_role)
+    raw_doc = InferenceServiceWrapper().namespace("ns").roles(*(router if routed else []), raw_role).obj()
 
     def rendered(doc: dict[str, Any]) -> list[dict[str, Any]]:
         objects = build(parse(doc), BuildOptions(capabilities=Capabilities(server_version=(1, 33)))).objects

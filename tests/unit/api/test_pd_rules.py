@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from tests.support.specs import pd_service
+from tests.support.wrappers import pd_service
 
 from fusioninfer.api.errors import InvalidSpec
 from fusioninfer.api.validation import parse
@@ -17,10 +17,6 @@ def vllm(*args: str, image: str = "vllm/vllm-openai:v0.11.0") -> dict[str, Any]:
     return {"name": "vllm", "image": image, "args": ["--model", "Qwen/Qwen3-8B", *args]}
 
 
-def pd(prefill: dict[str, Any], decode: dict[str, Any]) -> dict[str, Any]:
-    return pd_service(prefill, decode, router=False)
-
-
 def errors(obj: dict[str, Any]) -> list[str]:
     try:
         parse(obj)
@@ -30,7 +26,7 @@ def errors(obj: dict[str, Any]) -> list[str]:
 
 
 def test_decode_tp_smaller_than_prefill_tp_is_refused_with_the_decode_path() -> None:
-    (message,) = errors(pd(vllm("--tensor-parallel-size", "8"), vllm("--tensor-parallel-size=4")))
+    (message,) = errors(pd_service(vllm("--tensor-parallel-size", "8"), vllm("--tensor-parallel-size=4"), router=False))
     assert message == (
         "spec.roles[1].template.spec.containers[0].args: Invalid value: --tensor-parallel-size 4: smaller than "
         "prefill role prefill's 8; vLLM's NixlConnector needs decode tensor-parallel size >= prefill's (the KV "
@@ -52,7 +48,7 @@ def test_decode_tp_smaller_than_prefill_tp_is_refused_with_the_decode_path() -> 
     ],
 )
 def test_compatible_or_other_connectors_are_valid(prefill: dict[str, Any], decode: dict[str, Any]) -> None:
-    assert errors(pd(prefill, decode)) == []
+    assert errors(pd_service(prefill, decode, router=False)) == []
 
 
 def test_the_users_own_nixl_config_and_a_shell_script_are_read() -> None:
@@ -62,7 +58,7 @@ def test_the_users_own_nixl_config_and_a_shell_script_are_read() -> None:
         "image": "vllm/vllm-openai:v0.11.0",
         "command": ["sh", "-c", f"vllm serve Qwen/Qwen3-8B --tensor-parallel-size 2 --kv-transfer-config '{NIXL}'"],
     }
-    (message,) = errors(pd(prefill, decode))
+    (message,) = errors(pd_service(prefill, decode, router=False))
     assert "--tensor-parallel-size 2: smaller than prefill role prefill's 8" in message
 
 
@@ -72,4 +68,4 @@ def test_sglang_roles_are_not_subject_to_the_vllm_rule() -> None:
         "image": "lmsysorg/sglang:v0.5.3",
         "command": ["python3", "-m", "sglang.launch_server", "--model-path", "m", "--tp", "8"],
     }
-    assert errors(pd(sglang, dict(sglang, command=[*sglang["command"][:-1], "2"]))) == []
+    assert errors(pd_service(sglang, dict(sglang, command=[*sglang["command"][:-1], "2"]), router=False)) == []

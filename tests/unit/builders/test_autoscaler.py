@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from tests.support.wrappers import InferenceServiceWrapper
 
 from fusioninfer.api.errors import InvalidSpec
 from fusioninfer.api.validation import parse
@@ -22,20 +23,6 @@ KEDA_TRIGGER = {
         "threshold": "5",
     },
 }
-TEMPLATE = {"spec": {"containers": [{"name": "vllm", "image": "vllm/vllm-openai:v0.11.0", "args": ["--model", "m"]}]}}
-
-
-def role(name: str, kind: str = "worker", **extra: Any) -> dict[str, Any]:
-    return {"name": name, "componentType": kind, "template": TEMPLATE, **extra}
-
-
-def service(*roles: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "apiVersion": "fusioninfer.io/v1alpha1",
-        "kind": "InferenceService",
-        "metadata": {"name": "svc", "namespace": "ns"},
-        "spec": {"roles": list(roles)},
-    }
 
 
 def render(doc: dict[str, Any], **options: Any) -> BuildResult:
@@ -55,7 +42,9 @@ def test_an_hpa_scales_the_deployment_which_no_longer_carries_replicas() -> None
         "metrics": [HPA_METRIC],
         "behavior": {"scaleDown": {"stabilizationWindowSeconds": 300}},
     }
-    result = render(service(role("inference", replicas=3, autoscaling=scaling)))
+    result = render(
+        InferenceServiceWrapper().namespace("ns").worker(replicas=3).autoscaling("inference", scaling).obj()
+    )
     hpa = find(result, "HorizontalPodAutoscaler", "svc-inference")
     assert hpa["apiVersion"] == "autoscaling/v2"
     assert hpa["spec"] == {
@@ -67,14 +56,20 @@ def test_an_hpa_scales_the_deployment_which_no_longer_carries_replicas() -> None
     }
     assert hpa["metadata"]["labels"]["fusioninfer.io/service"] == "svc"
     assert "replicas" not in find(result, "Deployment", "svc-inference")["spec"], "the HPA owns it"
-    plain = render(service(role("inference", replicas=3)))
+    plain = render(InferenceServiceWrapper().namespace("ns").worker(replicas=3).obj())
     assert find(plain, "Deployment", "svc-inference")["spec"]["replicas"] == 3, "replicas is back without it"
     assert not [o for o in plain.objects if o["kind"] == "HorizontalPodAutoscaler"]
 
 
 def test_keda_scales_a_leaderworkerset_to_zero() -> None:
     scaling = {"provider": "keda", "minReplicas": 0, "maxReplicas": 4, "triggers": [KEDA_TRIGGER]}
-    result = render(service(role("inference", multinode={"nodeCount": 2}, autoscaling=scaling)))
+    result = render(
+        InferenceServiceWrapper()
+        .namespace("ns")
+        .worker(multinode={"nodeCount": 2})
+        .autoscaling("inference", scaling)
+        .obj()
+    )
     scaled = find(result, "ScaledObject", "svc-inference")
     assert scaled["apiVersion"] == "keda.sh/v1alpha1"
     assert scaled["spec"]["scaleTargetRef"] == {
@@ -86,16 +81,24 @@ def test_keda_scales_a_leaderworkerset_to_zero() -> None:
 
 def test_without_keda_the_scaled_object_is_reported_missing() -> None:
     scaling = {"provider": "keda", "maxReplicas": 4, "triggers": [KEDA_TRIGGER]}
-    result = render(service(role("inference", autoscaling=scaling)), capabilities=Capabilities(keda=False))
+    result = render(
+        InferenceServiceWrapper().namespace("ns").worker().autoscaling("inference", scaling).obj(),
+        capabilities=Capabilities(keda=False),
+    )
     assert not [o for o in result.objects if o["kind"] == "ScaledObject"]
     (notice,) = [n for n in result.notices if n.condition == "PrerequisitesMet"]
     assert "scaledobjects.keda.sh" in notice.message
 
 
 def test_prefill_follows_the_live_decode_count_in_proportion() -> None:
-    doc = service(
-        role("prefill", "prefiller", autoscaling={"ratioTo": {"role": "decode", "ratio": "1:2"}}),
-        role("decode", "decoder", autoscaling={"maxReplicas": 10, "metrics": [HPA_METRIC]}),
+    doc = (
+        InferenceServiceWrapper()
+        .namespace("ns")
+        .prefiller()
+        .decoder()
+        .autoscaling("prefill", {"ratioTo": {"role": "decode", "ratio": "1:2"}})
+        .autoscaling("decode", {"maxReplicas": 10, "metrics": [HPA_METRIC]})
+        .obj()
     )
     assert find(render(doc), "Deployment", "svc-prefill")["spec"]["replicas"] == 1, "before decode exists: its min"
     for live, expected in ((1, 1), (2, 1), (3, 2), (7, 4), (10, 5), (0, 0)):
@@ -127,15 +130,13 @@ def errors(doc: dict[str, Any]) -> list[str]:
     ],
 )
 def test_bad_autoscaling_is_refused_with_its_path(scaling: dict[str, Any], message: str) -> None:
-    found = errors(service(role("inference", autoscaling=scaling)))
+    found = errors(InferenceServiceWrapper().namespace("ns").worker().autoscaling("inference", scaling).obj())
     assert any(message in e and e.startswith("spec.roles[0].autoscaling") for e in found), found
 
 
 def test_a_ratio_must_follow_an_autoscaled_role_and_sets_nothing_else() -> None:
-    doc = service(
-        role("prefill", "prefiller", autoscaling={"ratioTo": {"role": "decode", "ratio": "1:2"}, "maxReplicas": 3}),
-        role("decode", "decoder"),
-    )
+    ratio = {"ratioTo": {"role": "decode", "ratio": "1:2"}, "maxReplicas": 3}
+    doc = InferenceServiceWrapper().namespace("ns").prefiller().decoder().autoscaling("prefill", ratio).obj()
     found = errors(doc)
     assert any("'decode' is not autoscaled" in e for e in found), found
     assert any(e.startswith("spec.roles[0].autoscaling.maxReplicas: Forbidden") for e in found), found
@@ -143,4 +144,6 @@ def test_a_ratio_must_follow_an_autoscaled_role_and_sets_nothing_else() -> None:
 
 def test_autoscaling_on_the_router_is_refused() -> None:
     router = {"name": "router", "componentType": "router", "autoscaling": {"maxReplicas": 2}}
-    assert any("autoscaling" in e for e in errors(service(router, role("inference"))))
+    assert any(
+        "autoscaling" in e for e in errors(InferenceServiceWrapper().namespace("ns").role(router).worker().obj())
+    )

@@ -4,24 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
+from tests.support.wrappers import InferenceServiceWrapper
+
 from fusioninfer.api.validation import parse
 from fusioninfer.builders import BuildOptions, BuildResult, Capabilities, build
 
 SGLANG = {"name": "sglang", "image": "lmsysorg/sglang:v0.5.3", "command": ["python3", "-m", "sglang.launch_server"]}
 
 
-def service(*roles: dict[str, Any], router: bool = True) -> dict[str, Any]:
-    head = [{"name": "router", "componentType": "router", "httproute": {"parentRefs": [{"name": "gw"}]}}]
-    return {
-        "apiVersion": "fusioninfer.io/v1alpha1",
-        "kind": "InferenceService",
-        "metadata": {"name": "svc", "namespace": "ns"},
-        "spec": {"roles": [*(head if router else []), *roles]},
-    }
-
-
-def role(name: str, container: dict[str, Any], kind: str = "worker") -> dict[str, Any]:
-    return {"name": name, "componentType": kind, "template": {"spec": {"containers": [container]}}}
+def routed() -> InferenceServiceWrapper:
+    """`svc` in `ns` behind a router with no strategy (the tests add the serving roles)."""
+    return InferenceServiceWrapper().namespace("ns").router()
 
 
 def render(doc: dict[str, Any]) -> BuildResult:
@@ -35,18 +28,19 @@ def engine(result: BuildResult, deployment: str) -> dict[str, Any]:
 
 
 def test_a_routed_sglang_server_gets_its_metrics_endpoint() -> None:
-    result = render(service(role("inference", {**SGLANG, "args": ["--model-path", "m"]})))
+    sglang = {**SGLANG, "args": ["--model-path", "m"]}
+    result = render(routed().worker(container=sglang).obj())
     assert "--enable-metrics" in engine(result, "svc-inference")["args"]
-    unrouted = render(service(role("inference", {**SGLANG, "args": ["--model-path", "m"]}), router=False))
+    unrouted = render(InferenceServiceWrapper().namespace("ns").worker(container=sglang).obj())
     assert "--enable-metrics" not in engine(unrouted, "svc-inference")["args"], "no picker, no need"
-    kept = render(service(role("inference", {**SGLANG, "args": ["--model-path", "m", "--enable-metrics"]})))
+    kept = render(routed().worker(container={**SGLANG, "args": ["--model-path", "m", "--enable-metrics"]}).obj())
     assert engine(kept, "svc-inference")["args"].count("--enable-metrics") == 1
 
 
 def test_a_script_without_metrics_is_reported_not_edited() -> None:
     script = {"name": "sglang", "image": "lmsysorg/sglang:v0.5.3",
               "command": ["sh", "-c", "python3 -m sglang.launch_server --model-path m --host 0.0.0.0"]}  # fmt: skip
-    result = render(service(role("inference", script)))
+    result = render(routed().worker(container=script).obj())
     assert engine(result, "svc-inference")["command"] == script["command"]
     (notice,) = [n for n in result.notices if n.reason == "MetricsDisabled"]
     assert notice.condition == "SpecWarnings"
@@ -58,16 +52,20 @@ def vllm(*args: str) -> dict[str, Any]:
 
 
 def test_roles_that_answer_to_different_model_names_are_reported() -> None:
-    doc = service(
-        role("prefill", vllm("--model", "Qwen/Qwen3-8B", "--served-model-name", "qwen"), "prefiller"),
-        role("decode", vllm("--model", "Qwen/Qwen3-8B"), "decoder"),
+    doc = (
+        routed()
+        .prefiller(container=vllm("--model", "Qwen/Qwen3-8B", "--served-model-name", "qwen"))
+        .decoder(container=vllm("--model", "Qwen/Qwen3-8B"))
+        .obj()
     )
     (notice,) = [n for n in render(doc).notices if n.reason == "ServedModelNameMismatch"]
     assert "prefill serves qwen" in notice.message
     assert "decode serves Qwen/Qwen3-8B" in notice.message
-    same = service(
-        role("prefill", vllm("--model", "Qwen/Qwen3-8B", "--served-model-name", "qwen", "q"), "prefiller"),
-        role("decode", vllm("--model", "other", "--served-model-name", "q", "qwen"), "decoder"),
+    same = (
+        routed()
+        .prefiller(container=vllm("--model", "Qwen/Qwen3-8B", "--served-model-name", "qwen", "q"))
+        .decoder(container=vllm("--model", "other", "--served-model-name", "q", "qwen"))
+        .obj()
     )
     assert not [n for n in render(same).notices if n.reason == "ServedModelNameMismatch"]
 
@@ -75,7 +73,7 @@ def test_roles_that_answer_to_different_model_names_are_reported() -> None:
 def test_the_pool_targets_the_port_a_shell_script_listens_on() -> None:
     """Issue 13: `sh -c "vllm serve m --port 9000"` made the InferencePool target 8000."""
     script = {"name": "vllm", "image": "vllm/vllm-openai:v0.11.0", "command": ["sh", "-c", "vllm serve m --port 9000"]}
-    result = render(service(role("inference", script)))
+    result = render(routed().worker(container=script).obj())
     (pool,) = [o for o in result.objects if o["kind"] == "InferencePool"]
     assert pool["spec"]["targetPorts"] == [{"number": 9000}]
     probe = engine(result, "svc-inference")["readinessProbe"]["httpGet"]

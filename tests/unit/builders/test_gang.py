@@ -11,6 +11,7 @@ import pytest
 import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from tests.support.schema import validate
 
 from fusioninfer.api.v1alpha1 import InferenceService
 from fusioninfer.api.validation import parse
@@ -378,8 +379,6 @@ def crd_schema(kind: str, api_version: str) -> dict[str, Any]:
     ids=["story2", "multinode", "queue-priority"],
 )
 def test_podgroup_and_lws_fit_the_upstream_schemas(isvc: InferenceService) -> None:
-    from test_router_schemas import validate  # the shared structural validator
-
     checked = 0
     for obj in render(isvc).objects:
         if obj["kind"] not in CRDS:

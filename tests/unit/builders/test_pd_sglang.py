@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from tests.support.specs import pd_service
+from tests.support.wrappers import pd_service
 
 from fusioninfer.api.errors import InvalidSpec
 from fusioninfer.api.validation import parse
@@ -19,10 +19,6 @@ def sglang(args: list[str] | None = None) -> dict[str, Any]:
         "command": ["python3", "-m", "sglang.launch_server"],
         "args": ["--model-path", "Qwen/Qwen3-8B", "--enable-metrics", *(args or [])],
     }
-
-
-def service(prefill: dict[str, Any], decode: dict[str, Any]) -> dict[str, Any]:
-    return pd_service(prefill, decode)
 
 
 def pods(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -40,7 +36,7 @@ def flag(container: dict[str, Any], name: str) -> str | None:
 
 
 def test_prefill_and_decode_get_their_modes_one_backend_and_the_bootstrap_port() -> None:
-    spec = pods(service(sglang(), sglang()))
+    spec = pods(pd_service(sglang(), sglang()))
     prefill = spec["svc-prefill"]["containers"][0]
     decode = spec["svc-decode"]["containers"][0]
     assert flag(prefill, "--disaggregation-mode") == "prefill"
@@ -57,7 +53,7 @@ def test_prefill_and_decode_get_their_modes_one_backend_and_the_bootstrap_port()
 
 def test_the_users_backend_and_bootstrap_port_are_kept_and_reach_the_sidecar() -> None:
     prefill = sglang(["--disaggregation-transfer-backend", "mooncake", "--disaggregation-bootstrap-port=9100"])
-    spec = pods(service(prefill, sglang()))
+    spec = pods(pd_service(prefill, sglang()))
     assert spec["svc-prefill"]["containers"][0]["args"].count("--disaggregation-transfer-backend") == 1
     assert "--disaggregation-bootstrap-port" not in spec["svc-prefill"]["containers"][0]["args"]
     decode_args = spec["svc-decode"]["containers"][0]["args"]
@@ -72,13 +68,13 @@ def errors(doc: dict[str, Any]) -> list[str]:
 
 
 def test_a_mode_that_contradicts_the_role_is_refused_with_its_path() -> None:
-    (error,) = errors(service(sglang(["--disaggregation-mode", "decode"]), sglang()))
+    (error,) = errors(pd_service(sglang(["--disaggregation-mode", "decode"]), sglang()))
     assert error.startswith("spec.roles[1].template.spec.containers[0].args: Invalid value: --disaggregation-mode")
     assert "must run --disaggregation-mode prefill" in error
 
 
 def test_different_backends_on_the_two_ends_are_refused() -> None:
-    doc = service(
+    doc = pd_service(
         sglang(["--disaggregation-transfer-backend", "nixl"]), sglang(["--disaggregation-transfer-backend=mooncake"])
     )
     (error,) = errors(doc)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from tests.support.wrappers import InferenceServiceWrapper
 
 from fusioninfer.api.validation import parse
 from fusioninfer.builders import build
@@ -16,21 +17,6 @@ SGLANG = {
     "image": "lmsysorg/sglang:v0.5.3",
     "command": ["python3", "-m", "sglang.launch_server", "--model-path", "Qwen/Qwen3-8B", "--port", "30000"],
 }
-
-
-def service(*roles: dict[str, Any]) -> Any:
-    return parse(
-        {
-            "apiVersion": "fusioninfer.io/v1alpha1",
-            "kind": "InferenceService",
-            "metadata": {"name": "svc", "namespace": "ns"},
-            "spec": {"roles": list(roles)},
-        }
-    )
-
-
-def role(name: str, ctype: str, container: dict[str, Any], **extra: Any) -> dict[str, Any]:
-    return {"name": name, "componentType": ctype, "template": {"spec": {"containers": [dict(container)]}}, **extra}
 
 
 def pod_spec(isvc: Any, kind: str, name: str, path: tuple[str, ...] = ("template",)) -> dict[str, Any]:
@@ -47,7 +33,9 @@ def container(spec: dict[str, Any], name: str) -> dict[str, Any]:
 
 @pytest.mark.parametrize(("engine", "port"), [(VLLM, 8000), (SGLANG, 30000)])
 def test_single_node_server_gets_startup_and_readiness_on_health(engine: dict[str, Any], port: int) -> None:
-    spec = pod_spec(service(role("inference", "worker", engine)), "Deployment", "svc-inference")
+    spec = pod_spec(
+        parse(InferenceServiceWrapper().namespace("ns").worker(container=engine).obj()), "Deployment", "svc-inference"
+    )
     serving = container(spec, engine["name"])
     for key in ("startupProbe", "readinessProbe"):
         assert serving[key]["httpGet"] == {"path": "/health", "port": port, "scheme": "HTTP"}, key
@@ -63,19 +51,22 @@ def test_the_users_own_probes_are_kept() -> None:
     own_startup = {"exec": {"command": ["true"]}, "failureThreshold": 600, "periodSeconds": 10}
     own_ready = {"httpGet": {"path": "/v1/models", "port": 9000}}
     user = {**VLLM, "startupProbe": own_startup}
-    spec = pod_spec(service(role("inference", "worker", user)), "Deployment", "svc-inference")
+    spec = pod_spec(
+        parse(InferenceServiceWrapper().namespace("ns").worker(container=user).obj()), "Deployment", "svc-inference"
+    )
     assert container(spec, "vllm")["startupProbe"] == own_startup
     assert container(spec, "vllm")["readinessProbe"]["httpGet"]["port"] == 8000
     user = {**VLLM, "readinessProbe": own_ready}
-    spec = pod_spec(service(role("inference", "worker", user)), "Deployment", "svc-inference")
+    spec = pod_spec(
+        parse(InferenceServiceWrapper().namespace("ns").worker(container=user).obj()), "Deployment", "svc-inference"
+    )
     assert container(spec, "vllm")["readinessProbe"] == own_ready
     assert container(spec, "vllm")["startupProbe"]["httpGet"]["port"] == 9000, "same server as the user's probe"
 
 
 def test_pd_decode_probes_check_the_engine_behind_the_routing_sidecar() -> None:
-    router = {"name": "router", "componentType": "router", "strategy": "pd-disaggregation",
-              "httproute": {"parentRefs": [{"name": "gw"}]}}  # fmt: skip
-    isvc = service(router, role("prefill", "prefiller", VLLM), role("decode", "decoder", VLLM))
+    pd = InferenceServiceWrapper().namespace("ns").router("pd-disaggregation")
+    isvc = parse(pd.prefiller(container=VLLM).decoder(container=VLLM).obj())
     decode = pod_spec(isvc, "Deployment", "svc-decode")
     engine = container(decode, "vllm")
     sidecar = next(c for c in [*decode.get("initContainers", []), *decode["containers"]] if c["name"] != "vllm")
@@ -89,7 +80,7 @@ def test_pd_decode_probes_check_the_engine_behind_the_routing_sidecar() -> None:
 
 
 def test_multinode_leader_has_both_probes_and_workers_none() -> None:
-    isvc = service(role("inference", "worker", VLLM, multinode={"nodeCount": 2}))
+    isvc = parse(InferenceServiceWrapper().namespace("ns").worker(container=VLLM, multinode={"nodeCount": 2}).obj())
     leader = pod_spec(isvc, "LeaderWorkerSet", "svc-inference", ("leaderWorkerTemplate", "leaderTemplate"))
     worker = pod_spec(isvc, "LeaderWorkerSet", "svc-inference", ("leaderWorkerTemplate", "workerTemplate"))
     assert container(leader, "vllm")["readinessProbe"]["httpGet"]["path"] == "/health"

@@ -5,10 +5,9 @@ vanish. So every field we emit must exist in the schema of the pinned versions (
 Gateway API v1.4.1), with the right type, enum value and bounds. The schemas are read from
 the bundled upstream CRDs (`fusioninfer.localcluster.crds`, byte for byte as published).
 
-A small structural validator is used rather than a dependency: CRD schemas are structural
-(types everywhere, no $ref), so types, properties, required, enums, bounds and patterns cover
-them. CEL rules (`x-kubernetes-validations`) are not evaluated here; the ones that concern our
-objects are asserted directly below.
+The structural checker is tests/support/schema.py (shared with the CRD and gang tests). CEL
+rules (`x-kubernetes-validations`) are not evaluated there; the ones that concern our objects
+are asserted directly below.
 """
 
 from __future__ import annotations
@@ -18,6 +17,7 @@ from typing import Any
 
 import pytest
 import yaml
+from tests.support.schema import validate
 
 from fusioninfer.api.validation import parse
 from fusioninfer.builders import build
@@ -32,72 +32,6 @@ CRD_FILES = {
     ("gateway.networking.k8s.io", "HTTPRoute"): "gateway-api-v1.4.1/gateway.networking.k8s.io_httproutes.yaml",
     ("gateway.networking.k8s.io", "Gateway"): "gateway-api-v1.4.1/gateway.networking.k8s.io_gateways.yaml",
 }
-
-_TYPES: dict[str, tuple[type, ...]] = {
-    "object": (dict,),
-    "array": (list,),
-    "string": (str,),
-    "integer": (int,),
-    "number": (int, float),
-    "boolean": (bool,),
-}
-
-
-def validate(value: Any, schema: dict[str, Any], path: str = "") -> list[str]:
-    """Errors of `value` against a structural OpenAPI v3 schema (as the apiserver would see them)."""
-    errors: list[str] = []
-    if schema.get("x-kubernetes-int-or-string"):
-        if not isinstance(value, int | str) or isinstance(value, bool):
-            errors.append(f"{path}: must be int or string")
-        return errors
-    expected = schema.get("type")
-    if expected is not None:
-        types = _TYPES[expected]
-        if not isinstance(value, types) or (expected in ("integer", "number") and isinstance(value, bool)):
-            return [f"{path}: must be {expected}, got {type(value).__name__}"]
-    if "enum" in schema and value not in schema["enum"]:
-        errors.append(f"{path}: {value!r} not in {schema['enum']}")
-    for sub in schema.get("allOf", []):
-        errors += validate(value, sub, path)
-    for key in ("anyOf", "oneOf"):
-        if key in schema and all(validate(value, sub, path) for sub in schema[key]):
-            errors.append(f"{path}: matches none of {key}")
-    if isinstance(value, str):
-        if "maxLength" in schema and len(value) > schema["maxLength"]:
-            errors.append(f"{path}: longer than {schema['maxLength']}")
-        if "minLength" in schema and len(value) < schema["minLength"]:
-            errors.append(f"{path}: shorter than {schema['minLength']}")
-        if "pattern" in schema and re.search(schema["pattern"], value) is None:
-            errors.append(f"{path}: {value!r} does not match {schema['pattern']}")
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        if "minimum" in schema and value < schema["minimum"]:
-            errors.append(f"{path}: below {schema['minimum']}")
-        if "maximum" in schema and value > schema["maximum"]:
-            errors.append(f"{path}: above {schema['maximum']}")
-    if isinstance(value, list):
-        if "maxItems" in schema and len(value) > schema["maxItems"]:
-            errors.append(f"{path}: more than {schema['maxItems']} items")
-        if "minItems" in schema and len(value) < schema["minItems"]:
-            errors.append(f"{path}: fewer than {schema['minItems']} items")
-        for i, item in enumerate(value):
-            errors += validate(item, schema.get("items", {}), f"{path}[{i}]")
-    if isinstance(value, dict):
-        for name in schema.get("required", []):
-            if name not in value:
-                errors.append(f"{path}.{name}: required")
-        if "maxProperties" in schema and len(value) > schema["maxProperties"]:
-            errors.append(f"{path}: more than {schema['maxProperties']} properties")
-        properties = schema.get("properties", {})
-        extra = schema.get("additionalProperties")
-        for key, item in value.items():
-            if key in properties:
-                errors += validate(item, properties[key], f"{path}.{key}")
-            elif isinstance(extra, dict):
-                errors += validate(item, extra, f"{path}.{key}")
-            elif not schema.get("x-kubernetes-preserve-unknown-fields") and expected == "object":
-                errors.append(f"{path}.{key}: unknown field (would be pruned)")
-    return errors
-
 
 _SCHEMAS: dict[tuple[str, str, str], dict[str, Any]] = {}
 
