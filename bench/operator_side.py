@@ -270,7 +270,8 @@ async def operator_phase(
                 await task
         await api.close()
         await admin.close()
-        cluster.stop_process("operator")
+        # Under pyinstrument the report is written at exit, which takes a while at this size.
+        cluster.stop_process("operator", timeout=120.0 if profile else 10.0)
 
 
 async def edit_latencies(admin: AsyncClient, api: ApiHttp, manifests: list[Obj], edits: int, result: RunResult) -> None:
