@@ -211,7 +211,7 @@ def run(
     from fusioninfer.controller.main import RunOptions, default_lease_namespace, parse_bind
     from fusioninfer.controller.main import run as run_operator
     from fusioninfer.controller.operator import OperatorConfig, ProcessConfig
-    from fusioninfer.runtime.logging import setup_logging
+    from fusioninfer.runtime.logs import setup_logging
 
     setup_logging(log_format.value, log_level)  # type: ignore[arg-type]
     namespaces = [n for item in namespace or [] for n in item.split(",") if n] or None

@@ -22,7 +22,7 @@ from fusioninfer.api.v1alpha1 import API_VERSION, KIND, PLURAL
 from fusioninfer.controller.conditions import find
 from fusioninfer.install import install_crds
 from fusioninfer.runtime.apply import apply
-from fusioninfer.runtime.kinds import default_registry
+from fusioninfer.runtime.registry import default_registry
 from fusioninfer.status_view import render_services, service_children
 
 # The P/D example with NixlConnector: the seed's PyNcclConnector no longer starts on vLLM 0.11.

@@ -17,7 +17,7 @@ from rich.tree import Tree
 from fusioninfer.api.labels import LABEL_SERVICE
 from fusioninfer.builders.kinds import CHILD_KINDS
 from fusioninfer.controller.conditions import find
-from fusioninfer.runtime.kinds import default_registry
+from fusioninfer.runtime.registry import default_registry
 
 EVENTS_SHOWN = 8
 

@@ -20,7 +20,7 @@ from tests.support.eventually import eventually
 
 from fusioninfer.localcluster.fakes import FakeControllers
 from fusioninfer.localcluster.gateway.status import CONTROLLER_NAME
-from fusioninfer.runtime.kinds import raw_resource
+from fusioninfer.runtime.registry import raw_resource
 
 pytestmark = pytest.mark.integration
 

@@ -38,7 +38,7 @@ from tests.support.operator import ISVC, condition
 
 from fusioninfer.localcluster.cluster import LocalCluster
 from fusioninfer.localcluster.image import Podman, ensure_base_image, run_with_progress
-from fusioninfer.runtime.kinds import raw_resource
+from fusioninfer.runtime.registry import raw_resource
 
 pytestmark = pytest.mark.integration
 

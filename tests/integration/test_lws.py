@@ -14,7 +14,7 @@ from lightkube.resources.core_v1 import Pod, Service
 from lightkube.types import PatchType
 from tests.support.eventually import eventually
 
-from fusioninfer.runtime.kinds import raw_resource
+from fusioninfer.runtime.registry import raw_resource
 
 pytestmark = pytest.mark.integration
 

@@ -36,7 +36,7 @@ from fusioninfer.builders.epp import GIE_EPP_IMAGE, LLMD_EPP_IMAGE
 from fusioninfer.localcluster.build import GIE_EPP, ensure_component
 from fusioninfer.localcluster.cluster import LocalCluster
 from fusioninfer.localcluster.components import pick_free_ports
-from fusioninfer.runtime.kinds import default_registry, raw_resource
+from fusioninfer.runtime.registry import default_registry, raw_resource
 
 pytestmark = pytest.mark.integration
 

@@ -40,7 +40,7 @@ from fusioninfer.manifests import rbac
 from fusioninfer.manifests.deploy import apply_objects
 from fusioninfer.manifests.kustomize import Manifest, render, set_namespace
 from fusioninfer.runtime.apply import apply, get
-from fusioninfer.runtime.kinds import default_registry, raw_resource
+from fusioninfer.runtime.registry import default_registry, raw_resource
 
 pytestmark = pytest.mark.integration
 

@@ -28,7 +28,7 @@ from fusioninfer.localcluster.cluster import LocalCluster
 from fusioninfer.localcluster.fakes import FakeControllers
 from fusioninfer.localcluster.gateway.status import DEFAULT_GATEWAY_CLASS, Gateway, gateway_class_manifest
 from fusioninfer.localcluster.podrunner import PodRunner, Timing
-from fusioninfer.runtime.kinds import default_registry, raw_resource
+from fusioninfer.runtime.registry import default_registry, raw_resource
 
 GATEWAY = "inference-gateway"
 

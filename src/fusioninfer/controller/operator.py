@@ -24,11 +24,11 @@ from fusioninfer.builders.kinds import CHILD_KINDS, ChildKind
 from fusioninfer.controller.discovery import CRD_NAMES, capabilities_from, slim_crd
 from fusioninfer.controller.reconciler import Caches, InferenceServiceReconciler
 from fusioninfer.kube.types import Obj, ObjList
-from fusioninfer.runtime.controller import Controller, ObjectKey
 from fusioninfer.runtime.informer import Informer
-from fusioninfer.runtime.kinds import default_registry
 from fusioninfer.runtime.leader import LeaderElectionConfig, LeaderElector
+from fusioninfer.runtime.loop import Controller, ObjectKey
 from fusioninfer.runtime.metrics import MetricsServer
+from fusioninfer.runtime.registry import default_registry
 from fusioninfer.runtime.version import fetch_server_version
 
 log = logging.getLogger(__name__)

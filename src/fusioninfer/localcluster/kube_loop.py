@@ -19,7 +19,7 @@ from typing import Any
 from lightkube import ApiError, AsyncClient, KubeConfig
 
 from fusioninfer.kube.types import Obj
-from fusioninfer.runtime.kinds import raw_resource
+from fusioninfer.runtime.registry import raw_resource
 
 log = logging.getLogger("fusioninfer.fakes")
 

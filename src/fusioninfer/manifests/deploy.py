@@ -17,7 +17,7 @@ from lightkube.types import CascadeType, PatchType
 
 from fusioninfer.install import apply_crds
 from fusioninfer.manifests.kustomize import Manifest
-from fusioninfer.runtime.kinds import default_registry, is_namespaced, raw_resource
+from fusioninfer.runtime.registry import default_registry, is_namespaced, raw_resource
 
 FIELD_MANAGER = "fusioninfer-deploy"
 DEFAULT_NAMESPACE = "default"

@@ -26,12 +26,12 @@ from fusioninfer.runtime.apply import (
     parse_quantity,
     with_hash_annotation,
 )
-from fusioninfer.runtime.controller import Controller, ObjectKey, Result, TerminalError, controller_owner
 from fusioninfer.runtime.informer import Informer
-from fusioninfer.runtime.kinds import KindRegistry, default_registry, raw_resource
 from fusioninfer.runtime.leader import LeaderElectionConfig, LeaderElector, LeadershipLost
-from fusioninfer.runtime.logging import log_context, setup_logging
+from fusioninfer.runtime.logs import log_context, setup_logging
+from fusioninfer.runtime.loop import Controller, ObjectKey, Result, TerminalError, controller_owner
 from fusioninfer.runtime.metrics import MetricsServer, RuntimeMetrics, default_metrics, use_registry
+from fusioninfer.runtime.registry import KindRegistry, default_registry, raw_resource
 from fusioninfer.runtime.workqueue import (
     BucketRateLimiter,
     ItemExponentialFailureRateLimiter,

@@ -42,8 +42,8 @@ from lightkube.types import CascadeType, PatchType
 
 from fusioninfer.api.labels import ANNOTATION_APPLIED_HASH
 from fusioninfer.kube.quantity import exact_value
-from fusioninfer.runtime.kinds import KindRegistry, default_registry, raw_resource
 from fusioninfer.runtime.metrics import RuntimeMetrics, default_metrics
+from fusioninfer.runtime.registry import KindRegistry, default_registry, raw_resource
 
 __all__ = [
     "APPLIED_HASH_ANNOTATION",

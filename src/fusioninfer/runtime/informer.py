@@ -48,8 +48,8 @@ from lightkube.core.selector import build_selector
 from lightkube.types import on_error_raise
 
 from fusioninfer.kube.types import Obj, ObjList
-from fusioninfer.runtime.kinds import ResourceType, api_version_kind, is_namespaced, raw_resource
 from fusioninfer.runtime.metrics import RuntimeMetrics, default_metrics
+from fusioninfer.runtime.registry import ResourceType, api_version_kind, is_namespaced, raw_resource
 
 log = logging.getLogger(__name__)
 

@@ -44,8 +44,8 @@ from typing import Any, TypeVar
 from lightkube import ApiError, AsyncClient
 from lightkube.resources.coordination_v1 import Lease
 
-from fusioninfer.runtime.kinds import raw_resource
 from fusioninfer.runtime.metrics import RuntimeMetrics, default_metrics
+from fusioninfer.runtime.registry import raw_resource
 
 log = logging.getLogger(__name__)
 

@@ -208,7 +208,7 @@ async def test_a_keda_role_gets_a_scaled_object_the_upstream_crd_accepts(
 ) -> None:
     """KEDA's controller does not run here (its image is a container); its CRD, as published,
     checks the ScaledObject the operator writes."""
-    from fusioninfer.runtime.kinds import default_registry
+    from fusioninfer.runtime.registry import default_registry
 
     scaled_object = default_registry.register("keda.sh/v1alpha1", "ScaledObject", plural="scaledobjects")
     await operator_factory(namespace)

@@ -24,7 +24,7 @@ from tests.support.eventually import eventually_async
 from tests.support.operator import apply_service, condition, get_service, monolithic
 
 from fusioninfer.localcluster.cluster import LocalCluster, ProcessRecord
-from fusioninfer.runtime.kinds import raw_resource
+from fusioninfer.runtime.registry import raw_resource
 
 pytestmark = pytest.mark.integration
 

@@ -33,7 +33,7 @@ from tests.support.operator import (
 
 from fusioninfer.localcluster.cluster import LocalCluster
 from fusioninfer.runtime.apply import apply
-from fusioninfer.runtime.kinds import raw_resource
+from fusioninfer.runtime.registry import raw_resource
 
 pytestmark = pytest.mark.integration
 

@@ -34,7 +34,7 @@ from tests.support.operator import (
 from fusioninfer.localcluster.cluster import LocalCluster
 from fusioninfer.localcluster.crds import BUNDLED_CRD_DIR, install_crds
 from fusioninfer.localcluster.fakes import FakeControllers
-from fusioninfer.runtime.kinds import default_registry, raw_resource
+from fusioninfer.runtime.registry import default_registry, raw_resource
 
 pytestmark = pytest.mark.integration
 

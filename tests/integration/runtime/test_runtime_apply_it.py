@@ -29,8 +29,8 @@ from fusioninfer.runtime.apply import (
     with_hash_annotation,
 )
 from fusioninfer.runtime.informer import Informer
-from fusioninfer.runtime.kinds import KindRegistry
 from fusioninfer.runtime.metrics import RuntimeMetrics
+from fusioninfer.runtime.registry import KindRegistry
 
 pytestmark = pytest.mark.integration
 

@@ -13,8 +13,8 @@ from lightkube.resources.core_v1 import ConfigMap
 from tests.support.eventually import eventually_async
 
 from fusioninfer.runtime.apply import RequestCounter, instrument_client
-from fusioninfer.runtime.controller import Controller, ObjectKey, Result
 from fusioninfer.runtime.informer import Informer
+from fusioninfer.runtime.loop import Controller, ObjectKey, Result
 from fusioninfer.runtime.metrics import RuntimeMetrics
 
 pytestmark = pytest.mark.integration

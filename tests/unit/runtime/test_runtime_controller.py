@@ -14,9 +14,9 @@ from typing import Any, cast
 import pytest
 from lightkube.resources.core_v1 import ConfigMap
 
-from fusioninfer.runtime.controller import Controller, ObjectKey, Result, TerminalError, controller_owner
 from fusioninfer.runtime.informer import Informer
-from fusioninfer.runtime.logging import record_context
+from fusioninfer.runtime.logs import record_context
+from fusioninfer.runtime.loop import Controller, ObjectKey, Result, TerminalError, controller_owner
 from fusioninfer.runtime.metrics import RuntimeMetrics
 from fusioninfer.runtime.workqueue import ItemExponentialFailureRateLimiter
 
@@ -291,7 +291,7 @@ async def test_reconcile_outcomes(metrics: RuntimeMetrics) -> None:
 
 
 async def test_reconcile_logs_carry_context(metrics: RuntimeMetrics, caplog: pytest.LogCaptureFixture) -> None:
-    from fusioninfer.runtime.logging import install_record_factory
+    from fusioninfer.runtime.logs import install_record_factory
 
     install_record_factory()
     app_log = logging.getLogger("fusioninfer.test.reconciler")

@@ -16,9 +16,9 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import generate_latest
 
 from fusioninfer.runtime import metrics as metrics_mod
-from fusioninfer.runtime.kinds import KindRegistry, default_plural, is_namespaced, raw_resource
-from fusioninfer.runtime.logging import log_context, record_context, setup_logging
+from fusioninfer.runtime.logs import log_context, record_context, setup_logging
 from fusioninfer.runtime.metrics import MetricsServer, RuntimeMetrics
+from fusioninfer.runtime.registry import KindRegistry, default_plural, is_namespaced, raw_resource
 from fusioninfer.runtime.workqueue import WorkQueue
 
 CONTROLLER_RUNTIME_NAMES = {

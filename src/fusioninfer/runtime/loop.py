@@ -35,8 +35,7 @@ from typing import Any, NamedTuple
 
 from fusioninfer.kube.types import Obj
 from fusioninfer.runtime.informer import Informer
-from fusioninfer.runtime.kinds import split_api_version
-from fusioninfer.runtime.logging import log_context
+from fusioninfer.runtime.logs import log_context
 from fusioninfer.runtime.metrics import (
     RESULT_ERROR,
     RESULT_REQUEUE,
@@ -45,6 +44,7 @@ from fusioninfer.runtime.metrics import (
     RuntimeMetrics,
     default_metrics,
 )
+from fusioninfer.runtime.registry import split_api_version
 from fusioninfer.runtime.workqueue import RateLimiter, ShutDownError, WorkQueue
 
 log = logging.getLogger(__name__)
