@@ -100,7 +100,7 @@ class Operator:
             client, self.caches, self.capabilities, options=self.config.build_options
         )
         self.controller = Controller(CONTROLLER_NAME, self.reconciler.reconcile, workers=self.config.workers)
-        self.reconciler.busy = lambda: len(self.controller.queue) > 0
+        self.reconciler.queue_empty = self.controller.queue.wait_empty
         for inf in self.services.informers:
             self.controller.watch_primary(inf)
         for inf in self.pods.informers:

@@ -10,9 +10,9 @@ so a restart at any point loses nothing.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -37,7 +37,6 @@ FIELD_MANAGER = "fusioninfer"
 # Events about created/updated children are sent in the background, at most this many at once.
 EVENT_CONCURRENCY = 4
 NORMAL_EVENT_MAX_DELAY = 30.0
-NORMAL_EVENT_POLL = 0.05
 
 
 class ReconcileError(Exception):
@@ -79,6 +78,10 @@ def _api_message(exc: ApiError) -> str:
     return f"{message} (HTTP {code})" if code else str(message)
 
 
+async def _at_once() -> None:
+    """The default `queue_empty`: nothing to wait for (no work queue attached)."""
+
+
 class InferenceServiceReconciler:
     def __init__(
         self,
@@ -96,9 +99,10 @@ class InferenceServiceReconciler:
         self.events = events or EventRecorder(client)
         self._pending_events: set[asyncio.Task[None]] = set()
         self._event_slots: asyncio.Semaphore | None = None
-        # Whether reconciles are waiting (set by the operator from its work queue): Normal
-        # Events then wait, so that under load the apiserver serves children and statuses first.
-        self.busy: Callable[[], bool] = lambda: False
+        # Returns once no reconcile waits for a worker (the operator passes its work queue's
+        # `wait_empty`): Normal Events wait for it, so that under load the apiserver serves
+        # children and statuses first.
+        self.queue_empty: Callable[[], Awaitable[None]] = _at_once
 
     def _emit_soon(self, raw: Obj, type_: EventType, reason: str, message: str) -> None:
         """Record an Event without making the reconcile wait for it, as client-go's recorder
@@ -112,9 +116,8 @@ class InferenceServiceReconciler:
                 # Deferred while other services wait for a worker (at most NORMAL_EVENT_MAX_DELAY
                 # s): a Normal Event says what was done, which the status already shows; a
                 # Warning goes at once.
-                deadline = time.monotonic() + NORMAL_EVENT_MAX_DELAY
-                while self.busy() and time.monotonic() < deadline:  # noqa: ASYNC110 - the queue has no idle signal
-                    await asyncio.sleep(NORMAL_EVENT_POLL)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.queue_empty(), NORMAL_EVENT_MAX_DELAY)
             async with slots:
                 await self.events.emit(raw, type_, reason, message)
 

@@ -178,6 +178,9 @@ class WorkQueue(Generic[K]):
         self._discard_pending = False
         self._getters: deque[asyncio.Future[None]] = deque()
         self._drained: asyncio.Event | None = None
+        # Set while no key waits for a worker (processing and delayed keys do not count).
+        self._empty = asyncio.Event()
+        self._empty.set()
         # delayed adds: key -> (deadline, timer). A key waits on at most one timer.
         self._waiting: dict[K, tuple[float, asyncio.TimerHandle]] = {}
         # metrics bookkeeping
@@ -199,6 +202,11 @@ class WorkQueue(Generic[K]):
     def __len__(self) -> int:
         """Keys waiting for a worker (not counting processing or delayed ones)."""
         return len(self._queue)
+
+    async def wait_empty(self) -> None:
+        """Until no key waits for a worker (keys being processed or delayed do not count): for
+        work that should yield to reconciles, such as the operator's Normal Events."""
+        await self._empty.wait()
 
     @property
     def shutting_down(self) -> bool:
@@ -235,6 +243,7 @@ class WorkQueue(Generic[K]):
         if key in self._processing:
             return  # done() will requeue it
         self._queue.append(key)
+        self._empty.clear()
         self._wake_one()
 
     def add_after(self, key: K, delay: float) -> None:
@@ -320,6 +329,8 @@ class WorkQueue(Generic[K]):
         self._dirty.discard(key)
         if self._queue:  # more work: make sure another idle getter looks at it
             self._wake_one()
+        else:
+            self._empty.set()
         return key
 
     def done(self, key: K) -> None:
@@ -330,6 +341,7 @@ class WorkQueue(Generic[K]):
         self._processing.discard(key)
         if key in self._dirty and not self._discard_pending:
             self._queue.append(key)
+            self._empty.clear()
             self._wake_one()
         if not self._processing and self._drained is not None:
             self._drained.set()
@@ -349,6 +361,7 @@ class WorkQueue(Generic[K]):
             for _ in range(len(self._queue)):
                 self._m_depth.dec()
             self._queue.clear()
+            self._empty.set()
             self._dirty.clear()
             self._added_at.clear()
         for _, handle in self._waiting.values():

@@ -15,6 +15,7 @@ import pytest
 
 from fusioninfer.controller import reconciler as reconciler_module
 from fusioninfer.controller.reconciler import InferenceServiceReconciler
+from fusioninfer.runtime.workqueue import WorkQueue
 
 
 class Recorder:
@@ -35,13 +36,14 @@ SERVICE = {"apiVersion": "fusioninfer.io/v1alpha1", "kind": "InferenceService", 
 async def test_normal_events_wait_while_the_queue_is_busy_and_warnings_do_not() -> None:
     recorder = Recorder()
     rec = reconciler(recorder)
-    busy = [True]
-    rec.busy = lambda: busy[0]
+    queue: WorkQueue[str] = WorkQueue("events-test")
+    queue.add("another-service")
+    rec.queue_empty = queue.wait_empty
     rec._emit_soon(SERVICE, "Normal", "Created", "Created Deployment svc-inference")
     rec._emit_soon(SERVICE, "Warning", "ApplyFailed", "applying Deployment svc-inference: 422")
     await asyncio.sleep(0.3)
     assert recorder.sent == [("Warning", "ApplyFailed")], "the Normal Event waits, the Warning does not"
-    busy[0] = False
+    assert await queue.get() == "another-service"  # a worker takes the last waiting key
     await asyncio.wait_for(rec.flush_events(), 2)
     assert recorder.sent == [("Warning", "ApplyFailed"), ("Normal", "Created")]
 
@@ -50,7 +52,8 @@ async def test_a_held_back_event_goes_out_after_the_longest_delay(monkeypatch: p
     monkeypatch.setattr(reconciler_module, "NORMAL_EVENT_MAX_DELAY", 0.2)
     recorder = Recorder()
     rec = reconciler(recorder)
-    rec.busy = lambda: True  # a queue that never drains
+    never: asyncio.Event = asyncio.Event()
+    rec.queue_empty = never.wait  # a queue that never drains
     rec._emit_soon(SERVICE, "Normal", "Created", "Created Deployment svc-inference")
     await asyncio.wait_for(rec.flush_events(), 2)
     assert recorder.sent == [("Normal", "Created")]
@@ -62,3 +65,26 @@ async def test_an_idle_operator_sends_at_once() -> None:
     rec._emit_soon(SERVICE, "Normal", "Created", "Created Deployment svc-inference")
     await asyncio.wait_for(rec.flush_events(), 0.5)
     assert recorder.sent == [("Normal", "Created")]
+
+
+async def test_the_queue_is_empty_when_no_key_waits_for_a_worker() -> None:
+    """Keys being processed or delayed do not count: only those a worker could take now."""
+    queue: WorkQueue[str] = WorkQueue("empty-test")
+    await asyncio.wait_for(queue.wait_empty(), 0.1)
+    queue.add("a")
+    queue.add("b")
+    waiter = asyncio.ensure_future(queue.wait_empty())
+    await asyncio.sleep(0.05)
+    assert not waiter.done()
+    assert await queue.get() == "a"
+    await asyncio.sleep(0.05)
+    assert not waiter.done(), "b still waits"
+    assert await queue.get() == "b"
+    await asyncio.wait_for(waiter, 0.5)
+    queue.add("a")  # re-added while processing: queued again by done()
+    queue.done("a")
+    waiter = asyncio.ensure_future(queue.wait_empty())
+    await asyncio.sleep(0.05)
+    assert not waiter.done(), "a was queued again when its processing finished"
+    queue.shutdown(discard_pending=True)
+    await asyncio.wait_for(waiter, 0.5)
