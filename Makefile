@@ -22,12 +22,14 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
-$(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[dev,bench]'
+# The operator with its dev tools, and beside it the development harness (dev/, its own
+# distribution `fusioninfer-dev`: the local cluster and the demo, never in the operator's wheel).
+$(VENV)/.installed: pyproject.toml dev/pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[dev,bench]' -e ./dev
 	@touch $@
 
 .PHONY: setup
-setup: $(VENV)/.installed ## Create the virtualenv and install FusionInfer with its dev tools
+setup: $(VENV)/.installed ## Create the virtualenv and install FusionInfer, its dev tools and the dev harness
 
 .PHONY: k8s-binaries
 k8s-binaries: setup ## Build (once, cached) the control plane, etcd and KWOK from their Go modules
@@ -35,8 +37,8 @@ k8s-binaries: setup ## Build (once, cached) the control plane, etcd and KWOK fro
 
 .PHONY: lint
 lint: setup ## ruff (lint + format check) and mypy (strict)
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src dev/src tests bench
+	$(BIN)/ruff format --check src dev/src tests bench
 	$(BIN)/mypy
 
 .PHONY: unit
@@ -66,11 +68,11 @@ uninstall: setup ## Remove the CRD (and with it every InferenceService) from the
 
 .PHONY: run
 run: setup ## Run the operator locally against KUBECONFIG (restarted if it exits, as in a Deployment)
-	$(BIN)/python -m fusioninfer.localcluster.supervise -- $(FI) run --kubeconfig $(KUBECONFIG)
+	$(BIN)/python -m fusioninfer_dev.localcluster.supervise -- $(FI) run --kubeconfig $(KUBECONFIG)
 
 # Podman as root without systemd, in a sandbox that refuses raising rlimits (this project's
 # machines): cgroupfs, runc, no default ulimits, and the host's network for pip. The same as
-# `python -m fusioninfer.localcluster.image flags` (docs/image.md). Docker's command is unchanged.
+# `python -m fusioninfer_dev.localcluster.image flags` (docs/image.md). Docker's command is unchanged.
 PODMAN_FLAGS ?= $(if $(wildcard /run/systemd/system),,--cgroup-manager cgroupfs) $(if $(shell command -v runc),--runtime runc)
 PODMAN_ENV ?= $(if $(CONTAINERS_CONF),,$(if $(shell ulimit -Hn 1048576 2>/dev/null || echo refused),CONTAINERS_CONF=$(CURDIR)/hack/podman/containers.conf))
 is_podman = $(filter podman,$(notdir $(firstword $(1))))
@@ -91,7 +93,7 @@ image-tools: ## Install Podman, runc and debootstrap with apt-get when missing (
 
 .PHONY: base-image
 base-image: setup image-tools ## No registry here: build (once, cached) the stand-in for the Dockerfile's base image
-	$(BIN)/python -m fusioninfer.localcluster.image base
+	$(BIN)/python -m fusioninfer_dev.localcluster.image base
 
 .PHONY: docker-push
 docker-push: ## Push the operator image IMG

@@ -33,8 +33,8 @@ from bench.workload import Expected
 from fusioninfer.api.v1alpha1 import API_VERSION, PLURAL
 from fusioninfer.builders.kinds import CHILD_KINDS
 from fusioninfer.kube.types import Obj
-from fusioninfer.localcluster.components import pick_free_ports
 from fusioninfer.runtime.apply import apply
+from fusioninfer_dev.localcluster.components import pick_free_ports
 
 
 class Tracker:

@@ -2,7 +2,7 @@
 # Regenerate this wrapper module for another Kubernetes release: hack/kubernetes/update.sh v1.33.13
 # Every `k8s.io/X => ./staging/src/k8s.io/X` replace of that release's go.mod becomes
 # `k8s.io/X => k8s.io/X v0.MINOR.PATCH` (the published staging modules), then `go mod tidy`
-# writes go.sum. Update KUBERNETES_VERSION in src/fusioninfer/localcluster/build.py to match.
+# writes go.sum. Update KUBERNETES_VERSION in dev/src/fusioninfer_dev/localcluster/build.py to match.
 set -euo pipefail
 VERSION=${1:?usage: update.sh v1.MINOR.PATCH}
 STAGING="v0.${VERSION#v1.}"

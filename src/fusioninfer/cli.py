@@ -26,6 +26,8 @@ app = typer.Typer(
 )
 
 stderr = Console(stderr=True, highlight=False, soft_wrap=True)
+# Entry-point group other distributions add commands under (see `_mount_plugin_commands`).
+PLUGIN_GROUP = "fusioninfer.commands"
 
 FileOption = Annotated[
     list[str],
@@ -300,46 +302,21 @@ def uninstall(kubeconfig: KubeconfigOption = None) -> None:
     typer.echo("customresourcedefinition inferenceservices.fusioninfer.io " + ("deleted" if removed else "not found"))
 
 
-@app.command()
-def demo(
-    state_dir: Annotated[Path, typer.Option(help="Where the demo cluster keeps its state.")] = Path(
-        ".fusioninfer/demo"
-    ),
-    example: Annotated[
-        list[Path] | None, typer.Option("--example", "-f", help="InferenceService file(s) to deploy.")
-    ] = None,
-    nodes: Annotated[
-        int, typer.Option(min=1, help="Simulated GPU nodes, at least (more are added when the examples need them).")
-    ] = 4,
-    gpus_per_node: Annotated[int, typer.Option(min=0)] = 8,
-    timeout: Annotated[float, typer.Option(help="Seconds to wait for Ready.")] = 180.0,
-    teardown: Annotated[bool, typer.Option(help="Stop everything at the end.")] = False,
-) -> None:
-    """Local demo: control plane + simulated GPU nodes + operator + examples, until every service is Ready."""
-    from fusioninfer.demo import DemoFailed, DemoOptions, run_demo
+def _mount_plugin_commands() -> None:
+    """Commands other distributions add under the entry-point group `fusioninfer.commands`: the
+    development harness (`fusioninfer-dev`: `cluster`, `demo`) when it is installed. A Typer app
+    becomes a command group, a function a command. The operator never imports the harness by name."""
+    from importlib.metadata import entry_points
 
-    options = DemoOptions(state_dir=state_dir, nodes=nodes, gpus_per_node=gpus_per_node, timeout=timeout)
-    options.teardown = teardown
-    if example:
-        options.examples = list(example)
-    try:
-        run_demo(options)
-    except DemoFailed as exc:
-        stderr.print(f"demo failed: {exc}", markup=False)
-        raise typer.Exit(1) from None
+    for entry in entry_points(group=PLUGIN_GROUP):
+        command = entry.load()
+        if isinstance(command, typer.Typer):
+            app.add_typer(command, name=entry.name)
+        else:
+            app.command(entry.name)(command)
 
 
-def _mount_subcommands() -> None:
-    import importlib.util
-
-    if importlib.util.find_spec("fusioninfer.localcluster.cli") is None:  # TODO(integration): remove guard
-        return
-    from fusioninfer.localcluster.cli import cluster_app
-
-    app.add_typer(cluster_app, name="cluster")
-
-
-_mount_subcommands()
+_mount_plugin_commands()
 
 
 def _mount_shipping_commands() -> None:

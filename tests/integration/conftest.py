@@ -1,7 +1,7 @@
 """Fixtures for tests against the real local control plane.
 
 One control plane per test session (`cluster`): etcd (on tmpfs), kube-apiserver,
-kube-controller-manager and kube-scheduler (the versions `fusioninfer.localcluster.build` pins),
+kube-controller-manager and kube-scheduler (the versions `fusioninfer_dev.localcluster.build` pins),
 KWOK with 4 simulated nodes x 8 `nvidia.com/gpu`, with our InferenceService CRD and the
 third-party CRDs installed. Each test that wants isolation takes a fresh `namespace`.
 
@@ -23,11 +23,11 @@ from lightkube import ApiError, AsyncClient, Client
 from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.core_v1 import Namespace
 
-from fusioninfer.localcluster.build import ensure_cluster_binaries
-from fusioninfer.localcluster.cluster import LocalCluster
-from fusioninfer.localcluster.crds import BUNDLED_CRD_DIR, install_crds
-from fusioninfer.localcluster.fakes import FakeControllers
-from fusioninfer.localcluster.kwok import NodeSpec, create_nodes, delete_nodes, node_names
+from fusioninfer_dev.localcluster.build import ensure_cluster_binaries
+from fusioninfer_dev.localcluster.cluster import LocalCluster
+from fusioninfer_dev.localcluster.crds import BUNDLED_CRD_DIR, install_crds
+from fusioninfer_dev.localcluster.fakes import FakeControllers
+from fusioninfer_dev.localcluster.kwok import NodeSpec, create_nodes, delete_nodes, node_names
 
 REPO_ROOT = Path(__file__).resolve().parents[2]  # `tests.support` on sys.path: ../conftest.py
 

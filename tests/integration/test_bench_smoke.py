@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from fusioninfer.localcluster.build import ensure_cluster_binaries
+from fusioninfer_dev.localcluster.build import ensure_cluster_binaries
 
 pytestmark = pytest.mark.integration
 

@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from fusioninfer.localcluster.gateway.envoy import envoy_binary
-from fusioninfer.localcluster.gateway.envoy_config import (
+from fusioninfer_dev.localcluster.gateway.envoy import envoy_binary
+from fusioninfer_dev.localcluster.gateway.envoy_config import (
     Listener,
     PickerTarget,
     clusters_config,

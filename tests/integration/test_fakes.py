@@ -18,9 +18,9 @@ from lightkube.types import PatchType
 from tests.integration.conftest import PrivateNodes
 from tests.support.eventually import eventually
 
-from fusioninfer.localcluster.fakes import FakeControllers
-from fusioninfer.localcluster.gateway.status import CONTROLLER_NAME
 from fusioninfer.runtime.registry import raw_resource
+from fusioninfer_dev.localcluster.fakes import FakeControllers
+from fusioninfer_dev.localcluster.gateway.status import CONTROLLER_NAME
 
 pytestmark = pytest.mark.integration
 

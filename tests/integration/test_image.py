@@ -6,7 +6,7 @@ Gateway and the picker's pod), serves /metrics and /healthz, and on SIGTERM rele
 and exits 0 within 5 s.
 
 No registry is reachable here, so the Dockerfile's base image is the stand-in that
-`fusioninfer.localcluster.image.ensure_base_image` builds from Debian's packages (docs/image.md);
+`fusioninfer_dev.localcluster.image.ensure_base_image` builds from Debian's packages (docs/image.md);
 cached, so only the first run on a machine pays for debootstrap (about 3 minutes).
 """
 
@@ -36,9 +36,9 @@ from tests.support.datapath import data_path
 from tests.support.eventually import eventually
 from tests.support.operator import ISVC, condition
 
-from fusioninfer.localcluster.cluster import LocalCluster
-from fusioninfer.localcluster.image import Podman, ensure_base_image, run_with_progress
 from fusioninfer.runtime.registry import raw_resource
+from fusioninfer_dev.localcluster.cluster import LocalCluster
+from fusioninfer_dev.localcluster.image import Podman, ensure_base_image, run_with_progress
 
 pytestmark = pytest.mark.integration
 
@@ -162,6 +162,10 @@ def test_the_image_runs_the_operator_as_deployed_and_stops_cleanly_on_sigterm(
     namespace: str,
     tmp_path: Path,
 ) -> None:
+    # The operator only: the development harness (fusioninfer_dev) is not installed in the image.
+    probe = "import importlib.util as u; print(u.find_spec('fusioninfer') is not None, u.find_spec('fusioninfer_dev'))"
+    found = podman.run("run", "--rm", "--entrypoint", "python", image.tag, "-c", probe).stdout.split()
+    assert found == ["True", "None"], found
     kubeconfig = kubeconfig_for_the_container(cluster.kubeconfig_path, tmp_path)
     metrics_port, health_port = free_port(), free_port()
     # As config/manager/manager.yaml: its securityContext, its /tmp emptyDir, its args and env

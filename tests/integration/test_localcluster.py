@@ -27,9 +27,9 @@ from lightkube.types import PatchType
 from tests.support.eventually import eventually, eventually_async
 from typer.testing import CliRunner
 
-from fusioninfer.localcluster.build import KUBERNETES_VERSION
-from fusioninfer.localcluster.cli import cluster_app
-from fusioninfer.localcluster.cluster import (
+from fusioninfer_dev.commands import cluster_app
+from fusioninfer_dev.localcluster.build import KUBERNETES_VERSION
+from fusioninfer_dev.localcluster.cluster import (
     APISERVER,
     CONTROLLER_MANAGER,
     ETCD,
@@ -42,8 +42,8 @@ from fusioninfer.localcluster.cluster import (
     ClusterError,
     LocalCluster,
 )
-from fusioninfer.localcluster.kwok import NodeSpec, create_nodes, delete_nodes
-from fusioninfer.localcluster.processes import ProcessRecord, is_our_process, proc_start_time
+from fusioninfer_dev.localcluster.kwok import NodeSpec, create_nodes, delete_nodes
+from fusioninfer_dev.localcluster.processes import ProcessRecord, is_our_process, proc_start_time
 
 pytestmark = pytest.mark.integration
 
@@ -624,7 +624,7 @@ def test_a_pod_metric_written_to_the_adapter_is_served_by_the_apiserver(
     """The custom metrics API behind the aggregation layer, as the HPA controller reads it: the
     apiserver proxies with its client certificate, the adapter lists the pods the selector names
     and answers with the value last written for each."""
-    from fusioninfer.localcluster.metrics_api import write_url
+    from fusioninfer_dev.localcluster.metrics_api import write_url
 
     pod = Pod.from_dict({
         "metadata": {"name": "engine-0", "labels": {"app": "engine"}},

@@ -25,8 +25,8 @@ from tests.support.wrappers import pd_service
 from fusioninfer.api.validation import parse
 from fusioninfer.builders import BuildOptions, Capabilities, build
 from fusioninfer.builders.pd import SIDECAR_NAME
-from fusioninfer.localcluster.build import LLMD_PD_SIDECAR, ensure_component
-from fusioninfer.localcluster.components import pick_free_ports
+from fusioninfer_dev.localcluster.build import LLMD_PD_SIDECAR, ensure_component
+from fusioninfer_dev.localcluster.components import pick_free_ports
 
 pytestmark = pytest.mark.integration
 
@@ -110,7 +110,7 @@ def test_the_real_sidecar_runs_on_the_rendered_args_and_reaches_its_engine(
     engine_argv = [str(vllm_port) if a in ("8200",) else a for a in engine_argv]  # its rewritten --port
     server_log = tmp_path / "engine.log"
     server = start(
-        [sys.executable, "-m", "fusioninfer.localcluster.modelserver", "--bind=127.0.0.1", "--pod=decode-0",
+        [sys.executable, "-m", "fusioninfer_dev.localcluster.modelserver", "--bind=127.0.0.1", "--pod=decode-0",
          f"--image={engine['image']}", "--", *engine_argv],
         server_log,
         processes,

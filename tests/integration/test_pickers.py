@@ -33,10 +33,10 @@ from lightkube.types import PatchType
 from fusioninfer.api.validation import parse
 from fusioninfer.builders import BuildOptions, Capabilities, build
 from fusioninfer.builders.epp import GIE_EPP_IMAGE, LLMD_EPP_IMAGE
-from fusioninfer.localcluster.build import GIE_EPP, ensure_component
-from fusioninfer.localcluster.cluster import LocalCluster
-from fusioninfer.localcluster.components import pick_free_ports
 from fusioninfer.runtime.registry import default_registry, raw_resource
+from fusioninfer_dev.localcluster.build import GIE_EPP, ensure_component
+from fusioninfer_dev.localcluster.cluster import LocalCluster
+from fusioninfer_dev.localcluster.components import pick_free_ports
 
 pytestmark = pytest.mark.integration
 

@@ -1,7 +1,7 @@
 """Conformance against the real third-party CRDs, with their CEL rules, on the session's cluster.
 
 The session cluster installs the upstream CRDs byte for byte (LeaderWorkerSet, Volcano, Gateway
-API, Inference Extension; `fusioninfer.localcluster.crds`). Everything FusionInfer renders for
+API, Inference Extension; `fusioninfer_dev.localcluster.crds`). Everything FusionInfer renders for
 every example and every golden router spec is server-side applied here the way the operator
 applies it (its own client: strict field validation), so a misspelt or misplaced field, or a
 shape a CEL rule forbids, fails the build. The route shapes users write (timeouts, filters,
@@ -22,10 +22,10 @@ from lightkube.resources.apiextensions_v1 import CustomResourceDefinition
 from fusioninfer.api.documents import load_documents
 from fusioninfer.api.validation import parse
 from fusioninfer.builders import BuildOptions, Capabilities, build
-from fusioninfer.localcluster.cluster import LocalCluster
-from fusioninfer.localcluster.crds import BUNDLED_CRD_DIR, is_established, load_crds
 from fusioninfer.runtime.apply import apply
 from fusioninfer.runtime.client import async_client
+from fusioninfer_dev.localcluster.cluster import LocalCluster
+from fusioninfer_dev.localcluster.crds import BUNDLED_CRD_DIR, is_established, load_crds
 
 pytestmark = pytest.mark.integration
 

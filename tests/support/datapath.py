@@ -23,12 +23,12 @@ import httpx
 from lightkube import Client
 from lightkube.types import PatchType
 
-from fusioninfer.localcluster.build import GIE_EPP, ensure_component
-from fusioninfer.localcluster.cluster import LocalCluster
-from fusioninfer.localcluster.fakes import FakeControllers
-from fusioninfer.localcluster.gateway.status import DEFAULT_GATEWAY_CLASS, Gateway, gateway_class_manifest
-from fusioninfer.localcluster.podrunner import PodRunner, Timing
 from fusioninfer.runtime.registry import default_registry, raw_resource
+from fusioninfer_dev.localcluster.build import GIE_EPP, ensure_component
+from fusioninfer_dev.localcluster.cluster import LocalCluster
+from fusioninfer_dev.localcluster.fakes import FakeControllers
+from fusioninfer_dev.localcluster.gateway.status import DEFAULT_GATEWAY_CLASS, Gateway, gateway_class_manifest
+from fusioninfer_dev.localcluster.podrunner import PodRunner, Timing
 
 GATEWAY = "inference-gateway"
 

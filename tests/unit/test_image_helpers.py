@@ -1,4 +1,4 @@
-"""The pure parts of `fusioninfer.localcluster.image`: base image names, the apt mirror, the cache key."""
+"""The pure parts of `fusioninfer_dev.localcluster.image`: base image names, the apt mirror, the cache key."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from fusioninfer.localcluster.image import DOCKERFILE, base_key, debian_mirror, dockerfile_base, qualified
+from fusioninfer_dev.localcluster.image import DOCKERFILE, base_key, debian_mirror, dockerfile_base, qualified
 
 
 @pytest.mark.parametrize(

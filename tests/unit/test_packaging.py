@@ -172,6 +172,9 @@ def test_wheel_built_from_the_image_build_context_runs(tmp_path: Path) -> None:
         zf.extractall(unpacked)
         entry_points = next(n for n in zf.namelist() if n.endswith("entry_points.txt"))
         assert "fusioninfer = fusioninfer.cli:main" in zf.read(entry_points).decode()
+        harness = [n for n in zf.namelist() if n.startswith("fusioninfer_dev") or "localcluster" in n]
+        assert harness == [], "the development harness is not the product: it must not be in the wheel"
+        assert all(n.startswith(("fusioninfer/", "fusioninfer-")) for n in zf.namelist()), zf.namelist()
 
     def from_wheel(*args: str) -> subprocess.CompletedProcess[str]:
         code = (

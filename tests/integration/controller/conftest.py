@@ -16,9 +16,9 @@ from lightkube import KubeConfig
 from tests.support.operator import OperatorFactory, RunningOperator
 
 from fusioninfer.controller.operator import Operator, OperatorConfig
-from fusioninfer.localcluster.cluster import LocalCluster
 from fusioninfer.runtime.apply import instrument_client
 from fusioninfer.runtime.client import async_client
+from fusioninfer_dev.localcluster.cluster import LocalCluster
 
 
 @pytest.fixture

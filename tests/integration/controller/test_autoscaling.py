@@ -27,8 +27,8 @@ from tests.support.datapath import backlog, data_path
 from tests.support.eventually import eventually, eventually_async
 from tests.support.operator import OperatorFactory, RawDeployment, apply_service, exists, get_service, monolithic
 
-from fusioninfer.localcluster.cluster import LocalCluster
-from fusioninfer.localcluster.podrunner import Timing
+from fusioninfer_dev.localcluster.cluster import LocalCluster
+from fusioninfer_dev.localcluster.podrunner import Timing
 
 pytestmark = pytest.mark.integration
 

@@ -34,7 +34,7 @@ from tests.support.operator import (
     with_router,
 )
 
-from fusioninfer.localcluster.cluster import LocalCluster
+from fusioninfer_dev.localcluster.cluster import LocalCluster
 
 pytestmark = pytest.mark.integration
 

@@ -16,7 +16,7 @@ from lightkube import AsyncClient
 from tests.support.eventually import eventually_async
 from tests.support.operator import OperatorFactory, apply_service, condition, get_service, monolithic, with_router
 
-from fusioninfer.localcluster.cluster import LocalCluster
+from fusioninfer_dev.localcluster.cluster import LocalCluster
 
 pytestmark = pytest.mark.integration
 

@@ -23,8 +23,8 @@ from lightkube.resources.coordination_v1 import Lease
 from tests.support.eventually import eventually_async
 from tests.support.operator import apply_service, condition, get_service, monolithic
 
-from fusioninfer.localcluster.cluster import LocalCluster, ProcessRecord
 from fusioninfer.runtime.registry import raw_resource
+from fusioninfer_dev.localcluster.cluster import LocalCluster, ProcessRecord
 
 pytestmark = pytest.mark.integration
 

@@ -31,9 +31,9 @@ from tests.support.operator import (
     with_router,
 )
 
-from fusioninfer.localcluster.cluster import LocalCluster
 from fusioninfer.runtime.apply import apply
 from fusioninfer.runtime.registry import raw_resource
+from fusioninfer_dev.localcluster.cluster import LocalCluster
 
 pytestmark = pytest.mark.integration
 

@@ -31,10 +31,10 @@ from tests.support.operator import (
     with_router,
 )
 
-from fusioninfer.localcluster.cluster import LocalCluster
-from fusioninfer.localcluster.crds import BUNDLED_CRD_DIR, install_crds
-from fusioninfer.localcluster.fakes import FakeControllers
 from fusioninfer.runtime.registry import default_registry, raw_resource
+from fusioninfer_dev.localcluster.cluster import LocalCluster
+from fusioninfer_dev.localcluster.crds import BUNDLED_CRD_DIR, install_crds
+from fusioninfer_dev.localcluster.fakes import FakeControllers
 
 pytestmark = pytest.mark.integration
 

@@ -19,9 +19,9 @@ from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.core_v1 import ConfigMap
 from tests.support.eventually import eventually_async
 
-from fusioninfer.localcluster.cluster import LocalCluster
 from fusioninfer.runtime.informer import Informer
 from fusioninfer.runtime.metrics import RuntimeMetrics
+from fusioninfer_dev.localcluster.cluster import LocalCluster
 
 pytestmark = pytest.mark.integration
 

@@ -17,7 +17,7 @@ from fusioninfer.api.v1alpha1 import InferenceService
 from fusioninfer.api.validation import parse
 from fusioninfer.builders import BuildOptions, BuildResult, Capabilities, Notice, build
 from fusioninfer.kube.quantity import Quantity
-from fusioninfer.localcluster.crds import BUNDLED_CRD_DIR
+from fusioninfer_dev.localcluster.crds import BUNDLED_CRD_DIR
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
 UPSTREAM = BUNDLED_CRD_DIR

@@ -3,7 +3,7 @@
 The apiserver prunes fields a CRD schema does not know, silently: a misspelt field would just
 vanish. So every field we emit must exist in the schema of the pinned versions (GIE v1.2.1,
 Gateway API v1.4.1), with the right type, enum value and bounds. The schemas are read from
-the bundled upstream CRDs (`fusioninfer.localcluster.crds`, byte for byte as published).
+the bundled upstream CRDs (`fusioninfer_dev.localcluster.crds`, byte for byte as published).
 
 The structural checker is tests/support/schema.py (shared with the CRD and gang tests). CEL
 rules (`x-kubernetes-validations`) are not evaluated there; the ones that concern our objects
@@ -22,7 +22,7 @@ from tests.support.schema import validate
 from fusioninfer.api.validation import parse
 from fusioninfer.builders import build
 from fusioninfer.builders.context import Manifest
-from fusioninfer.localcluster.crds import BUNDLED_CRD_DIR
+from fusioninfer_dev.localcluster.crds import BUNDLED_CRD_DIR
 
 UPSTREAM = BUNDLED_CRD_DIR
 CRD_FILES = {

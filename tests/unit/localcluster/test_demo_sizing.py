@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fusioninfer.demo import DEFAULT_EXAMPLES, _load_examples, nodes_needed, plan_examples, pod_gpus
+from fusioninfer_dev.demo import DEFAULT_EXAMPLES, _load_examples, nodes_needed, plan_examples, pod_gpus
 
 REPO = Path(__file__).resolve().parents[3]
 

@@ -12,7 +12,7 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from fusioninfer.localcluster.gateway.envoy_config import (
+from fusioninfer_dev.localcluster.gateway.envoy_config import (
     DESTINATION_HEADER,
     EXT_PROC,
     Listener,

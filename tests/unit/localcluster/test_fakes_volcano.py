@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fusioninfer.localcluster.fakes.volcano import (
+from fusioninfer_dev.localcluster.fakes.volcano import (
     NOT_ENOUGH_PODS_OF_TASK,
     NOT_ENOUGH_RESOURCES,
     NOT_ENOUGH_TASKS,

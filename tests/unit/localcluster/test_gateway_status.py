@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fusioninfer.localcluster.gateway.status import (
+from fusioninfer_dev.localcluster.gateway.status import (
     CONTROLLER_NAME,
     accepted_by,
     gateway_addresses,

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from fusioninfer.localcluster.crds import (
+from fusioninfer_dev.localcluster.crds import (
     BUNDLED_CRD_DIR,
     crd_files,
     crd_names,

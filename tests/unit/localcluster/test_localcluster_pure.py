@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from fusioninfer.localcluster import build, progress
-from fusioninfer.localcluster.cluster import find_state_dirs
-from fusioninfer.localcluster.components import (
+from fusioninfer_dev.localcluster import build, progress
+from fusioninfer_dev.localcluster.cluster import find_state_dirs
+from fusioninfer_dev.localcluster.components import (
     LOOPBACK,
     SERVICE_CLUSTER_IP_RANGE,
     TokenEntry,
@@ -29,8 +29,8 @@ from fusioninfer.localcluster.components import (
     scheduler_args,
     write_kubeconfig,
 )
-from fusioninfer.localcluster.kwok import NodeSpec, kwok_args, node_manifest
-from fusioninfer.localcluster.processes import ProcessRecord, is_our_process, proc_cmdline, proc_start_time
+from fusioninfer_dev.localcluster.kwok import NodeSpec, kwok_args, node_manifest
+from fusioninfer_dev.localcluster.processes import ProcessRecord, is_our_process, proc_cmdline, proc_start_time
 
 
 def test_pick_free_ports_returns_distinct_bindable_loopback_ports() -> None:

@@ -6,7 +6,7 @@ import base64
 import subprocess
 from pathlib import Path
 
-from fusioninfer.localcluster import build, lws
+from fusioninfer_dev.localcluster import build, lws
 
 
 def test_configuration_turns_off_what_needs_a_cluster_and_binds_loopback() -> None:

@@ -11,10 +11,10 @@ import pytest
 from hypothesis import given
 
 from fusioninfer.kube.quantity import Quantity
-from fusioninfer.localcluster import metrics_api
-from fusioninfer.localcluster.metrics_feeder import pod_gauges, quantity
-from fusioninfer.localcluster.modelserver.engine_args import parse_engine_args
-from fusioninfer.localcluster.modelserver.server import Load, metrics_text
+from fusioninfer_dev.localcluster import metrics_api
+from fusioninfer_dev.localcluster.metrics_feeder import pod_gauges, quantity
+from fusioninfer_dev.localcluster.modelserver.engine_args import parse_engine_args
+from fusioninfer_dev.localcluster.modelserver.server import Load, metrics_text
 
 VLLM_EXPOSITION = """\
 # HELP vllm:num_requests_waiting Number of requests waiting to be processed.
@@ -108,7 +108,7 @@ def test_the_certificates_chain_to_the_ca_with_the_names_and_usages_each_side_ch
 
 
 def test_the_adapter_is_built_from_its_module_for_the_clusters_kubernetes_minor() -> None:
-    from fusioninfer.localcluster import build
+    from fusioninfer_dev.localcluster import build
 
     assert build.CUSTOM_METRICS in build.CLUSTER_COMPONENTS
     argv = build.go_build_argv(build.CUSTOM_METRICS, Path("/o"))

@@ -13,9 +13,9 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from fusioninfer.localcluster.components import pick_free_ports
-from fusioninfer.localcluster.modelserver.engine_args import parse_engine_args
-from fusioninfer.localcluster.modelserver.server import Load, ModelServer, Timing, metrics_text, prompt_words
+from fusioninfer_dev.localcluster.components import pick_free_ports
+from fusioninfer_dev.localcluster.modelserver.engine_args import parse_engine_args
+from fusioninfer_dev.localcluster.modelserver.server import Load, ModelServer, Timing, metrics_text, prompt_words
 
 SGLANG = "lmsysorg/sglang:v0.5.3"
 

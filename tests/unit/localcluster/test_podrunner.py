@@ -9,8 +9,8 @@ import pytest
 
 from fusioninfer.api.validation import parse
 from fusioninfer.builders import BuildOptions, Capabilities, build
-from fusioninfer.localcluster.kwok import NodeSpec, free_node_subnets, node_manifest
-from fusioninfer.localcluster.podrunner import (
+from fusioninfer_dev.localcluster.kwok import NodeSpec, free_node_subnets, node_manifest
+from fusioninfer_dev.localcluster.podrunner import (
     config_map_mounts,
     container_role,
     in_block,

@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from fusioninfer.localcluster.supervise import Backoff, supervise
+from fusioninfer_dev.localcluster.supervise import Backoff, supervise
 
 
 def test_backoff_doubles_to_a_cap_and_resets_after_a_healthy_run() -> None:
@@ -33,10 +33,15 @@ def test_a_command_that_exits_is_restarted(tmp_path: Path) -> None:
 
 def test_sigterm_reaches_the_command_and_ends_supervision() -> None:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "fusioninfer.localcluster.supervise", "--", "sleep", "30"],
+        [sys.executable, "-m", "fusioninfer_dev.localcluster.supervise", "--", "sleep", "30"],
         stderr=subprocess.PIPE,
     )
-    time.sleep(0.5)
+    # The handlers are installed before the command starts: wait for the command, not a guess.
+    children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children")
+    deadline = time.monotonic() + 30
+    while not children.read_text().strip():
+        assert proc.poll() is None and time.monotonic() < deadline, "the supervisor never started its command"
+        time.sleep(0.02)
     started = time.monotonic()
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=10) == 128 + signal.SIGTERM  # the command's own fate, as a shell reports it

@@ -37,11 +37,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from fusioninfer.localcluster import progress
-from fusioninfer.localcluster.build import _build_lock, cache_root
-from fusioninfer.localcluster.progress import Echo
+from fusioninfer_dev.localcluster import progress
+from fusioninfer_dev.localcluster.build import _build_lock, cache_root
+from fusioninfer_dev.localcluster.progress import Echo
 
-REPO_ROOT = Path(__file__).resolve().parents[3]
+REPO_ROOT = Path(__file__).resolve().parents[4]
 DOCKERFILE = REPO_ROOT / "Dockerfile"
 SUITE = "bookworm"
 PACKAGES = ("python3", "python3-venv", "python3-pip", "python-is-python3", "ca-certificates")
@@ -236,7 +236,7 @@ def ensure_base_image(podman: Podman, name: str | None = None, *, echo: Echo | N
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m fusioninfer.localcluster.image base|flags`: make the stand-in base image, or
+    """`python -m fusioninfer_dev.localcluster.image base|flags`: make the stand-in base image, or
     print the Podman flags and environment used here."""
     args = list(sys.argv[1:] if argv is None else argv)
     podman = Podman.detect()
@@ -253,7 +253,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args == ["flags"]:
         print(" ".join([*(f"{k}={v}" for k, v in podman.env.items()), *podman.argv()]))
         return 0
-    _say("usage: python -m fusioninfer.localcluster.image base|flags")
+    _say("usage: python -m fusioninfer_dev.localcluster.image base|flags")
     return 2
 
 

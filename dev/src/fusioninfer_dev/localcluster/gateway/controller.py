@@ -20,10 +20,10 @@ from lightkube.resources.core_v1 import Pod, Service
 from lightkube.types import PatchType
 
 from fusioninfer.kube.types import Obj
-from fusioninfer.localcluster.gateway import envoy_config
-from fusioninfer.localcluster.gateway.body_router import BodyRouter
-from fusioninfer.localcluster.gateway.envoy import Envoy, listening
-from fusioninfer.localcluster.gateway.status import (
+from fusioninfer_dev.localcluster.gateway import envoy_config
+from fusioninfer_dev.localcluster.gateway.body_router import BodyRouter
+from fusioninfer_dev.localcluster.gateway.envoy import Envoy, listening
+from fusioninfer_dev.localcluster.gateway.status import (
     CONTROLLER_NAME,
     Gateway,
     GatewayClass,
@@ -37,8 +37,8 @@ from fusioninfer.localcluster.gateway.status import (
     pool_parent_statuses,
     route_parent_statuses,
 )
-from fusioninfer.localcluster.kube_loop import Loop, condition, list_all, merge_conditions, meta, now_rfc3339
-from fusioninfer.localcluster.podrunner import PodRunner, in_block
+from fusioninfer_dev.localcluster.kube_loop import Loop, condition, list_all, merge_conditions, meta, now_rfc3339
+from fusioninfer_dev.localcluster.podrunner import PodRunner, in_block
 
 log = logging.getLogger("fusioninfer.gateway")
 

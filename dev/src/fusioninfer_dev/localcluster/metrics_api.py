@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from fusioninfer.localcluster import certs
-from fusioninfer.localcluster.components import LOOPBACK
+from fusioninfer_dev.localcluster import certs
+from fusioninfer_dev.localcluster.components import LOOPBACK
 
 NAMESPACE = "kube-system"
 SERVICE = "fusioninfer-local-metrics"

@@ -1,4 +1,4 @@
-"""`python -m fusioninfer.localcluster.modelserver --bind IP --pod P --namespace NS -- ENGINE ARGV...`
+"""`python -m fusioninfer_dev.localcluster.modelserver --bind IP --pod P --namespace NS -- ENGINE ARGV...`
 
 The local cluster's pod runner starts one per serving pod, with the pod's IP and the serving
 container's command and args after `--`, read as the engine would read them.
@@ -12,8 +12,8 @@ import sys
 import threading
 from collections.abc import Sequence
 
-from fusioninfer.localcluster.modelserver.engine_args import parse_engine_args
-from fusioninfer.localcluster.modelserver.server import ModelServer, Timing
+from fusioninfer_dev.localcluster.modelserver.engine_args import parse_engine_args
+from fusioninfer_dev.localcluster.modelserver.server import ModelServer, Timing
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,4 +1,6 @@
-"""`fusioninfer cluster up|down|status|build`: the local control plane from the command line.
+"""`fusioninfer cluster up|down|status|restart|build` and `fusioninfer demo`: the development
+harness from the command line, mounted into `fusioninfer` through the entry-point group
+`fusioninfer.commands` (see this distribution's pyproject.toml).
 
 `up` leaves the processes running in the background (detached from the terminal) and returns once
 the apiserver is ready; `down` stops exactly those processes, identified by the state dir.
@@ -11,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from fusioninfer.localcluster.build import (
+from fusioninfer_dev.localcluster.build import (
     CLUSTER_COMPONENTS,
     PICKER_COMPONENTS,
     BuildError,
@@ -20,7 +22,7 @@ from fusioninfer.localcluster.build import (
     ensure_component,
     missing_binaries,
 )
-from fusioninfer.localcluster.cluster import (
+from fusioninfer_dev.localcluster.cluster import (
     COMPONENT_ORDER,
     DEFAULT_STATE_DIR,
     FAKES,
@@ -176,3 +178,31 @@ def build() -> None:
             typer.echo(str(exc), err=True)
             raise typer.Exit(1) from exc
     typer.echo(f"Ready: {cache_root()}")
+
+
+def demo(
+    state_dir: Annotated[Path, typer.Option(help="Where the demo cluster keeps its state.")] = Path(
+        ".fusioninfer/demo"
+    ),
+    example: Annotated[
+        list[Path] | None, typer.Option("--example", "-f", help="InferenceService file(s) to deploy.")
+    ] = None,
+    nodes: Annotated[
+        int, typer.Option(min=1, help="Simulated GPU nodes, at least (more are added when the examples need them).")
+    ] = 4,
+    gpus_per_node: Annotated[int, typer.Option(min=0)] = 8,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for Ready.")] = 180.0,
+    teardown: Annotated[bool, typer.Option(help="Stop everything at the end.")] = False,
+) -> None:
+    """Local demo: control plane + simulated GPU nodes + operator + examples, until every service is Ready."""
+    from fusioninfer_dev.demo import DemoFailed, DemoOptions, run_demo
+
+    options = DemoOptions(state_dir=state_dir, nodes=nodes, gpus_per_node=gpus_per_node, timeout=timeout)
+    options.teardown = teardown
+    if example:
+        options.examples = list(example)
+    try:
+        run_demo(options)
+    except DemoFailed as exc:
+        typer.echo(f"demo failed: {exc}", err=True)
+        raise typer.Exit(1) from None

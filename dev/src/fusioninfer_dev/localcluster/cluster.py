@@ -31,9 +31,9 @@ from typing import Any
 
 import httpx
 
-from fusioninfer.localcluster import lws, metrics_api
-from fusioninfer.localcluster.build import GIE_EPP, ensure_cluster_binaries, ensure_component
-from fusioninfer.localcluster.components import (
+from fusioninfer_dev.localcluster import lws, metrics_api
+from fusioninfer_dev.localcluster.build import GIE_EPP, ensure_cluster_binaries, ensure_component
+from fusioninfer_dev.localcluster.components import (
     ADMIN_USER,
     LOOPBACK,
     TokenEntry,
@@ -47,9 +47,15 @@ from fusioninfer.localcluster.components import (
     scheduler_args,
     write_kubeconfig,
 )
-from fusioninfer.localcluster.crds import BUNDLED_CRD_DIR, install_crds
-from fusioninfer.localcluster.kwok import NodeSpec, create_nodes, kwok_args, node_names
-from fusioninfer.localcluster.processes import ProcessRecord, is_our_process, proc_cmdline, proc_start_time
+from fusioninfer_dev.localcluster.crds import BUNDLED_CRD_DIR, install_crds
+from fusioninfer_dev.localcluster.kwok import NodeSpec, create_nodes, kwok_args, node_names
+from fusioninfer_dev.localcluster.processes import (
+    ProcessRecord,
+    is_our_process,
+    proc_cmdline,
+    proc_start_time,
+    source_roots,
+)
 
 DEFAULT_STATE_DIR = Path(".fusioninfer") / "cluster"
 STATE_FILE = "state.json"
@@ -98,8 +104,8 @@ class ClusterAlreadyRunning(ClusterError):
 
 
 def fakes_args(kubeconfig: Path, extra: Sequence[str] = ()) -> list[str]:
-    """argv of the background stand-in Volcano and gateway controllers (`fusioninfer.localcluster.fakes`)."""
-    return [sys.executable, "-m", "fusioninfer.localcluster.fakes", "--kubeconfig", str(kubeconfig), *extra]
+    """argv of the background stand-in Volcano and gateway controllers (`fusioninfer_dev.localcluster.fakes`)."""
+    return [sys.executable, "-m", "fusioninfer_dev.localcluster.fakes", "--kubeconfig", str(kubeconfig), *extra]
 
 
 @dataclass
@@ -248,7 +254,7 @@ class LocalCluster:
         once `/readyz` answers ok, building the binaries first when they are not cached. With
         `nodes > 0` register that many simulated GPU nodes and, unless `fake_controllers` is False
         (default: True exactly when nodes are simulated), start the fake Volcano / LeaderWorkerSet
-        / gateway controllers (`fusioninfer.localcluster.fakes`).
+        / gateway controllers (`fusioninfer_dev.localcluster.fakes`).
 
         On a state dir whose cluster is alive: ClusterAlreadyRunning. On one whose processes (some
         or all) died: `recover()`, which restarts them on the same ports and the same etcd data.
@@ -658,9 +664,9 @@ class LocalCluster:
         if rec is not None and is_our_process(rec):
             raise ClusterError(f"process {name!r} is already running for this cluster (pid {rec.pid})")
         full_env = dict(os.environ if env is None else env)
-        # A Python child must import this very package even when started from another cwd.
-        src = str(Path(__file__).resolve().parents[2])
-        full_env["PYTHONPATH"] = os.pathsep.join(p for p in (src, full_env.get("PYTHONPATH", "")) if p)
+        # A Python child must import these very packages (the operator's and this harness's,
+        # from this checkout or worktree) even when started from another cwd.
+        full_env["PYTHONPATH"] = os.pathsep.join(p for p in (*source_roots(), full_env.get("PYTHONPATH", "")) if p)
         record = self._spawn(name, list(argv), full_env)
         deadline = time.monotonic() + check_alive_for
         while time.monotonic() < deadline:

@@ -35,10 +35,10 @@ from lightkube import ApiError, AsyncClient
 from lightkube.resources.core_v1 import ConfigMap, Pod
 
 from fusioninfer.kube.types import Obj
-from fusioninfer.localcluster.components import pick_free_ports
-from fusioninfer.localcluster.kube_loop import Loop, list_all, meta
-from fusioninfer.localcluster.modelserver.engine_args import parse_engine_args
-from fusioninfer.localcluster.processes import die_with_parent, stop_child
+from fusioninfer_dev.localcluster.components import pick_free_ports
+from fusioninfer_dev.localcluster.kube_loop import Loop, list_all, meta
+from fusioninfer_dev.localcluster.modelserver.engine_args import parse_engine_args
+from fusioninfer_dev.localcluster.processes import die_with_parent, stop_child
 
 log = logging.getLogger("fusioninfer.podrunner")
 
@@ -332,7 +332,7 @@ class PodRunner:
         argv = [
             sys.executable,
             "-m",
-            "fusioninfer.localcluster.modelserver",
+            "fusioninfer_dev.localcluster.modelserver",
             f"--bind={pod_ip}",
             f"--pod={name}",
             f"--namespace={namespace}",

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from fusioninfer.api.labels import LABEL_SIMULATED_NODE
-from fusioninfer.localcluster.build import KWOK_VERSION
+from fusioninfer_dev.localcluster.build import KWOK_VERSION
 
 KWOK_NODE_ANNOTATION = "kwok.x-k8s.io/node"
 KWOK_NODE_ANNOTATION_VALUE = "fake"

@@ -17,7 +17,7 @@ API objects, subresources, names, labels and status shapes:
   prometheus-adapter would, so the controller manager's HPA controller can scale on them.
 
 `FakeControllers` runs them together: in-process (`start()`/`stop()` in a thread, or
-`await run()`), or as the process `python -m fusioninfer.localcluster.fakes --kubeconfig K`,
+`await run()`), or as the process `python -m fusioninfer_dev.localcluster.fakes --kubeconfig K`,
 which `fusioninfer cluster up --nodes N` starts by default (`--no-fake-controllers` to leave
 them out).
 """
@@ -36,8 +36,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from fusioninfer.localcluster.kube_loop import client_for
-from fusioninfer.localcluster.podrunner import PodRunner, Timing
+from fusioninfer_dev.localcluster.kube_loop import client_for
+from fusioninfer_dev.localcluster.podrunner import PodRunner, Timing
 
 log = logging.getLogger("fusioninfer.fakes")
 
@@ -80,11 +80,11 @@ class FakeControllers:
 
     async def run(self) -> None:
         """Run every enabled fake until `request_stop()` (or cancellation)."""
-        from fusioninfer.localcluster.fakes.volcano import FakeVolcano
-        from fusioninfer.localcluster.gateway.body_router import BodyRouter
-        from fusioninfer.localcluster.gateway.controller import LocalGateway
-        from fusioninfer.localcluster.gateway.envoy import Envoy
-        from fusioninfer.localcluster.metrics_feeder import MetricsFeeder
+        from fusioninfer_dev.localcluster.fakes.volcano import FakeVolcano
+        from fusioninfer_dev.localcluster.gateway.body_router import BodyRouter
+        from fusioninfer_dev.localcluster.gateway.controller import LocalGateway
+        from fusioninfer_dev.localcluster.gateway.envoy import Envoy
+        from fusioninfer_dev.localcluster.metrics_feeder import MetricsFeeder
 
         self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
@@ -164,9 +164,9 @@ class FakeControllers:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """`python -m fusioninfer.localcluster.fakes --kubeconfig K [--only volcano,gateway] [--namespace N]`."""
+    """`python -m fusioninfer_dev.localcluster.fakes --kubeconfig K [--only volcano,gateway] [--namespace N]`."""
     parser = argparse.ArgumentParser(
-        prog="python -m fusioninfer.localcluster.fakes",
+        prog="python -m fusioninfer_dev.localcluster.fakes",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

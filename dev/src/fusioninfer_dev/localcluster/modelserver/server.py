@@ -34,7 +34,7 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from fusioninfer.localcluster.modelserver.engine_args import EngineArgs
+from fusioninfer_dev.localcluster.modelserver.engine_args import EngineArgs
 
 
 @dataclass(frozen=True)

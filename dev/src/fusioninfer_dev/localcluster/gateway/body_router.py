@@ -13,10 +13,10 @@ import os
 import subprocess
 from pathlib import Path
 
-from fusioninfer.localcluster.components import pick_free_ports
-from fusioninfer.localcluster.gateway.envoy import listening
-from fusioninfer.localcluster.gateway.envoy_config import PickerTarget
-from fusioninfer.localcluster.processes import die_with_parent, stop_child
+from fusioninfer_dev.localcluster.components import pick_free_ports
+from fusioninfer_dev.localcluster.gateway.envoy import listening
+from fusioninfer_dev.localcluster.gateway.envoy_config import PickerTarget
+from fusioninfer_dev.localcluster.processes import die_with_parent, stop_child
 
 
 class BodyRouter:

@@ -6,7 +6,7 @@ demo) this supervisor does: it restarts the command after it exits, with a back-
 kubelet's (1 s doubling to 30 s, reset after a minute of healthy running), and passes SIGTERM
 and SIGINT on to it, exiting with the command's own code once that stops on request.
 
-    python -m fusioninfer.localcluster.supervise -- fusioninfer run --kubeconfig K
+    python -m fusioninfer_dev.localcluster.supervise -- fusioninfer run --kubeconfig K
 """
 
 from __future__ import annotations
@@ -92,7 +92,7 @@ def main(args: Sequence[str] | None = None) -> None:
     if argv[:1] == ["--"]:
         argv = argv[1:]
     if not argv:
-        print("usage: python -m fusioninfer.localcluster.supervise -- COMMAND [ARGS...]", file=sys.stderr)
+        print("usage: python -m fusioninfer_dev.localcluster.supervise -- COMMAND [ARGS...]", file=sys.stderr)
         sys.exit(2)
     code = supervise(argv)
     # A command killed by a signal reports -N; a shell reports 128+N, and so do we.

@@ -24,8 +24,8 @@ from typing import Any
 
 from fusioninfer.api.durations import duration_ms
 from fusioninfer.kube.types import Obj
-from fusioninfer.localcluster.gateway.status import POOL_GROUP, Key, served_listener
-from fusioninfer.localcluster.kube_loop import meta
+from fusioninfer_dev.localcluster.gateway.status import POOL_GROUP, Key, served_listener
+from fusioninfer_dev.localcluster.kube_loop import meta
 
 DESTINATION_HEADER = "x-gateway-destination-endpoint"
 EXT_PROC = "envoy.filters.http.ext_proc"

@@ -38,7 +38,7 @@ from typing import Any
 from lightkube.generic_resource import create_global_resource, create_namespaced_resource
 
 from fusioninfer.kube.types import Obj
-from fusioninfer.localcluster.kube_loop import condition, merge_conditions, meta
+from fusioninfer_dev.localcluster.kube_loop import condition, merge_conditions, meta
 
 log = logging.getLogger("fusioninfer.gateway")
 

@@ -178,7 +178,7 @@ def _gateway(class_name: str) -> dict[str, Any]:
 
 
 async def _run_demo(kubeconfig: Path, options: DemoOptions, docs: list[dict[str, Any]], console: Console) -> None:
-    from fusioninfer.localcluster.gateway.status import DEFAULT_GATEWAY_CLASS, gateway_class_manifest
+    from fusioninfer_dev.localcluster.gateway.status import DEFAULT_GATEWAY_CLASS, gateway_class_manifest
 
     client = AsyncClient(config=KubeConfig.from_file(kubeconfig), field_manager="fusioninfer-demo")
     try:
@@ -205,7 +205,7 @@ async def _run_demo(kubeconfig: Path, options: DemoOptions, docs: list[dict[str,
 async def _route_models(client: AsyncClient, service: str) -> list[str]:
     """The model names a service's HTTPRoute matches (what a client sends as "model")."""
     from fusioninfer.controller.route_conflicts import model_values
-    from fusioninfer.localcluster.gateway.status import HTTPRoute
+    from fusioninfer_dev.localcluster.gateway.status import HTTPRoute
 
     try:
         route = dict(await client.get(HTTPRoute, f"{service}-route", namespace=NAMESPACE))
@@ -218,8 +218,8 @@ async def _route_models(client: AsyncClient, service: str) -> list[str]:
 
 async def _send_request(client: AsyncClient, services: dict[str, Any], console: Console) -> None:
     """The seed README's last step, through the Gateway; fails the demo when it gets no answer."""
-    from fusioninfer.demo_traffic import SEED_REQUEST, chat, curl_command
-    from fusioninfer.localcluster.gateway.status import Gateway
+    from fusioninfer_dev.demo_traffic import SEED_REQUEST, chat, curl_command
+    from fusioninfer_dev.localcluster.gateway.status import Gateway
 
     # Programmed: Envoy serves the listener with the body-based router in its chain (routes
     # match the model header that router sets; before it, every request would be a 404).
@@ -260,9 +260,9 @@ async def _send_request(client: AsyncClient, services: dict[str, Any], console: 
 
 def run_demo(options: DemoOptions, console: Console | None = None) -> None:
     """Everything `make demo` does. Raises DemoFailed with a reason on failure."""
-    from fusioninfer.localcluster.cluster import FAKES, LocalCluster
-    from fusioninfer.localcluster.components import pick_free_ports
-    from fusioninfer.localcluster.crds import BUNDLED_CRD_DIR
+    from fusioninfer_dev.localcluster.cluster import FAKES, LocalCluster
+    from fusioninfer_dev.localcluster.components import pick_free_ports
+    from fusioninfer_dev.localcluster.crds import BUNDLED_CRD_DIR
 
     console = console or Console(highlight=False)
     docs, skipped, needed = plan_examples(_load_examples(options.examples), options.gpus_per_node)
@@ -296,7 +296,7 @@ def run_demo(options: DemoOptions, console: Console | None = None) -> None:
                 # Supervised as a Deployment would be: restarted if it exits (e.g. lost Lease).
                 sys.executable,
                 "-m",
-                "fusioninfer.localcluster.supervise",
+                "fusioninfer_dev.localcluster.supervise",
                 "--",
                 sys.executable,
                 "-m",

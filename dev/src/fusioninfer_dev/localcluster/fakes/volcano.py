@@ -45,7 +45,7 @@ from lightkube.types import PatchType
 from fusioninfer.builders.resources import pod_requests
 from fusioninfer.kube.quantity import NANO, InvalidQuantity, Quantity
 from fusioninfer.kube.types import Obj
-from fusioninfer.localcluster.kube_loop import Loop, annotations_of, list_all, meta, now_rfc3339
+from fusioninfer_dev.localcluster.kube_loop import Loop, annotations_of, list_all, meta, now_rfc3339
 
 log = logging.getLogger("fusioninfer.fakes.volcano")
 

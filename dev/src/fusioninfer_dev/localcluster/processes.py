@@ -75,3 +75,13 @@ def stop_child(proc: subprocess.Popen[bytes] | None, timeout: float = 5.0) -> No
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
+
+
+def source_roots() -> tuple[str, ...]:
+    """The directories that hold the imported `fusioninfer` and `fusioninfer_dev` packages: on a
+    child's PYTHONPATH they make it run exactly this code (a worktree's, not another checkout's)."""
+    import fusioninfer
+    import fusioninfer_dev
+
+    roots = (Path(module.__file__ or "").resolve().parents[1] for module in (fusioninfer, fusioninfer_dev))
+    return tuple(dict.fromkeys(str(root) for root in roots))

@@ -18,8 +18,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from fusioninfer.localcluster.components import pick_free_ports
-from fusioninfer.localcluster.processes import die_with_parent, stop_child
+from fusioninfer_dev.localcluster.components import pick_free_ports
+from fusioninfer_dev.localcluster.processes import die_with_parent, stop_child
 
 TYPES = "type.googleapis.com/envoy."
 

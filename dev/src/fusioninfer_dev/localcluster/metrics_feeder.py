@@ -20,7 +20,7 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from fusioninfer.kube.quantity import Quantity
-from fusioninfer.localcluster.metrics_api import write_url
+from fusioninfer_dev.localcluster.metrics_api import write_url
 
 log = logging.getLogger("fusioninfer.metrics-feeder")
 

@@ -16,8 +16,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from fusioninfer.localcluster import certs
-from fusioninfer.localcluster.components import LOOPBACK
+from fusioninfer_dev.localcluster import certs
+from fusioninfer_dev.localcluster.components import LOOPBACK
 
 CONFIG_API_VERSION = "config.lws.x-k8s.io/v1alpha1"
 MUTATING_NAME = "lws-mutating-webhook-configuration"

@@ -28,11 +28,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from fusioninfer.localcluster.progress import Echo, run_with_progress
+from fusioninfer_dev.localcluster.progress import Echo, run_with_progress
 
 # The wrapper modules live in the repository's `hack/` directory (the local cluster is development
 # tooling, used from a checkout).
-HACK_DIR = Path(__file__).resolve().parents[3] / "hack"
+HACK_DIR = Path(__file__).resolve().parents[4] / "hack"
 PROGRESS_INTERVAL = 30.0
 
 
