@@ -29,7 +29,8 @@ from typer.testing import CliRunner
 
 from fusioninfer_dev.commands import cluster_app
 from fusioninfer_dev.localcluster.build import KUBERNETES_VERSION
-from fusioninfer_dev.localcluster.cluster import (
+from fusioninfer_dev.localcluster.cluster import LocalCluster
+from fusioninfer_dev.localcluster.components import (
     APISERVER,
     CONTROLLER_MANAGER,
     ETCD,
@@ -37,13 +38,10 @@ from fusioninfer_dev.localcluster.cluster import (
     LWS,
     METRICS_ADAPTER,
     SCHEDULER,
-    STATE_VERSION,
-    ClusterAlreadyRunning,
-    ClusterError,
-    LocalCluster,
 )
 from fusioninfer_dev.localcluster.kwok import NodeSpec, create_nodes, delete_nodes
 from fusioninfer_dev.localcluster.processes import ProcessRecord, is_our_process, proc_start_time
+from fusioninfer_dev.localcluster.state import STATE_VERSION, ClusterAlreadyRunning, ClusterError
 
 pytestmark = pytest.mark.integration
 
@@ -407,7 +405,7 @@ def test_up_refuses_when_etcd_data_is_gone(tmp_path: Path) -> None:
     cluster.up()
     try:
         os.kill(cluster.processes()[ETCD].pid, 9)
-        data_dir = Path(cluster._state["etcd_data_dir"])
+        data_dir = cluster.etcd_data_dir
         eventually(lambda: ETCD in LocalCluster(cluster.state_dir).dead_components(), timeout=10)
         import shutil
 

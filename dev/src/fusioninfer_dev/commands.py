@@ -22,16 +22,9 @@ from fusioninfer_dev.localcluster.build import (
     ensure_component,
     missing_binaries,
 )
-from fusioninfer_dev.localcluster.cluster import (
-    COMPONENT_ORDER,
-    DEFAULT_STATE_DIR,
-    FAKES,
-    KWOK,
-    ClusterAlreadyRunning,
-    ClusterError,
-    LocalCluster,
-    find_state_dirs,
-)
+from fusioninfer_dev.localcluster.cluster import LocalCluster
+from fusioninfer_dev.localcluster.components import COMPONENT_ORDER, FAKES, KWOK
+from fusioninfer_dev.localcluster.state import DEFAULT_STATE_DIR, ClusterAlreadyRunning, ClusterError, find_state_dirs
 
 cluster_app = typer.Typer(
     help="A real local Kubernetes control plane (etcd, kube-apiserver, controller-manager, scheduler, "

@@ -260,8 +260,8 @@ async def _send_request(client: AsyncClient, services: dict[str, Any], console: 
 
 def run_demo(options: DemoOptions, console: Console | None = None) -> None:
     """Everything `make demo` does. Raises DemoFailed with a reason on failure."""
-    from fusioninfer_dev.localcluster.cluster import FAKES, LocalCluster
-    from fusioninfer_dev.localcluster.components import pick_free_ports
+    from fusioninfer_dev.localcluster.cluster import LocalCluster
+    from fusioninfer_dev.localcluster.components import FAKES, pick_free_ports
     from fusioninfer_dev.localcluster.crds import BUNDLED_CRD_DIR
 
     console = console or Console(highlight=False)

@@ -24,7 +24,8 @@ from tests.support.eventually import eventually_async
 from tests.support.operator import apply_service, condition, get_service, monolithic
 
 from fusioninfer.runtime.registry import raw_resource
-from fusioninfer_dev.localcluster.cluster import LocalCluster, ProcessRecord
+from fusioninfer_dev.localcluster.cluster import LocalCluster
+from fusioninfer_dev.localcluster.processes import ProcessRecord
 
 pytestmark = pytest.mark.integration
 

@@ -14,7 +14,6 @@ import pytest
 import yaml
 
 from fusioninfer_dev.localcluster import build, progress
-from fusioninfer_dev.localcluster.cluster import find_state_dirs
 from fusioninfer_dev.localcluster.components import (
     LOOPBACK,
     SERVICE_CLUSTER_IP_RANGE,
@@ -31,6 +30,7 @@ from fusioninfer_dev.localcluster.components import (
 )
 from fusioninfer_dev.localcluster.kwok import NodeSpec, kwok_args, node_manifest
 from fusioninfer_dev.localcluster.processes import ProcessRecord, is_our_process, proc_cmdline, proc_start_time
+from fusioninfer_dev.localcluster.state import find_state_dirs
 
 
 def test_pick_free_ports_returns_distinct_bindable_loopback_ports() -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import secrets
 import socket
+import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,18 @@ LOOPBACK = "127.0.0.1"
 SERVICE_CLUSTER_IP_RANGE = "10.96.0.0/16"
 CLUSTER_NAME = "fusioninfer-local"
 ADMIN_USER = "admin"
+
+# The processes of one cluster, by the names its state and logs use, in start order.
+ETCD = "etcd"
+APISERVER = "kube-apiserver"
+CONTROLLER_MANAGER = "kube-controller-manager"
+SCHEDULER = "kube-scheduler"
+KWOK = "kwok"
+LWS = "lws-controller"
+METRICS_ADAPTER = "custom-metrics-adapter"
+FAKES = "fake-controllers"
+CONTROL_PLANE: tuple[str, ...] = (ETCD, APISERVER, CONTROLLER_MANAGER, SCHEDULER, KWOK, LWS, METRICS_ADAPTER)
+COMPONENT_ORDER: tuple[str, ...] = (*CONTROL_PLANE, FAKES)
 
 
 def pick_free_ports(count: int, host: str = LOOPBACK) -> list[int]:
@@ -230,3 +243,8 @@ def scheduler_args(binary: Path, kubeconfig: Path, secure_port: int) -> list[str
         f"--bind-address={LOOPBACK}",
         f"--secure-port={secure_port}",
     ]
+
+
+def fakes_args(kubeconfig: Path, extra: Sequence[str] = ()) -> list[str]:
+    """argv of the background stand-in controllers (`fusioninfer_dev.localcluster.fakes`)."""
+    return [sys.executable, "-m", "fusioninfer_dev.localcluster.fakes", "--kubeconfig", str(kubeconfig), *extra]
