@@ -13,15 +13,17 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from fusioninfer_dev.localcluster.gateway.envoy_config import (
-    DESTINATION_HEADER,
-    EXT_PROC,
     Listener,
-    PickerTarget,
-    _duration,
     clusters_config,
-    envoy_routes,
     listener_config,
     listeners_for,
+)
+from fusioninfer_dev.localcluster.gateway.envoy_routes import (
+    DESTINATION_HEADER,
+    EXT_PROC,
+    PickerTarget,
+    _duration,
+    envoy_routes,
     route_match,
 )
 

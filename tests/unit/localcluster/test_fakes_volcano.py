@@ -4,14 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from fusioninfer_dev.localcluster.fakes.placement import free_by_node, node_admits, place, pod_request
 from fusioninfer_dev.localcluster.fakes.volcano import (
     NOT_ENOUGH_PODS_OF_TASK,
     NOT_ENOUGH_RESOURCES,
     NOT_ENOUGH_TASKS,
-    free_by_node,
-    node_admits,
-    place,
-    pod_request,
     podgroup_status,
     schedule_gang,
 )
