@@ -13,6 +13,7 @@ Knows nothing about InferenceService. The pieces:
 * `logging`       json/console structured logs with per-reconcile context.
 """
 
+from fusioninfer.kube.owners import controller_owner
 from fusioninfer.runtime.apply import (
     APPLIED_HASH_ANNOTATION,
     RequestCounter,
@@ -29,7 +30,7 @@ from fusioninfer.runtime.apply import (
 from fusioninfer.runtime.informer import Informer
 from fusioninfer.runtime.leader import LeaderElectionConfig, LeaderElector, LeadershipLost
 from fusioninfer.runtime.logs import log_context, setup_logging
-from fusioninfer.runtime.loop import Controller, ObjectKey, Result, TerminalError, controller_owner
+from fusioninfer.runtime.loop import Controller, ObjectKey, Result, TerminalError
 from fusioninfer.runtime.metrics import MetricsServer, RuntimeMetrics, default_metrics, use_registry
 from fusioninfer.runtime.registry import KindRegistry, default_registry, raw_resource
 from fusioninfer.runtime.workqueue import (

@@ -14,9 +14,10 @@ from typing import Any, cast
 import pytest
 from lightkube.resources.core_v1 import ConfigMap
 
+from fusioninfer.kube.owners import controller_owner
 from fusioninfer.runtime.informer import Informer
 from fusioninfer.runtime.logs import record_context
-from fusioninfer.runtime.loop import Controller, ObjectKey, Result, TerminalError, controller_owner
+from fusioninfer.runtime.loop import Controller, ObjectKey, Result, TerminalError
 from fusioninfer.runtime.metrics import RuntimeMetrics
 from fusioninfer.runtime.workqueue import ItemExponentialFailureRateLimiter
 
