@@ -38,7 +38,6 @@ import asyncio
 import contextlib
 import inspect
 import logging
-import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 
@@ -47,6 +46,8 @@ from lightkube import ApiError, AsyncClient
 from lightkube.core.selector import build_selector
 from lightkube.types import on_error_raise
 
+from fusioninfer.kube.owners import owner_uids
+from fusioninfer.kube.retry import exponential_delay, jittered
 from fusioninfer.kube.types import Obj, ObjList
 from fusioninfer.runtime.metrics import RuntimeMetrics, default_metrics
 from fusioninfer.runtime.registry import ResourceType, api_version_kind, is_namespaced, raw_resource
@@ -68,11 +69,6 @@ def store_key(obj: Mapping[str, Any]) -> StoreKey:
 def resource_version(obj: Mapping[str, Any]) -> str | None:
     rv = (obj.get("metadata") or {}).get("resourceVersion")
     return str(rv) if rv is not None else None
-
-
-def owner_uids(obj: Mapping[str, Any]) -> list[str]:
-    refs = (obj.get("metadata") or {}).get("ownerReferences") or []
-    return [str(r["uid"]) for r in refs if isinstance(r, Mapping) and r.get("uid")]
 
 
 def labels_of(obj: Mapping[str, Any]) -> Mapping[str, str]:
@@ -376,7 +372,7 @@ class Informer:
         gc = self._client._client
         params: dict[str, Any] = {
             "resourceVersion": self._rv,
-            "timeoutSeconds": int(self.watch_timeout * random.uniform(1.0, 1.5)),
+            "timeoutSeconds": int(jittered(self.watch_timeout, 1.0, 1.5)),
             "labelSelector": self._selector,
         }
         if self.bookmarks:
@@ -402,7 +398,8 @@ class Informer:
                 await stream.aclose()  # type: ignore[attr-defined]
 
     def _backoff(self, attempt: int) -> float:
-        return min(self.backoff_max, self.backoff_base * (2.0 ** min(attempt, 20))) * random.uniform(0.5, 1.0)
+        # The exponent stops at 20 whatever the cap, and the jitter only shortens a wait.
+        return jittered(exponential_delay(min(attempt, 20), base=self.backoff_base, cap=self.backoff_max), 0.5, 1.0)
 
     async def run(self) -> None:
         """List, then watch forever; relist on 410, back off on errors. Cancel to stop."""

@@ -33,7 +33,6 @@ import datetime as dt
 import enum
 import inspect
 import logging
-import random
 import socket
 import time
 import uuid
@@ -44,6 +43,7 @@ from typing import Any, TypeVar
 from lightkube import ApiError, AsyncClient
 from lightkube.resources.coordination_v1 import Lease
 
+from fusioninfer.kube.retry import jittered
 from fusioninfer.runtime.metrics import RuntimeMetrics, default_metrics
 from fusioninfer.runtime.registry import raw_resource
 
@@ -261,7 +261,7 @@ class LeaderElector:
 
     def _sleep_time(self) -> float:
         c = self.config
-        return c.retry_period * random.uniform(1.0, 1.0 + c.jitter)
+        return jittered(c.retry_period, 1.0, 1.0 + c.jitter)
 
     async def _read(self) -> tuple[LeaseRecord | None, str | None]:
         c = self.config
