@@ -29,7 +29,8 @@ from fusioninfer.controller.events import EventRecorder, EventType
 from fusioninfer.controller.status import Observed, compute_status, invalid_status
 from fusioninfer.kube.owners import is_controlled_by
 from fusioninfer.kube.types import Obj, ObjList
-from fusioninfer.runtime.apply import apply, apply_status, delete, first_difference, with_hash_annotation
+from fusioninfer.runtime.apply import apply, apply_status, delete
+from fusioninfer.runtime.diff import first_difference, with_hash_annotation
 from fusioninfer.runtime.loop import ObjectKey, Result
 
 log = logging.getLogger(__name__)
