@@ -139,7 +139,7 @@ async def test_owner_and_label_indexes_follow_changes(metrics: RuntimeMetrics) -
     assert inf.by_label("app", "x") == []
     assert inf.by_label("tier", "web") == []
     assert names(inf.by_label("app", "z")) == ["b"]
-    assert not inf._by_owner.get("uid-svc1"), "empty index buckets are dropped"
+    assert not inf._store._by_owner.get("uid-svc1"), "empty index buckets are dropped"
 
 
 async def test_late_handler_gets_cache_replayed(metrics: RuntimeMetrics) -> None:
