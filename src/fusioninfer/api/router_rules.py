@@ -13,7 +13,8 @@ import yaml
 
 from fusioninfer.api.durations import duration_ms
 from fusioninfer.api.errors import FieldError, quote
-from fusioninfer.api.v1alpha1 import InferenceService, Role, RoutingStrategy
+from fusioninfer.api.router_spec import RoutingStrategy
+from fusioninfer.api.v1alpha1 import InferenceService, Role
 
 
 def check_router(isvc: InferenceService, prefix: str, role: Role) -> list[FieldError]:

@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fusioninfer.api.labels import LABEL_ROLE_NAME
-from fusioninfer.api.v1alpha1 import ComponentPhase, Role
+from fusioninfer.api.status_spec import ComponentPhase
+from fusioninfer.api.v1alpha1 import Role
 from fusioninfer.builders import BuildResult
 from fusioninfer.kube.conditions import status_condition
 from fusioninfer.kube.types import Obj

@@ -11,7 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from fusioninfer.api.errors import FieldError
-from fusioninfer.api.v1alpha1 import ComponentPhase, InferenceService, ServicePhase
+from fusioninfer.api.status_spec import ComponentPhase, ServicePhase
+from fusioninfer.api.v1alpha1 import InferenceService
 from fusioninfer.builders import BuildResult
 from fusioninfer.controller import conditions as C
 from fusioninfer.controller.child_conditions import gang_condition, route_condition
