@@ -12,13 +12,18 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
+
+class _StatusModel(BaseModel):
+    """The status structs' one config: camelCase on the wire, unknown fields rejected."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+
+
 ConditionStatus = Literal["True", "False", "Unknown"]
 
 
-class Condition(BaseModel):
+class Condition(_StatusModel):
     """The metav1.Condition shape."""
-
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
 
     type: Annotated[str, Field(min_length=1, max_length=316)] = Field(
         description="Valid, PrerequisitesMet, Ready, Progressing, Degraded, RouteReady, GangScheduled, SpecWarnings."
@@ -44,10 +49,8 @@ class ComponentPhase(StrEnum):
     UNKNOWN = "Unknown"
 
 
-class ComponentStatus(BaseModel):
+class ComponentStatus(_StatusModel):
     """Aggregated runtime state of one role."""
-
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
 
     desired_replicas: int = Field(description="Replicas wanted (set by the autoscaler when the role is autoscaled).")
     ready_replicas: int = Field(description="Replicas whose every pod is ready.")
@@ -71,10 +74,8 @@ class ServicePhase(StrEnum):
     INVALID = "Invalid"
 
 
-class InferenceServiceStatus(BaseModel):
+class InferenceServiceStatus(_StatusModel):
     """What the operator observed: written by the operator only, through the status subresource."""
-
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
 
     observed_generation: int | None = Field(default=None, description="The spec generation this status is for.")
     phase: ServicePhase | None = Field(

@@ -6,6 +6,7 @@ The rest of the PodSpec is the apiserver's to validate when the workload is appl
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from fusioninfer.api.errors import FieldError, quote
@@ -30,11 +31,7 @@ def check_serving_template(prefix: str, role: Role) -> list[FieldError]:
         return [FieldError(f"{prefix}.template.spec.containers", "Required value: at least one container")]
     errors: list[FieldError] = []
     names: set[str] = set()
-    for i, container in enumerate(containers):
-        path = f"{prefix}.template.spec.containers[{i}]"
-        if not isinstance(container, dict):
-            errors.append(FieldError(path, "Invalid value: must be an object"))
-            continue
+    for path, container in _objects(f"{prefix}.template.spec.containers", containers, errors):
         name = container.get("name")
         if not isinstance(name, str) or not name:
             errors.append(FieldError(f"{path}.name", "Required value"))
@@ -59,11 +56,7 @@ def _check_ports(path: str, ports: Any) -> list[FieldError]:
     if not isinstance(ports, list):
         return [FieldError(f"{path}.ports", "Invalid value: must be a list")]
     errors: list[FieldError] = []
-    for j, port in enumerate(ports):
-        port_path = f"{path}.ports[{j}]"
-        if not isinstance(port, dict):
-            errors.append(FieldError(port_path, "Invalid value: must be an object"))
-            continue
+    for port_path, port in _objects(f"{path}.ports", ports, errors):
         number = port.get("containerPort")
         if number is None:
             errors.append(FieldError(f"{port_path}.containerPort", "Required value"))
@@ -78,6 +71,16 @@ def _check_ports(path: str, ports: Any) -> list[FieldError]:
                 )
             )
     return errors
+
+
+def _objects(path: str, items: list[Any], errors: list[FieldError]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Each element of `items` that is an object, with its path; the others are reported in `errors`."""
+    for index, item in enumerate(items):
+        item_path = f"{path}[{index}]"
+        if isinstance(item, dict):
+            yield item_path, item
+        else:
+            errors.append(FieldError(item_path, "Invalid value: must be an object"))
 
 
 def check_template_labels(prefix: str, role: Role) -> list[FieldError]:

@@ -38,6 +38,30 @@ def _name_ns(manifest: Mapping[str, Any]) -> tuple[str, str | None]:
     return str(name), meta.get("namespace")
 
 
+async def _patch_apply(
+    client: AsyncClient,
+    res: Any,
+    manifest: Mapping[str, Any],
+    body: dict[str, Any],
+    field_manager: str,
+    force: bool,
+    dry_run: bool,
+) -> dict[str, Any]:
+    """The one server-side apply request: `body` to `res`, named as `manifest` names it."""
+    name, namespace = _name_ns(manifest)
+    out = await client.patch(
+        res,
+        name,
+        body,
+        namespace=namespace,
+        patch_type=PatchType.APPLY,
+        field_manager=field_manager,
+        force=force,
+        dry_run=dry_run,
+    )
+    return _plain(out)
+
+
 async def apply(
     client: AsyncClient,
     manifest: Mapping[str, Any],
@@ -54,18 +78,7 @@ async def apply(
     """
     reg = registry if registry is not None else default_registry
     res = raw_resource(reg.for_manifest(dict(manifest)))
-    name, namespace = _name_ns(manifest)
-    out = await client.patch(
-        res,
-        name,
-        stringify_quantities(manifest),
-        namespace=namespace,
-        patch_type=PatchType.APPLY,
-        field_manager=field_manager,
-        force=force,
-        dry_run=dry_run,
-    )
-    return _plain(out)
+    return await _patch_apply(client, res, manifest, stringify_quantities(manifest), field_manager, force, dry_run)
 
 
 async def apply_status(
@@ -85,17 +98,7 @@ async def apply_status(
     status_res = getattr(res, "Status", None)
     if status_res is None or not issubclass(res, Generic):
         raise TypeError(f"apply_status supports custom (generic) resources only, not {res.__name__}")
-    name, namespace = _name_ns(manifest)
-    out = await client.patch(
-        status_res,
-        name,
-        dict(manifest),
-        namespace=namespace,
-        patch_type=PatchType.APPLY,
-        field_manager=field_manager,
-        force=force,
-    )
-    return _plain(out)
+    return await _patch_apply(client, status_res, manifest, dict(manifest), field_manager, force, dry_run=False)
 
 
 async def delete(
