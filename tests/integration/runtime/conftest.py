@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 from lightkube import AsyncClient, KubeConfig
 from prometheus_client import CollectorRegistry
 
 from fusioninfer.kube.types import Obj
-from fusioninfer.localcluster.cluster import LocalCluster
 from fusioninfer.runtime.client import async_client
 from fusioninfer.runtime.informer import Informer
 from fusioninfer.runtime.metrics import RuntimeMetrics
@@ -28,9 +28,7 @@ def counter() -> RequestCounter:
 
 
 @pytest.fixture
-async def counted_client(
-    cluster: LocalCluster, metrics: RuntimeMetrics, counter: RequestCounter
-) -> AsyncIterator[AsyncClient]:
+async def counted_client(cluster: Any, metrics: RuntimeMetrics, counter: RequestCounter) -> AsyncIterator[AsyncClient]:
     """The operator's own client (`runtime.client.async_client`: strict field validation), every
     request it sends counted in `counter` and in `metrics`."""
     config = KubeConfig.from_file(cluster.kubeconfig_path)
