@@ -35,6 +35,7 @@ from fusioninfer.api.v1alpha1 import API_VERSION, KIND, PLURAL
 from fusioninfer.api.validation import parse
 from fusioninfer.builders import BuildOptions, build
 from fusioninfer.controller.operator import Operator, OperatorConfig, ProcessConfig, run_process
+from fusioninfer.kube.owners import lists_owner
 from fusioninfer.manifests import rbac
 from fusioninfer.manifests.deploy import apply_objects
 from fusioninfer.manifests.kustomize import Manifest, render, set_namespace
@@ -162,10 +163,6 @@ async def service(client: AsyncClient, name: str, namespace: str) -> Manifest:
     return found
 
 
-def owned_by(obj: Manifest, uid: str) -> bool:
-    return any(ref.get("uid") == uid for ref in obj["metadata"].get("ownerReferences") or [])
-
-
 async def test_operator_reconciles_every_example_with_only_its_shipped_rbac(
     cluster: LocalCluster, admin: Client, async_client: AsyncClient, namespace: str, extra_namespaces: list[str]
 ) -> None:
@@ -198,7 +195,7 @@ async def test_operator_reconciles_every_example_with_only_its_shipped_rbac(
                             async_client, child["apiVersion"], child["kind"], child["metadata"]["name"], ns
                         )
                         assert live is not None, f"{child['kind']} {child['metadata']['name']} missing"
-                        assert owned_by(live, uid)
+                        assert lists_owner(live, uid)
 
                 await eventually_async(children_exist, timeout=RECONCILE_TIMEOUT, message=label)
 

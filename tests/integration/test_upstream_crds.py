@@ -22,6 +22,7 @@ from lightkube.resources.apiextensions_v1 import CustomResourceDefinition
 from fusioninfer.api.documents import load_documents
 from fusioninfer.api.validation import parse
 from fusioninfer.builders import BuildOptions, Capabilities, build
+from fusioninfer.kube.yaml import load_all
 from fusioninfer.runtime.apply import apply
 from fusioninfer.runtime.client import async_client
 from fusioninfer_dev.localcluster.cluster import LocalCluster
@@ -127,7 +128,7 @@ async def test_golden_router_objects_are_accepted(operator_client: AsyncClient, 
 @pytest.mark.parametrize("example", sorted(EXAMPLE_TEXT))
 async def test_example_is_accepted_by_our_crd(operator_client: AsyncClient, namespace: str, example: str) -> None:
     """The examples apply to our CRD (with its CEL rules) as written, strict validation on."""
-    for doc in yaml.safe_load_all(EXAMPLE_TEXT[example]):
+    for doc in load_all(EXAMPLE_TEXT[example]):
         if doc:
             await apply(operator_client, in_namespace(doc, namespace), "fusioninfer-tests")
 

@@ -21,8 +21,9 @@ from tests.support.wrappers import InferenceServiceWrapper, router_role
 
 from fusioninfer.api.v1alpha1 import API_VERSION, KIND, PLURAL
 from fusioninfer.controller.operator import Operator
-from fusioninfer.runtime.apply import RequestCounter, apply
+from fusioninfer.runtime.apply import apply
 from fusioninfer.runtime.registry import default_registry, raw_resource
+from fusioninfer.runtime.request_counter import RequestCounter
 
 ISVC = default_registry.register(API_VERSION, KIND, plural=PLURAL, namespaced=True)
 RawDeployment = raw_resource(Deployment)

@@ -19,6 +19,7 @@ from fusioninfer.api.validation import parse
 from fusioninfer.builders import BuildOptions, Capabilities, build
 from fusioninfer.builders.kinds import sort_key
 from fusioninfer.cli import app
+from fusioninfer.kube.yaml import load_all
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
@@ -60,7 +61,7 @@ def write(tmp_path: Path, name: str, text: str) -> str:
 def expected_objects(*texts: str, capabilities: Capabilities | None = None) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     for text in texts:
-        for obj in yaml.safe_load_all(text):
+        for obj in load_all(text):
             if obj is not None:
                 out += build(parse(obj), BuildOptions(capabilities=capabilities or Capabilities())).objects
     return out
@@ -214,7 +215,7 @@ def test_user_text_in_messages_is_printed_verbatim(tmp_path: Path) -> None:
 def test_render_yaml_is_every_child_sorted() -> None:
     result = run("render", "-f", str(PD))
     assert result.exit_code == 0, result.stderr
-    objects = list(yaml.safe_load_all(result.stdout))
+    objects = list(load_all(result.stdout))
     assert objects == expected_objects(PD.read_text())
     assert [sort_key(o) for o in objects] == sorted(sort_key(o) for o in objects)
     names = {(o["kind"], o["metadata"]["name"]) for o in objects}
@@ -224,7 +225,7 @@ def test_render_yaml_is_every_child_sorted() -> None:
 def test_render_objects_are_complete_and_ours() -> None:
     result = run("render", "-f", str(MONOLITHIC), "-f", str(PD))
     assert result.exit_code == 0, result.stderr
-    for obj in yaml.safe_load_all(result.stdout):
+    for obj in load_all(result.stdout):
         assert obj["apiVersion"]
         assert obj["kind"]
         assert obj["metadata"]["name"]
@@ -236,14 +237,14 @@ def test_render_objects_are_complete_and_ours() -> None:
 def test_render_keeps_documents_in_input_order(tmp_path: Path) -> None:
     path = write(tmp_path, "two.yaml", doc("zz") + "---\n" + doc("aa"))
     result = run("render", "-f", path)
-    services = [o["metadata"]["labels"]["fusioninfer.io/service"] for o in yaml.safe_load_all(result.stdout)]
+    services = [o["metadata"]["labels"]["fusioninfer.io/service"] for o in load_all(result.stdout)]
     assert services == ["zz", "aa"]
 
 
 def test_render_yaml_keys_are_sorted() -> None:
     result = run("render", "-f", str(MONOLITHIC))
     assert result.stdout.startswith("apiVersion: ")
-    assert result.stdout == yaml.safe_dump_all(list(yaml.safe_load_all(result.stdout)), sort_keys=True, width=120)
+    assert result.stdout == yaml.safe_dump_all(list(load_all(result.stdout)), sort_keys=True, width=120)
 
 
 def test_render_json_is_a_list() -> None:
@@ -253,7 +254,7 @@ def test_render_json_is_a_list() -> None:
     listing = json.loads(result.stdout)
     assert listing["apiVersion"] == "v1"
     assert listing["kind"] == "List"
-    assert listing["items"] == list(yaml.safe_load_all(yaml_out))
+    assert listing["items"] == list(load_all(yaml_out))
 
 
 def test_render_is_deterministic() -> None:
@@ -263,7 +264,7 @@ def test_render_is_deterministic() -> None:
 def test_render_stdin() -> None:
     result = run("render", "-f", "-", stdin=doc("piped"))
     assert result.exit_code == 0
-    names = [o["metadata"]["name"] for o in yaml.safe_load_all(result.stdout)]
+    names = [o["metadata"]["name"] for o in load_all(result.stdout)]
     assert "piped-inference" in names
 
 
@@ -280,8 +281,7 @@ def test_render_namespace_option_fills_only_missing_namespaces(tmp_path: Path) -
     path = write(tmp_path, "ns.yaml", doc("a") + "---\n" + doc("b", namespace="fixed"))
     result = run("render", "-f", path, "-n", "team")
     namespaces = {
-        o["metadata"]["labels"]["fusioninfer.io/service"]: o["metadata"]["namespace"]
-        for o in yaml.safe_load_all(result.stdout)
+        o["metadata"]["labels"]["fusioninfer.io/service"]: o["metadata"]["namespace"] for o in load_all(result.stdout)
     }
     assert namespaces == {"a": "team", "b": "fixed"}
 
@@ -300,7 +300,7 @@ def test_render_without_unknown_api_is_a_usage_error() -> None:
 def test_render_without_a_known_api(spelling: str) -> None:
     result = run("render", "-f", str(MONOLITHIC), "--without", spelling, "--without", "gateway-api")
     assert result.exit_code == 0
-    objects = list(yaml.safe_load_all(result.stdout))
+    objects = list(load_all(result.stdout))
     assert objects == expected_objects(
         MONOLITHIC.read_text(), capabilities=Capabilities(inference_pool=False, gateway_api=False)
     )

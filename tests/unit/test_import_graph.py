@@ -164,6 +164,44 @@ def test_the_builders_import_only_downwards() -> None:
     assert wrong == [], "builders importing sideways or upwards:\n" + "\n".join(wrong)
 
 
+# The core packages and what each may import besides itself: `kube` is pure and shared by every
+# layer, so it imports nothing of ours; the runtime knows nothing of InferenceService but the
+# hash annotation's key (`api.labels`); the controller is the only one that sees everything.
+PACKAGE_DEPENDENCIES: dict[str, frozenset[str]] = {
+    "kube": frozenset(),
+    "api": frozenset({"kube"}),
+    "builders": frozenset({"kube", "api"}),
+    "runtime": frozenset({"kube", "api.labels"}),
+    "controller": frozenset({"kube", "api", "builders", "runtime"}),
+}
+
+
+def _allowed(module: str, other: str) -> bool:
+    mine = module.split(".")[1]
+    rest = other.removeprefix(ROOT + ".")
+    return rest.split(".")[0] == mine or any(rest == a or rest.startswith(a + ".") for a in PACKAGE_DEPENDENCIES[mine])
+
+
+def test_the_core_packages_import_only_their_lower_layers() -> None:
+    graph = import_graph(SRC)
+    wrong = [
+        f"{module} -> {other}"
+        for module, imports in sorted(graph.items())
+        if module.count(".") >= 1 and module.split(".")[1] in PACKAGE_DEPENDENCIES
+        for other in sorted(imports)
+        if not _allowed(module, other)
+    ]
+    assert wrong == [], "imports across the core layers:\n" + "\n".join(wrong)
+
+
+def test_the_kube_package_is_found_and_stays_pure() -> None:
+    graph = import_graph(SRC)
+    kube = {m: deps for m, deps in graph.items() if m.startswith(ROOT + ".kube")}
+    assert {"fusioninfer.kube.conditions", "fusioninfer.kube.owners", "fusioninfer.kube.quantity"} <= set(kube)
+    assert {"fusioninfer.kube.retry", "fusioninfer.kube.types", "fusioninfer.kube.yaml"} <= set(kube)
+    assert all(dep.startswith(ROOT + ".kube") for deps in kube.values() for dep in deps)
+
+
 # --- the checker itself: it must see every kind of import it claims to see ---------------------
 def _write(tmp: Path, files: Mapping[str, str]) -> Path:
     for name, text in files.items():

@@ -11,14 +11,11 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt
-from pydantic.alias_generators import to_camel
+from pydantic import Field, StrictInt
+
+from fusioninfer.api.spec_model import SpecModel
 
 RATIO = r"^[1-9][0-9]{0,3}:[1-9][0-9]{0,3}$"
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid", validate_default=False)
 
 
 class AutoscalingProvider(StrEnum):
@@ -28,7 +25,7 @@ class AutoscalingProvider(StrEnum):
     KEDA = "keda"
 
 
-class RatioTo(_Model):
+class RatioTo(SpecModel):
     """Keep this role at `ratio` (this:other) of another role's live replicas, rounded up."""
 
     role: Annotated[str, Field(min_length=1, max_length=63)] = Field(
@@ -44,7 +41,7 @@ class RatioTo(_Model):
 Passthrough = Field(default=None, json_schema_extra={"x-kubernetes-preserve-unknown-fields": True})
 
 
-class Autoscaling(_Model):
+class Autoscaling(SpecModel):
     """Replicas between `minReplicas` and `maxReplicas`, decided by the provider from `metrics`
     (HPA, autoscaling/v2 MetricSpec) or `triggers` (KEDA ScaledObject triggers)."""
 

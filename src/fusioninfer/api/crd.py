@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 
 from fusioninfer.api import naming
+from fusioninfer.api.status_spec import InferenceServiceStatus
 from fusioninfer.api.v1alpha1 import (
     CATEGORIES,
     GROUP,
@@ -24,7 +25,6 @@ from fusioninfer.api.v1alpha1 import (
     SINGULAR,
     VERSION,
     InferenceServiceSpec,
-    InferenceServiceStatus,
 )
 
 CRD_PATH = Path("config/crd/bases") / f"{GROUP}_{PLURAL}.yaml"

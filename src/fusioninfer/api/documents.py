@@ -14,6 +14,7 @@ import yaml
 from fusioninfer.api.errors import FieldError, InvalidSpec, quote
 from fusioninfer.api.v1alpha1 import InferenceService
 from fusioninfer.api.validation import NESTED_TOO_DEEPLY, parse
+from fusioninfer.kube.yaml import load_all
 
 
 @dataclass
@@ -60,7 +61,7 @@ _UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
 def load_documents(text: str, source: str = "<stdin>") -> list[Document]:
     """Parse every non-empty YAML document of `text` into a Document."""
     try:
-        raw = [doc for doc in yaml.load_all(text, Loader=_UniqueKeyLoader) if doc is not None]
+        raw = load_all(text, loader=_UniqueKeyLoader)
     except yaml.YAMLError as exc:
         return [Document(source, 0, errors=[FieldError("", f"malformed YAML: {_yaml_reason(exc)}")])]
     except RecursionError:

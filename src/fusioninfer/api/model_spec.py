@@ -13,24 +13,21 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt
-from pydantic.alias_generators import to_camel
+from pydantic import Field, StrictBool, StrictFloat, StrictInt
+
+from fusioninfer.api.spec_model import SpecModel
 
 ENGINE_ARG_KEY = r"^[a-z0-9][a-z0-9-]*$"
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid", validate_default=False)
-
-
-class SecretKeyRef(_Model):
+class SecretKeyRef(SpecModel):
     """A key of a Secret in the service's namespace."""
 
     name: Annotated[str, Field(min_length=1, max_length=253)] = Field(description="The Secret's name.")
     key: Annotated[str, Field(min_length=1, max_length=253)] = Field(default="token", description="Default token.")
 
 
-class LoraAdapter(_Model):
+class LoraAdapter(SpecModel):
     """A LoRA adapter the engine loads at start-up; clients select it by `name` as their model."""
 
     name: Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")] = Field(
@@ -41,7 +38,7 @@ class LoraAdapter(_Model):
     )
 
 
-class ModelSpec(_Model):
+class ModelSpec(SpecModel):
     """The model a serving role loads and the name clients ask for."""
 
     name: Annotated[str, Field(min_length=1, max_length=1024)] | None = Field(
@@ -61,7 +58,7 @@ class ModelSpec(_Model):
 EngineArgValue = StrictBool | StrictInt | StrictFloat | Annotated[str, Field(max_length=4096)]
 
 
-class SpeculativeDecoding(_Model):
+class SpeculativeDecoding(SpecModel):
     """Speculative decoding: a draft model (or another method) proposes tokens the model verifies."""
 
     method: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z0-9_]+$")] = Field(

@@ -4,7 +4,8 @@ These pydantic models are the single source of truth for the API: the CRD in
 `config/crd/bases/` is generated from them (see `fusioninfer.api.crd`), the CLI validates
 with them, and the controller reads every InferenceService through them.
 
-Field names follow the Kubernetes JSON (camelCase) via aliases; Python code uses snake_case.
+Field names follow the Kubernetes JSON (camelCase) via aliases (`spec_model`); Python code
+uses snake_case. The router's fields are `router_spec`'s, the status `status_spec`'s.
 Documents are parsed by alias only (`validation.parse`): the CRD knows only camelCase, so a
 snake_case key would be pruned on a cluster and must be an unknown field here too.
 
@@ -22,12 +23,14 @@ import re
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PlainValidator, Strict, WithJsonSchema
-from pydantic.alias_generators import to_camel
+from pydantic import BaseModel, ConfigDict, Field, PlainValidator, WithJsonSchema
 from pydantic_core import PydanticCustomError
 
 from fusioninfer.api.autoscaling_spec import Autoscaling
 from fusioninfer.api.model_spec import ENGINE_ARG_KEY, EngineArgValue, ModelSpec, SpeculativeDecoding
+from fusioninfer.api.router_spec import DEFAULT_STRATEGY, EndpointPicker, GatewayConfig, RoutingStrategy
+from fusioninfer.api.spec_model import SpecModel, StrictBool, StrictInt
+from fusioninfer.api.status_spec import InferenceServiceStatus
 
 GROUP = "fusioninfer.io"
 VERSION = "v1alpha1"
@@ -42,17 +45,6 @@ CATEGORIES = ("fusioninfer",)
 MAX_ROLES = 16
 
 
-class _Model(BaseModel):
-    """Base for our own API structs: camelCase on the wire, unknown fields rejected."""
-
-    model_config = ConfigDict(
-        alias_generator=to_camel,
-        populate_by_name=True,
-        extra="forbid",
-        validate_default=False,
-    )
-
-
 class ComponentType(StrEnum):
     """The semantic role of a component in the serving topology."""
 
@@ -60,19 +52,6 @@ class ComponentType(StrEnum):
     PREFILLER = "prefiller"
     DECODER = "decoder"
     ROUTER = "router"
-
-
-class RoutingStrategy(StrEnum):
-    """How the endpoint picker chooses a model server for each request."""
-
-    PREFIX_CACHE = "prefix-cache"
-    KV_CACHE_UTILIZATION = "kv-cache-utilization"
-    QUEUE_SIZE = "queue-size"
-    LORA_AFFINITY = "lora-affinity"
-    PD_DISAGGREGATION = "pd-disaggregation"
-
-
-DEFAULT_STRATEGY = RoutingStrategy.PREFIX_CACHE
 
 
 class Engine(StrEnum):
@@ -89,11 +68,6 @@ class MultinodeBackend(StrEnum):
     RAY = "ray"
     MP = "mp"
 
-
-# Strict JSON types: what the CRD's `type: integer` / `type: boolean` accepts, nothing coerced.
-StrictInt = Annotated[int, Strict()]
-StrictBool = Annotated[bool, Strict()]
-StrictFloat = Annotated[float, Strict()]
 
 PERCENT = re.compile(r"[0-9]+%")
 
@@ -123,7 +97,7 @@ IntOrString = Annotated[
 ]
 
 
-class Multinode(_Model):
+class Multinode(SpecModel):
     """Distributed serving of one replica across several nodes (a LeaderWorkerSet group)."""
 
     node_count: Annotated[StrictInt, Field(ge=1, le=64, description="Pods (nodes) per replica, leader included.")]
@@ -140,7 +114,7 @@ class Multinode(_Model):
     )
 
 
-class RolloutStrategy(_Model):
+class RolloutStrategy(SpecModel):
     """Rolling-update budget of a role's workload. Defaults suit clusters with no spare GPU."""
 
     max_surge: IntOrString | None = Field(default=None, description="Default 0: never needs a spare GPU.")
@@ -178,67 +152,7 @@ class PodTemplate(BaseModel):
     )
 
 
-class ScorerToggle(_Model):
-    """One scorer of the endpoint picker, switched on with a weight."""
-
-    enabled: StrictBool = Field(default=True, description="Use this scorer. Default true.")
-    weight: Annotated[StrictFloat, Field(gt=0, le=1000)] = Field(
-        default=1, description="Relative weight (> 0, up to 1000); decimals are scaled to integers. Default 1."
-    )
-
-
-class EndpointPickerPlugins(_Model):
-    """Weighted scorers. When any is given, they replace the strategy's scorer."""
-
-    prefix_cache_scorer: ScorerToggle | None = None
-    kv_cache_utilization_scorer: ScorerToggle | None = None
-    queue_scorer: ScorerToggle | None = None
-    lora_affinity_scorer: ScorerToggle | None = None
-    load_aware_scorer: ScorerToggle | None = None
-
-
-class EndpointPicker(_Model):
-    """Overrides for the endpoint picker (EPP) Deployment the router role becomes."""
-
-    image: str | None = Field(default=None, description="EPP image; the default depends on the strategy.")
-    extra_args: list[str] | None = Field(default=None, description="Extra flags appended to the EPP command.")
-    replicas: Annotated[StrictInt, Field(ge=0, le=10)] | None = Field(
-        default=None, description="Picker replicas (0-10; more than 1 turns on leader election). Default 1."
-    )
-    plugins: EndpointPickerPlugins | None = None
-    resources: dict[str, Any] | None = Field(
-        default=None,
-        description="The picker container's resources (limits/requests). Default: requests of 500m CPU, 512Mi.",
-        json_schema_extra={"x-kubernetes-preserve-unknown-fields": True},
-    )
-    routing_sidecar_image: str | None = Field(
-        default=None, description="P/D only: the llm-d routing sidecar injected into decode pods."
-    )
-
-
-class GatewayServiceType(StrEnum):
-    """How the gateway implementation exposes the Gateway it provisions (its Service type)."""
-
-    LOAD_BALANCER = "LoadBalancer"
-    CLUSTER_IP = "ClusterIP"
-    NODE_PORT = "NodePort"
-
-
-class GatewayConfig(_Model):
-    """Have the operator create the Gateway the HTTPRoute attaches to."""
-
-    class_name: Annotated[str, Field(min_length=1, max_length=253)] = Field(
-        description="GatewayClass, e.g. kgateway, agentgateway, istio, gke-l7-regional-external-managed."
-    )
-    listener_port: Annotated[StrictInt, Field(ge=1, le=65535)] = Field(
-        default=80, description="Port of the Gateway's HTTP listener. Default 80."
-    )
-    service_type: GatewayServiceType | None = Field(
-        default=None, description="Service type of the gateway's data plane (passed as an infrastructure hint)."
-    )
-
-
-class Role(_Model):
+class Role(SpecModel):
     """A logical component of the serving topology, named by the user, typed by componentType."""
 
     name: Annotated[str, Field(min_length=1, max_length=63)] = Field(
@@ -341,7 +255,7 @@ class GangScheduling(StrEnum):
     DISABLED = "Disabled"
 
 
-class SchedulingStrategy(_Model):
+class SchedulingStrategy(SpecModel):
     """Pod-level scheduling for every serving role."""
 
     scheduler_name: Annotated[str, Field(min_length=1, max_length=253)] | None = Field(
@@ -362,7 +276,7 @@ class SchedulingStrategy(_Model):
     )
 
 
-class InferenceServiceSpec(_Model):
+class InferenceServiceSpec(SpecModel):
     """What to serve: the roles (workers, prefillers/decoders, one router) and how to schedule them."""
 
     roles: Annotated[list[Role], Field(min_length=1, max_length=MAX_ROLES)] = Field(
@@ -388,91 +302,6 @@ class ObjectMeta(BaseModel):
     labels: dict[str, str] | None = None
     annotations: dict[str, str] | None = None
     deletion_timestamp: str | None = Field(default=None, alias="deletionTimestamp")
-
-
-ConditionStatus = Literal["True", "False", "Unknown"]
-
-
-class Condition(BaseModel):
-    """The metav1.Condition shape."""
-
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
-
-    type: Annotated[str, Field(min_length=1, max_length=316)] = Field(
-        description="Valid, PrerequisitesMet, Ready, Progressing, Degraded, RouteReady, GangScheduled, SpecWarnings."
-    )
-    status: ConditionStatus = Field(description="True, False or Unknown.")
-    observed_generation: Annotated[int, Field(ge=0)] | None = Field(
-        default=None, description="The spec generation the condition was computed for."
-    )
-    last_transition_time: str = Field(
-        description="When the status last changed.", json_schema_extra={"format": "date-time"}
-    )
-    reason: Annotated[str, Field(min_length=1, max_length=1024)] = Field(description="Why, in one CamelCase word.")
-    message: Annotated[str, Field(max_length=32768)] = Field(default="", description="Why, for people.")
-
-
-class ComponentPhase(StrEnum):
-    """Where one role stands: no pods yet, rolling out, all replicas ready, or failing."""
-
-    PENDING = "Pending"
-    DEPLOYING = "Deploying"
-    RUNNING = "Running"
-    FAILED = "Failed"
-    UNKNOWN = "Unknown"
-
-
-class ComponentStatus(BaseModel):
-    """Aggregated runtime state of one role."""
-
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
-
-    desired_replicas: int = Field(description="Replicas wanted (set by the autoscaler when the role is autoscaled).")
-    ready_replicas: int = Field(description="Replicas whose every pod is ready.")
-    nodes_per_replica: int = Field(description="Pods per replica (multi-node roles: the group size).")
-    total_pods: int = Field(description="desiredReplicas x nodesPerReplica.")
-    ready_pods: int = Field(description="Pods ready.")
-    phase: ComponentPhase = Field(description="Pending, Deploying, Running, Failed or Unknown.")
-    last_update_time: str | None = Field(
-        default=None, description="When this role's status last changed.", json_schema_extra={"format": "date-time"}
-    )
-
-
-class ServicePhase(StrEnum):
-    """Summary of the whole service, for the `kubectl get` column."""
-
-    PENDING = "Pending"
-    DEPLOYING = "Deploying"
-    RUNNING = "Running"
-    DEGRADED = "Degraded"
-    FAILED = "Failed"
-    INVALID = "Invalid"
-
-
-class InferenceServiceStatus(BaseModel):
-    """What the operator observed: written by the operator only, through the status subresource."""
-
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
-
-    observed_generation: int | None = Field(default=None, description="The spec generation this status is for.")
-    phase: ServicePhase | None = Field(
-        default=None, description="One-word summary: Pending, Deploying, Running, Degraded, Failed or Invalid."
-    )
-    ready_roles: str | None = Field(default=None, description='Serving roles fully ready, e.g. "1/2".')
-    reason: str | None = Field(
-        default=None,
-        description="The reason of the condition that explains the state: the first False of Valid, "
-        "PrerequisitesMet, Ready (kubectl get -o wide).",
-    )
-    message: str | None = Field(default=None, description="That condition's message.")
-    models: str | None = Field(default=None, description="The model names clients can send, comma-separated.")
-    route: str | None = Field(default=None, description="The Gateway(s) the service is routed through.")
-    conditions: list[Condition] | None = Field(
-        default=None,
-        description="The state, one condition per aspect.",
-        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
-    )
-    components: dict[str, ComponentStatus] | None = Field(default=None, description="Per role, by role name.")
 
 
 class InferenceService(BaseModel):

@@ -35,12 +35,7 @@ def _hpa(ctx: BuildContext, role: Role, scaling: Autoscaling) -> Manifest:
     }
     if scaling.behavior is not None:
         spec["behavior"] = scaling.behavior
-    return {
-        "apiVersion": "autoscaling/v2",
-        "kind": "HorizontalPodAutoscaler",
-        "metadata": ctx.metadata(naming.workload_name(ctx.name, role.name), ctx.role_labels(role)),
-        "spec": spec,
-    }
+    return _autoscaler(ctx, role, "autoscaling/v2", "HorizontalPodAutoscaler", spec)
 
 
 def _scaled_object(ctx: BuildContext, role: Role, scaling: Autoscaling) -> Manifest:
@@ -52,9 +47,14 @@ def _scaled_object(ctx: BuildContext, role: Role, scaling: Autoscaling) -> Manif
     }
     if scaling.behavior is not None:
         spec["advanced"] = {"horizontalPodAutoscalerConfig": {"behavior": scaling.behavior}}
+    return _autoscaler(ctx, role, "keda.sh/v1alpha1", "ScaledObject", spec)
+
+
+def _autoscaler(ctx: BuildContext, role: Role, api_version: str, kind: str, spec: dict[str, Any]) -> Manifest:
+    """An autoscaler of `role`, named after the workload it scales."""
     return {
-        "apiVersion": "keda.sh/v1alpha1",
-        "kind": "ScaledObject",
+        "apiVersion": api_version,
+        "kind": kind,
         "metadata": ctx.metadata(naming.workload_name(ctx.name, role.name), ctx.role_labels(role)),
         "spec": spec,
     }

@@ -22,6 +22,7 @@ from fusioninfer.api.labels import (
     MANAGED_BY,
 )
 from fusioninfer.api.v1alpha1 import API_VERSION, KIND, InferenceService, Role
+from fusioninfer.kube.owners import owner_reference
 from fusioninfer.kube.types import Obj
 
 # A child manifest: a Kubernetes object, the one `Obj` type under the name builders use.
@@ -154,16 +155,7 @@ class BuildContext:
     def owner_references(self) -> list[dict[str, Any]]:
         if not self.options.owner_uid:
             return []
-        return [
-            {
-                "apiVersion": API_VERSION,
-                "kind": KIND,
-                "name": self.name,
-                "uid": self.options.owner_uid,
-                "controller": True,
-                "blockOwnerDeletion": True,
-            }
-        ]
+        return [owner_reference(API_VERSION, KIND, self.name, self.options.owner_uid)]
 
     def metadata(self, name: str, labels: dict[str, str], annotations: dict[str, str] | None = None) -> Manifest:
         meta: Manifest = {"name": name, "namespace": self.namespace, "labels": dict(sorted(labels.items()))}

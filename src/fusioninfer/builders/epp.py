@@ -22,7 +22,8 @@ from typing import Any
 
 from fusioninfer.api import naming
 from fusioninfer.api.labels import ANNOTATION_EPP_CONFIG_HASH
-from fusioninfer.api.v1alpha1 import Engine, Role, RoutingStrategy
+from fusioninfer.api.router_spec import RoutingStrategy
+from fusioninfer.api.v1alpha1 import Engine, Role
 from fusioninfer.builders import engine as engines
 from fusioninfer.builders import pd, refs
 from fusioninfer.builders.context import BuildContext, Manifest, deep_copy

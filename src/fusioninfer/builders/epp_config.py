@@ -31,7 +31,8 @@ from typing import Any
 import yaml
 
 from fusioninfer.api.images import image_version
-from fusioninfer.api.v1alpha1 import EndpointPickerPlugins, Role, RoutingStrategy
+from fusioninfer.api.router_spec import EndpointPickerPlugins, RoutingStrategy
+from fusioninfer.api.v1alpha1 import Role
 
 CONFIG_API_VERSION = "inference.networking.x-k8s.io/v1alpha1"
 CONFIG_KIND = "EndpointPickerConfig"

@@ -13,7 +13,8 @@ labels, annotations and a parametersRef). It is passed as the annotation Istio r
 from __future__ import annotations
 
 from fusioninfer.api import naming
-from fusioninfer.api.v1alpha1 import GatewayConfig, Role
+from fusioninfer.api.router_spec import GatewayConfig
+from fusioninfer.api.v1alpha1 import Role
 from fusioninfer.builders import refs
 from fusioninfer.builders.context import BuildContext, Manifest
 

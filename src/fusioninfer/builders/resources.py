@@ -15,10 +15,6 @@ from fusioninfer.kube.quantity import InvalidQuantity, Quantity
 Resources = dict[str, Quantity]
 
 
-def parse_quantity(raw: str | int | float) -> Quantity:
-    return Quantity.parse(raw)
-
-
 def add(*lists: Mapping[str, Quantity]) -> Resources:
     """The per-resource sum of several resource lists."""
     total: Resources = {}

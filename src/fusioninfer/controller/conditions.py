@@ -1,16 +1,34 @@
 """Condition bookkeeping with metav1.Condition semantics.
 
 Conditions are recomputed from scratch on every reconcile (nothing "sticks" after recovery);
-this module only carries `lastTransitionTime` over from the previous status when a
-condition's status did not flip, which is what `kubectl wait` and humans rely on.
+`lastTransitionTime` is carried over from the previous status when a condition's status did
+not flip (`kube.conditions`), which is what `kubectl wait` and humans rely on. This module adds
+the InferenceService's own condition types and the order they are shown in.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any, Literal
+
+from fusioninfer.kube.conditions import find_condition, keep_transition_times, now_rfc3339
+
+__all__ = [
+    "DEGRADED",
+    "GANG_SCHEDULED",
+    "ORDER",
+    "PREREQUISITES_MET",
+    "PROGRESSING",
+    "READY",
+    "ROUTE_READY",
+    "VALID",
+    "Cond",
+    "Status",
+    "find",
+    "merge",
+    "now_rfc3339",
+]
 
 Status = Literal["True", "False", "Unknown"]
 
@@ -35,10 +53,6 @@ class Cond:
     message: str = ""
 
 
-def now_rfc3339() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def merge(
     previous: Iterable[dict[str, Any]] | None,
     computed: Iterable[Cond],
@@ -46,26 +60,15 @@ def merge(
     now: str | None = None,
 ) -> list[dict[str, Any]]:
     """The new `status.conditions`: `computed`, with transition times kept where status is unchanged."""
-    before = {c.get("type"): c for c in previous or []}
-    stamp = now or now_rfc3339()
-    out = []
-    for cond in computed:
-        old = before.get(cond.type)
-        transition = old.get("lastTransitionTime") if old and old.get("status") == cond.status else None
-        entry: dict[str, Any] = {
-            "type": cond.type,
-            "status": cond.status,
-            "reason": cond.reason,
-            "message": cond.message[:32768],
-            "lastTransitionTime": transition or stamp,
-        }
-        if generation is not None:
+    entries = [{"type": c.type, "status": c.status, "reason": c.reason, "message": c.message[:32768]} for c in computed]
+    out = keep_transition_times(previous, entries, now or now_rfc3339())
+    if generation is not None:
+        for entry in out:
             entry["observedGeneration"] = generation
-        out.append(entry)
     rank = {t: i for i, t in enumerate(ORDER)}
     out.sort(key=lambda c: (rank.get(c["type"], len(ORDER)), c["type"]))
     return out
 
 
-def find(conditions: Iterable[dict[str, Any]] | None, type_: str) -> dict[str, Any] | None:
-    return next((c for c in conditions or [] if c.get("type") == type_), None)
+# The name the controller (and the demo) have always used for `kube.conditions.find_condition`.
+find = find_condition

@@ -13,7 +13,6 @@ from pathlib import Path
 from lightkube import AsyncClient, KubeConfig
 
 from fusioninfer.controller.operator import Operator, OperatorConfig, ProcessConfig, run_process
-from fusioninfer.runtime.apply import instrument_client
 from fusioninfer.runtime.client import async_client
 from fusioninfer.runtime.leader import LeadershipLost
 
@@ -38,9 +37,8 @@ def load_kubeconfig(path: str | None) -> KubeConfig:
 
 
 def make_client(path: str | None) -> AsyncClient:
-    client = async_client(load_kubeconfig(path), field_manager="fusioninfer")
-    instrument_client(client)
-    return client
+    # Requests are counted in the process's metrics (rest_client_requests_total).
+    return async_client(load_kubeconfig(path), field_manager="fusioninfer")
 
 
 @dataclass

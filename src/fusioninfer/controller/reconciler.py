@@ -27,8 +27,10 @@ from fusioninfer.builders.kinds import CHILD_KINDS, ChildKind
 from fusioninfer.controller import conditions as C
 from fusioninfer.controller.events import EventRecorder, EventType
 from fusioninfer.controller.status import Observed, compute_status, invalid_status
+from fusioninfer.kube.owners import is_controlled_by
 from fusioninfer.kube.types import Obj, ObjList
-from fusioninfer.runtime.apply import apply, apply_status, delete, first_difference, with_hash_annotation
+from fusioninfer.runtime.apply import apply, apply_status, delete
+from fusioninfer.runtime.diff import first_difference, with_hash_annotation
 from fusioninfer.runtime.loop import ObjectKey, Result
 
 log = logging.getLogger(__name__)
@@ -63,12 +65,6 @@ class Caches:
     def child(self, kind: str, namespace: str, name: str) -> Obj | None:
         informer = self.children.get(kind)
         return informer.get(namespace, name) if informer else None
-
-
-def owned_by(obj: Obj, uid: str) -> bool:
-    return any(
-        ref.get("uid") == uid and ref.get("controller") for ref in obj.get("metadata", {}).get("ownerReferences") or []
-    )
 
 
 def _api_message(exc: ApiError) -> str:
@@ -170,7 +166,7 @@ class InferenceServiceReconciler:
             kind, name = desired["kind"], desired["metadata"]["name"]
             desired_keys.add((kind, name))
             live = self.caches.child(kind, key.namespace, name)
-            if live is not None and not owned_by(live, uid):
+            if live is not None and not is_controlled_by(live, uid):
                 message = f"{kind} {name} already exists and is not owned by this InferenceService; not touching it"
                 observed.apply_errors.append(message)
                 continue
@@ -235,7 +231,7 @@ class InferenceServiceReconciler:
                 continue
             for live in informer.by_owner(uid):
                 name = live["metadata"]["name"]
-                if (child_kind.kind, name) in desired or not owned_by(live, uid):
+                if (child_kind.kind, name) in desired or not is_controlled_by(live, uid):
                     continue
                 if live["metadata"].get("deletionTimestamp"):
                     continue

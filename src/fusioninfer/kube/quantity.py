@@ -9,7 +9,8 @@ Two users, one parser:
   written in the canonical form the apiserver itself would print ("1500m", "3Gi", "64");
 * server-side apply compares what we want with what the apiserver stored (`exact_value`): the
   apiserver rewrites `0.5` as `500m`, and the two must compare equal, or every reconcile
-  would write again.
+  would write again; and it must send numbers in quantity positions (`QUANTITY_MAPS`,
+  `QUANTITY_KEYS`) as strings (`stringify_quantities`).
 
 No small, maintained PyPI package does Kubernetes quantities, and `kubernetes.utils` (which
 only parses, and does not print the canonical form) is too large a dependency for that.
@@ -18,13 +19,20 @@ only parses, and does not print the canonical form) is too large a dependency fo
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
 from fractions import Fraction
 from math import ceil
+from typing import Any
 
 NANO = 10**9
+
+# Map keys whose values are maps of quantities (ResourceList and friends) ...
+QUANTITY_MAPS = frozenset({"limits", "requests", "capacity", "allocatable", "hard", "used", "overhead"})
+# ... and keys whose value is a single quantity.
+QUANTITY_KEYS = frozenset({"sizeLimit"})
 
 # The grammar of k8s.io/apimachinery/pkg/api/resource: a signed decimal number and a suffix
 # that is binary SI (Ki..Ei), decimal SI (n, u, m, "", k, M, G, T, P, E) or an exponent (e3).
@@ -146,3 +154,34 @@ class Quantity:
             if nanos % scale == 0:
                 return f"{nanos // scale}{_DECIMAL_OUT[exponent]}"
         raise AssertionError("unreachable: every nano count is a multiple of 1n")  # pragma: no cover
+
+
+def quantity_string(value: Any) -> Any:
+    """A number written as the quantity string the apiserver reads (``0.5`` -> ``"0.5"``, ``2`` ->
+    ``"2"``); anything else as it is."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return value
+    return str(value) if isinstance(value, int) else format(Decimal(str(value)).normalize(), "f")
+
+
+def stringify_quantities(obj: Any) -> Any:
+    """A copy of `obj` with numbers in quantity positions (``limits``/``requests``/...,
+    ``sizeLimit``) turned into strings.
+
+    Why: the apiserver accepts ``cpu: 0.5`` in a create or update, but server-side apply builds a
+    typed object first and rejects it ("expected string, got 0.5"). `runtime.diff` already treats
+    both forms as equal (`exact_value`).
+    """
+    if isinstance(obj, Mapping):
+        out: dict[str, Any] = {}
+        for key, value in obj.items():
+            if key in QUANTITY_MAPS and isinstance(value, Mapping):
+                out[key] = {k: quantity_string(v) for k, v in value.items()}
+            elif key in QUANTITY_KEYS:
+                out[key] = quantity_string(value)
+            else:
+                out[key] = stringify_quantities(value)
+        return out
+    if isinstance(obj, list):
+        return [stringify_quantities(v) for v in obj]
+    return obj

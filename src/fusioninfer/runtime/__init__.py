@@ -8,30 +8,24 @@ Knows nothing about InferenceService. The pieces:
 * `Controller`    N workers reconciling `ObjectKey`s fed by informers (`watch_primary`,
                   `watch_owned`); `Result(requeue_after=...)`; `TerminalError`.
 * `LeaderElector` Lease-based leader election; `run(work)` cancels the work on lost leadership.
-* `apply`         server-side apply of dict manifests, `needs_apply`, `RequestCounter`.
+* `apply`         server-side apply, delete and get of dict manifests.
+* `diff`          `needs_apply`/`first_difference` (desired contained in live), the hash annotation.
+* `client`        the AsyncClient: strict field validation, requests counted (`RequestCounter`).
 * `metrics`       controller-runtime metric names; `MetricsServer` for /metrics /healthz /readyz.
 * `logging`       json/console structured logs with per-reconcile context.
 """
 
-from fusioninfer.runtime.apply import (
-    APPLIED_HASH_ANNOTATION,
-    RequestCounter,
-    apply,
-    apply_status,
-    delete,
-    first_difference,
-    get,
-    instrument_client,
-    needs_apply,
-    parse_quantity,
-    with_hash_annotation,
-)
+from fusioninfer.kube.owners import controller_owner
+from fusioninfer.runtime.apply import apply, apply_status, delete, get
+from fusioninfer.runtime.client import async_client
+from fusioninfer.runtime.diff import APPLIED_HASH_ANNOTATION, first_difference, needs_apply, with_hash_annotation
 from fusioninfer.runtime.informer import Informer
 from fusioninfer.runtime.leader import LeaderElectionConfig, LeaderElector, LeadershipLost
 from fusioninfer.runtime.logs import log_context, setup_logging
-from fusioninfer.runtime.loop import Controller, ObjectKey, Result, TerminalError, controller_owner
+from fusioninfer.runtime.loop import Controller, ObjectKey, Result, TerminalError
 from fusioninfer.runtime.metrics import MetricsServer, RuntimeMetrics, default_metrics, use_registry
 from fusioninfer.runtime.registry import KindRegistry, default_registry, raw_resource
+from fusioninfer.runtime.request_counter import CountingTransport, RequestCounter
 from fusioninfer.runtime.workqueue import (
     BucketRateLimiter,
     ItemExponentialFailureRateLimiter,
@@ -45,6 +39,7 @@ __all__ = [
     "APPLIED_HASH_ANNOTATION",
     "BucketRateLimiter",
     "Controller",
+    "CountingTransport",
     "Informer",
     "ItemExponentialFailureRateLimiter",
     "KindRegistry",
@@ -62,6 +57,7 @@ __all__ = [
     "WorkQueue",
     "apply",
     "apply_status",
+    "async_client",
     "controller_owner",
     "default_controller_rate_limiter",
     "default_metrics",
@@ -69,10 +65,8 @@ __all__ = [
     "delete",
     "first_difference",
     "get",
-    "instrument_client",
     "log_context",
     "needs_apply",
-    "parse_quantity",
     "raw_resource",
     "setup_logging",
     "use_registry",

@@ -1,5 +1,8 @@
-"""The operator's AsyncClient: strict field validation on every write, and a connection pool that
-does not cap the number of open watches.
+"""The operator's AsyncClient: strict field validation on every write, every request counted, and
+a connection pool that does not cap the number of open watches.
+
+All three live in the HTTP transport lightkube is given, the one hook it offers into every
+request: no wrapper around each call site, and no reaching into lightkube's private attributes.
 
 Strict field validation: without it the apiserver drops a field its schema does not know (a
 misspelt or misplaced field in a user's pod template, a LeaderWorkerSet, an HTTPRoute) and only
@@ -21,6 +24,9 @@ from lightkube import AsyncClient, KubeConfig
 from lightkube.config.client_adapter import verify_cluster
 from lightkube.config.models import User
 
+from fusioninfer.runtime.metrics import RuntimeMetrics
+from fusioninfer.runtime.request_counter import CountingTransport, RequestCounter
+
 KEEPALIVE_CONNECTIONS = 20
 VALIDATED_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
@@ -41,8 +47,16 @@ class StrictFieldValidation(httpx2.AsyncBaseTransport):
         await self._inner.aclose()
 
 
-def async_client(config: KubeConfig, *, field_manager: str, timeout: float = 10.0) -> AsyncClient:
-    """`lightkube.AsyncClient` for `config` with an unbounded connection pool.
+def async_client(
+    config: KubeConfig,
+    *,
+    field_manager: str,
+    timeout: float = 10.0,
+    counter: RequestCounter | None = None,
+    metrics: RuntimeMetrics | None = None,
+) -> AsyncClient:
+    """`lightkube.AsyncClient` for `config` with an unbounded connection pool, whose requests are
+    counted in `counter` (when given) and in `metrics` (default: the process's metrics).
 
     A custom transport replaces the one httpx would build, so the TLS context (cluster CA,
     client certificate) is built here the same way lightkube builds it. With an explicit
@@ -54,9 +68,8 @@ def async_client(config: KubeConfig, *, field_manager: str, timeout: float = 10.
         raise ValueError("the kubeconfig selects no context")
     user = single.user if single.user is not None else User()
     tls = verify_cluster(single.cluster, user, single.abs_file, trust_env=True)
-    transport = StrictFieldValidation(
-        httpx2.AsyncHTTPTransport(
-            verify=tls, limits=httpx2.Limits(max_connections=None, max_keepalive_connections=KEEPALIVE_CONNECTIONS)
-        )
+    pool = httpx2.AsyncHTTPTransport(
+        verify=tls, limits=httpx2.Limits(max_connections=None, max_keepalive_connections=KEEPALIVE_CONNECTIONS)
     )
+    transport = CountingTransport(StrictFieldValidation(pool), counter, metrics=metrics)
     return AsyncClient(config=config, field_manager=field_manager, transport=transport, timeout=httpx2.Timeout(timeout))

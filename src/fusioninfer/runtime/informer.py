@@ -38,7 +38,6 @@ import asyncio
 import contextlib
 import inspect
 import logging
-import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 
@@ -47,37 +46,23 @@ from lightkube import ApiError, AsyncClient
 from lightkube.core.selector import build_selector
 from lightkube.types import on_error_raise
 
+from fusioninfer.kube.retry import exponential_delay, jittered
 from fusioninfer.kube.types import Obj, ObjList
 from fusioninfer.runtime.metrics import RuntimeMetrics, default_metrics
 from fusioninfer.runtime.registry import ResourceType, api_version_kind, is_namespaced, raw_resource
+from fusioninfer.runtime.store import IndexedStore, StoreKey, store_key
 
 log = logging.getLogger(__name__)
 
-StoreKey = tuple[str, str]  # (namespace, name); namespace is "" for cluster-scoped objects
 AddHandler = Callable[[Obj], "Awaitable[None] | None"]
 UpdateHandler = Callable[[Obj, Obj], "Awaitable[None] | None"]
 DeleteHandler = Callable[[Obj], "Awaitable[None] | None"]
 Transform = Callable[[Obj], Obj]
 
 
-def store_key(obj: Mapping[str, Any]) -> StoreKey:
-    meta = obj.get("metadata") or {}
-    return (meta.get("namespace") or "", meta.get("name") or "")
-
-
 def resource_version(obj: Mapping[str, Any]) -> str | None:
     rv = (obj.get("metadata") or {}).get("resourceVersion")
     return str(rv) if rv is not None else None
-
-
-def owner_uids(obj: Mapping[str, Any]) -> list[str]:
-    refs = (obj.get("metadata") or {}).get("ownerReferences") or []
-    return [str(r["uid"]) for r in refs if isinstance(r, Mapping) and r.get("uid")]
-
-
-def labels_of(obj: Mapping[str, Any]) -> Mapping[str, str]:
-    labels = (obj.get("metadata") or {}).get("labels")
-    return labels if isinstance(labels, Mapping) else {}
 
 
 class _Handlers:
@@ -144,10 +129,7 @@ class Informer:
         self._m_relists = m.informer_relists_total
         self._m_errors = m.informer_watch_errors_total.labels(resource=self.name)
 
-        self._store: dict[StoreKey, Obj] = {}
-        self._by_owner: dict[str, set[StoreKey]] = {}
-        self._by_label: dict[tuple[str, str], set[StoreKey]] = {}
-        self._by_namespace: dict[str, set[StoreKey]] = {}
+        self._store = IndexedStore()
         self._handlers: list[_Handlers] = []
         self._background: set[asyncio.Future[Any]] = set()
         self._synced = asyncio.Event()
@@ -214,24 +196,14 @@ class Informer:
 
     def list(self, namespace: str | None = None, labels: Mapping[str, str] | None = None) -> ObjList:
         """Cached objects, optionally only in `namespace` and carrying every ``labels`` pair."""
-        indexes: list[set[StoreKey]] = []
-        if namespace is not None:
-            indexes.append(self._by_namespace.get(namespace, set()))
-        for pair in (labels or {}).items():
-            indexes.append(self._by_label.get(pair, set()))
-        if not indexes:
-            return [*self._store.values()]
-        # Start from the smallest index: "the pods of one service in a namespace of 1000
-        # services" costs the service's few pods, not a copy of the whole namespace.
-        smallest, *others = sorted(indexes, key=len)
-        return [self._store[k] for k in smallest if all(k in other for other in others)]
+        return self._store.list(namespace, labels)
 
     def by_owner(self, uid: str) -> ObjList:
         """Cached objects listing `uid` among their ownerReferences (controller or not)."""
-        return [self._store[k] for k in self._by_owner.get(uid, ())]
+        return self._store.by_owner(uid)
 
     def by_label(self, key: str, value: str) -> ObjList:
-        return [self._store[k] for k in self._by_label.get((key, value), ())]
+        return self._store.by_label(key, value)
 
     # -- handlers -----------------------------------------------------------------------------------
 
@@ -245,7 +217,7 @@ class Informer:
         self._handlers.append(h)
         if self.has_synced() and on_add is not None:
             # Late joiner: replay the cache as adds (client-go does the same).
-            for obj in [*self._store.values()]:
+            for obj in self._store.values():
                 try:
                     res = on_add(obj)
                     if inspect.isawaitable(res):
@@ -280,56 +252,15 @@ class Informer:
             obj = self._transform(obj)
         return obj
 
-    def _index(self, key: StoreKey, obj: Obj) -> None:
-        self._by_namespace.setdefault(key[0], set()).add(key)
-        for uid in owner_uids(obj):
-            self._by_owner.setdefault(uid, set()).add(key)
-        for pair in labels_of(obj).items():
-            self._by_label.setdefault(pair, set()).add(key)
-
-    def _unindex(self, key: StoreKey, obj: Obj) -> None:
-        ns_keys = self._by_namespace.get(key[0])
-        if ns_keys is not None:
-            ns_keys.discard(key)
-            if not ns_keys:
-                del self._by_namespace[key[0]]
-        for uid in owner_uids(obj):
-            keys = self._by_owner.get(uid)
-            if keys is not None:
-                keys.discard(key)
-                if not keys:
-                    del self._by_owner[uid]
-        for pair in labels_of(obj).items():
-            keys = self._by_label.get(pair)
-            if keys is not None:
-                keys.discard(key)
-                if not keys:
-                    del self._by_label[pair]
-
-    def _put(self, obj: Obj) -> Obj | None:
-        key = store_key(obj)
-        old = self._store.get(key)
-        if old is not None:
-            self._unindex(key, old)
-        self._store[key] = obj
-        self._index(key, obj)
-        return old
-
-    def _pop(self, key: StoreKey) -> Obj | None:
-        old = self._store.pop(key, None)
-        if old is not None:
-            self._unindex(key, old)
-        return old
-
     async def _upsert(self, obj: Obj) -> None:
-        old = self._put(obj)
+        old = self._store.put(obj)
         if old is None:
             await self._dispatch("on_add", obj)
         else:
             await self._dispatch("on_update", old, obj)
 
     async def _delete(self, obj: Obj) -> None:
-        old = self._pop(store_key(obj))
+        old = self._store.pop(store_key(obj))
         # Deliver the final state from the event (newer than our copy), like client-go.
         await self._dispatch("on_delete", obj if obj.get("metadata") else (old or obj))
 
@@ -337,16 +268,16 @@ class Informer:
         """Make the cache equal `items` (a fresh LIST), emitting only the differences."""
         fresh = {store_key(o): o for o in items}
         for key in [k for k in self._store if k not in fresh]:
-            gone = self._pop(key)
+            gone = self._store.pop(key)
             if gone is not None:
                 await self._dispatch("on_delete", gone)
         for key, obj in fresh.items():
             old = self._store.get(key)
             if old is None:
-                self._put(obj)
+                self._store.put(obj)
                 await self._dispatch("on_add", obj)
             elif resource_version(old) != resource_version(obj):
-                self._put(obj)
+                self._store.put(obj)
                 await self._dispatch("on_update", old, obj)
 
     # -- list & watch -------------------------------------------------------------------------------
@@ -376,7 +307,7 @@ class Informer:
         gc = self._client._client
         params: dict[str, Any] = {
             "resourceVersion": self._rv,
-            "timeoutSeconds": int(self.watch_timeout * random.uniform(1.0, 1.5)),
+            "timeoutSeconds": int(jittered(self.watch_timeout, 1.0, 1.5)),
             "labelSelector": self._selector,
         }
         if self.bookmarks:
@@ -402,7 +333,8 @@ class Informer:
                 await stream.aclose()  # type: ignore[attr-defined]
 
     def _backoff(self, attempt: int) -> float:
-        return min(self.backoff_max, self.backoff_base * (2.0 ** min(attempt, 20))) * random.uniform(0.5, 1.0)
+        # The exponent stops at 20 whatever the cap, and the jitter only shortens a wait.
+        return jittered(exponential_delay(min(attempt, 20), base=self.backoff_base, cap=self.backoff_max), 0.5, 1.0)
 
     async def run(self) -> None:
         """List, then watch forever; relist on 410, back off on errors. Cancel to stop."""
@@ -464,5 +396,5 @@ class Informer:
             await asyncio.sleep(self.resync_period)
             if not self.has_synced():
                 continue
-            for obj in list(self._store.values()):
+            for obj in self._store.values():
                 await self._dispatch("on_update", obj, obj)

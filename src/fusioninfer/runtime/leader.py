@@ -22,7 +22,8 @@ raises `LeadershipLost`, and the process should exit so that it restarts as a fo
 graceful shutdown (cancelling `run()`), the lease is released (holder emptied, duration 1 s) so
 that another replica takes over at its next retry instead of after a lease duration.
 
-The decision logic (`LeaseRecord`, `decide`) is pure, so it is unit-tested without a cluster.
+The decision logic (`LeaseRecord`, `decide`) is pure and lives in `runtime.lease`, so it is
+unit-tested without a cluster.
 """
 
 from __future__ import annotations
@@ -33,17 +34,18 @@ import datetime as dt
 import enum
 import inspect
 import logging
-import random
 import socket
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from lightkube import ApiError, AsyncClient
 from lightkube.resources.coordination_v1 import Lease
 
+from fusioninfer.kube.retry import jittered
+from fusioninfer.runtime.lease import Action, LeaseRecord, decide, released
 from fusioninfer.runtime.metrics import RuntimeMetrics, default_metrics
 from fusioninfer.runtime.registry import raw_resource
 
@@ -63,126 +65,6 @@ class LeadershipLost(Exception):
 def default_identity() -> str:
     """``<hostname>_<uuid4>``: unique per process even when two replicas share a host name."""
     return f"{socket.gethostname()}_{uuid.uuid4()}"
-
-
-def format_micro_time(t: dt.datetime) -> str:
-    """RFC 3339 with microseconds, as Kubernetes' MicroTime."""
-    return t.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def parse_time(value: object) -> dt.datetime | None:
-    if isinstance(value, dt.datetime):
-        return value
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        return dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-
-
-@dataclass(frozen=True)
-class LeaseRecord:
-    """The part of a Lease that leader election reads and writes (its ``spec``)."""
-
-    holder_identity: str = ""
-    lease_duration_seconds: int = 15
-    acquire_time: dt.datetime | None = None
-    renew_time: dt.datetime | None = None
-    lease_transitions: int = 0
-
-    @classmethod
-    def from_spec(cls, spec: dict[str, Any] | None) -> LeaseRecord:
-        spec = spec or {}
-        return cls(
-            holder_identity=spec.get("holderIdentity") or "",
-            lease_duration_seconds=int(spec.get("leaseDurationSeconds") or 0),
-            acquire_time=parse_time(spec.get("acquireTime")),
-            renew_time=parse_time(spec.get("renewTime")),
-            lease_transitions=int(spec.get("leaseTransitions") or 0),
-        )
-
-    def to_spec(self) -> dict[str, Any]:
-        spec: dict[str, Any] = {
-            "holderIdentity": self.holder_identity or None,
-            "leaseDurationSeconds": self.lease_duration_seconds,
-            "leaseTransitions": self.lease_transitions,
-        }
-        if self.acquire_time is not None:
-            spec["acquireTime"] = format_micro_time(self.acquire_time)
-        if self.renew_time is not None:
-            spec["renewTime"] = format_micro_time(self.renew_time)
-        return {k: v for k, v in spec.items() if v is not None}
-
-
-class Action(enum.Enum):
-    CREATE = "create"  # no Lease object yet
-    ACQUIRE = "acquire"  # free, released or expired: take it over
-    RENEW = "renew"  # ours: refresh renewTime
-    WAIT = "wait"  # someone else holds a valid lease
-
-
-@dataclass(frozen=True)
-class Decision:
-    action: Action
-    record: LeaseRecord | None = None  # what to write (None for WAIT)
-
-
-def is_expired(record: LeaseRecord, observed_at: float, now: float, default_duration: float) -> bool:
-    """Has `record` gone unchanged for its lease duration (measured on the local monotonic clock)?"""
-    duration = record.lease_duration_seconds or default_duration
-    return now >= observed_at + duration
-
-
-def decide(
-    current: LeaseRecord | None,
-    *,
-    identity: str,
-    lease_duration: float,
-    observed_at: float,
-    now: float,
-    wall_now: dt.datetime,
-) -> Decision:
-    """What `identity` should do with the lease it just read (`current`; None = no Lease object).
-
-    `observed_at` is the monotonic time at which `current` was first seen in its present form;
-    `now` the monotonic time now; `wall_now` goes into acquire/renew timestamps.
-    """
-    seconds = max(1, round(lease_duration))
-    if current is None:
-        return Decision(
-            Action.CREATE,
-            LeaseRecord(identity, seconds, acquire_time=wall_now, renew_time=wall_now, lease_transitions=0),
-        )
-    if current.holder_identity == identity:
-        return Decision(
-            Action.RENEW,
-            replace(current, lease_duration_seconds=seconds, renew_time=wall_now,
-                    acquire_time=current.acquire_time or wall_now),
-        )  # fmt: skip
-    if current.holder_identity and not is_expired(current, observed_at, now, lease_duration):
-        return Decision(Action.WAIT)
-    return Decision(
-        Action.ACQUIRE,
-        LeaseRecord(
-            identity,
-            seconds,
-            acquire_time=wall_now,
-            renew_time=wall_now,
-            lease_transitions=current.lease_transitions + 1,
-        ),
-    )
-
-
-def released(record: LeaseRecord, wall_now: dt.datetime) -> LeaseRecord:
-    """The record a leader writes on graceful shutdown (client-go's release)."""
-    return LeaseRecord(
-        holder_identity="",
-        lease_duration_seconds=1,
-        acquire_time=wall_now,
-        renew_time=wall_now,
-        lease_transitions=record.lease_transitions,
-    )
 
 
 @dataclass
@@ -261,7 +143,7 @@ class LeaderElector:
 
     def _sleep_time(self) -> float:
         c = self.config
-        return c.retry_period * random.uniform(1.0, 1.0 + c.jitter)
+        return jittered(c.retry_period, 1.0, 1.0 + c.jitter)
 
     async def _read(self) -> tuple[LeaseRecord | None, str | None]:
         c = self.config

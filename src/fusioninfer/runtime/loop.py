@@ -33,6 +33,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
+from fusioninfer.kube.owners import controller_owner
 from fusioninfer.kube.types import Obj
 from fusioninfer.runtime.informer import Informer
 from fusioninfer.runtime.logs import log_context
@@ -44,7 +45,6 @@ from fusioninfer.runtime.metrics import (
     RuntimeMetrics,
     default_metrics,
 )
-from fusioninfer.runtime.registry import split_api_version
 from fusioninfer.runtime.workqueue import RateLimiter, ShutDownError, WorkQueue
 
 log = logging.getLogger(__name__)
@@ -80,23 +80,6 @@ class TerminalError(Exception):
 Reconcile = Callable[[ObjectKey], Awaitable[Result | None]]
 Mapper = Callable[[Obj], Iterable[ObjectKey]]
 Predicate = Callable[[Obj], bool]
-
-
-def _group_of(api_version: str) -> str:
-    return split_api_version(api_version)[0]
-
-
-def controller_owner(obj: Mapping[str, Any], owner_api_version: str, owner_kind: str) -> str | None:
-    """Name of `obj`'s controller owner of the given group/kind, or None."""
-    group = _group_of(owner_api_version)
-    refs = (obj.get("metadata") or {}).get("ownerReferences") or []
-    for ref in refs:
-        if not isinstance(ref, Mapping) or not ref.get("controller"):
-            continue
-        if ref.get("kind") == owner_kind and _group_of(str(ref.get("apiVersion", ""))) == group:
-            name = ref.get("name")
-            return str(name) if name else None
-    return None
 
 
 class Controller:

@@ -29,6 +29,7 @@ from collections import deque
 from collections.abc import Callable, Hashable
 from typing import Generic, Protocol, TypeVar
 
+from fusioninfer.kube.retry import exponential_delay
 from fusioninfer.runtime.metrics import RuntimeMetrics, default_metrics
 
 K = TypeVar("K", bound=Hashable)
@@ -72,9 +73,7 @@ class ItemExponentialFailureRateLimiter(Generic[K]):
     def when(self, item: K) -> float:
         exp = self._failures.get(item, 0)
         self._failures[item] = exp + 1
-        if exp >= 64:  # 2**64 * base would be absurd anyway; avoid huge float math
-            return self.max_delay
-        return min(self.base_delay * (2.0**exp), self.max_delay)
+        return exponential_delay(exp, base=self.base_delay, cap=self.max_delay)
 
     def forget(self, item: K) -> None:
         self._failures.pop(item, None)

@@ -16,8 +16,8 @@ from lightkube import KubeConfig
 from tests.support.operator import OperatorFactory, RunningOperator
 
 from fusioninfer.controller.operator import Operator, OperatorConfig
-from fusioninfer.runtime.apply import instrument_client
 from fusioninfer.runtime.client import async_client
+from fusioninfer.runtime.request_counter import RequestCounter
 from fusioninfer_dev.localcluster.cluster import LocalCluster
 
 
@@ -28,8 +28,8 @@ async def operator_factory(cluster: LocalCluster) -> AsyncIterator[OperatorFacto
     async def start(namespace: str | list[str], *, workers: int = 2, kubeconfig: Any = None) -> RunningOperator:
         config = KubeConfig.from_file(kubeconfig or cluster.kubeconfig_path)
         # The same client `fusioninfer run` uses (unbounded connection pool for the watches).
-        client = async_client(config, field_manager="fusioninfer")
-        counter = instrument_client(client)
+        counter = RequestCounter()
+        client = async_client(config, field_manager="fusioninfer", counter=counter)
         namespaces = [namespace] if isinstance(namespace, str) else namespace
         op = Operator(client, OperatorConfig(namespaces=namespaces, workers=workers, resync_period=None))
         task = asyncio.create_task(op.run(), name=f"operator-{namespaces[0]}")

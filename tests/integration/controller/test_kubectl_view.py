@@ -16,6 +16,7 @@ from lightkube import AsyncClient
 from tests.support.eventually import eventually_async
 from tests.support.operator import OperatorFactory, apply_service, condition, get_service, monolithic, with_router
 
+from fusioninfer.kube.yaml import load_all
 from fusioninfer_dev.localcluster.cluster import LocalCluster
 
 pytestmark = pytest.mark.integration
@@ -136,12 +137,11 @@ async def test_a_viewer_can_see_a_service_with_fusioninfer_status(
     """config/rbac/user_roles.yaml aggregates read access into Kubernetes' `view` role (the real
     clusterrole-aggregation controller does it), so a ServiceAccount bound to `view` in the
     namespace runs `fusioninfer status` with nothing else granted."""
-    import yaml
     from lightkube.resources.rbac_authorization_v1 import ClusterRole
 
     from fusioninfer.runtime.apply import apply
 
-    for doc in yaml.safe_load_all(USER_ROLES.read_text()):
+    for doc in load_all(USER_ROLES.read_text()):
         await apply(async_client, doc, "tests")
     await apply(async_client, {"apiVersion": "v1", "kind": "ServiceAccount",
                                "metadata": {"name": "viewer", "namespace": namespace}}, "tests")  # fmt: skip

@@ -2,18 +2,41 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from typing import Any
+
 import pytest
+from lightkube import AsyncClient, KubeConfig
 from prometheus_client import CollectorRegistry
 
 from fusioninfer.kube.types import Obj
+from fusioninfer.runtime.client import async_client
 from fusioninfer.runtime.informer import Informer
 from fusioninfer.runtime.metrics import RuntimeMetrics
+from fusioninfer.runtime.request_counter import RequestCounter
 
 
 @pytest.fixture
 def metrics() -> RuntimeMetrics:
     """A metrics bundle on a private registry (no clashes between tests, readable samples)."""
     return RuntimeMetrics(CollectorRegistry())
+
+
+@pytest.fixture
+def counter() -> RequestCounter:
+    return RequestCounter()
+
+
+@pytest.fixture
+async def counted_client(cluster: Any, metrics: RuntimeMetrics, counter: RequestCounter) -> AsyncIterator[AsyncClient]:
+    """The operator's own client (`runtime.client.async_client`: strict field validation), every
+    request it sends counted in `counter` and in `metrics`."""
+    config = KubeConfig.from_file(cluster.kubeconfig_path)
+    client = async_client(config, field_manager="fusioninfer-tests", counter=counter, metrics=metrics)
+    try:
+        yield client
+    finally:
+        await client.close()
 
 
 class Events:

@@ -16,21 +16,12 @@ from lightkube.resources.core_v1 import Service
 from tests.support.eventually import eventually_async
 
 from fusioninfer.kube.types import Obj
-from fusioninfer.runtime.apply import (
-    APPLIED_HASH_ANNOTATION,
-    RequestCounter,
-    apply,
-    apply_status,
-    delete,
-    first_difference,
-    get,
-    instrument_client,
-    needs_apply,
-    with_hash_annotation,
-)
+from fusioninfer.runtime.apply import apply, apply_status, delete, get
+from fusioninfer.runtime.diff import APPLIED_HASH_ANNOTATION, first_difference, needs_apply, with_hash_annotation
 from fusioninfer.runtime.informer import Informer
 from fusioninfer.runtime.metrics import RuntimeMetrics
 from fusioninfer.runtime.registry import KindRegistry
+from fusioninfer.runtime.request_counter import RequestCounter
 
 pytestmark = pytest.mark.integration
 
@@ -95,18 +86,17 @@ async def converge(client: AsyncClient, desired: list[Obj], caches: dict[str, In
 
 
 async def test_second_apply_is_not_needed_and_drift_is_repaired(
-    async_client: AsyncClient, namespace: str, metrics: RuntimeMetrics
+    counted_client: AsyncClient, counter: RequestCounter, namespace: str, metrics: RuntimeMetrics
 ) -> None:
-    counter = instrument_client(async_client, RequestCounter(), metrics=metrics)
-    deps = Informer(async_client, Deployment, namespace=namespace, metrics=metrics)
-    svcs = Informer(async_client, Service, namespace=namespace, metrics=metrics)
+    deps = Informer(counted_client, Deployment, namespace=namespace, metrics=metrics)
+    svcs = Informer(counted_client, Service, namespace=namespace, metrics=metrics)
     caches = {"Deployment": deps, "Service": svcs}
     async with deps, svcs:
         async with asyncio.timeout(10):
             await deps.wait_synced()
             await svcs.wait_synced()
         desired = [with_hash_annotation(deployment(namespace)), with_hash_annotation(service(namespace))]
-        assert await converge(async_client, desired, caches) == 2
+        assert await converge(counted_client, desired, caches) == 2
         assert counter.writes == 2
 
         async def settled() -> bool:
@@ -126,19 +116,19 @@ async def test_second_apply_is_not_needed_and_drift_is_repaired(
         # controller keeps updating the status (it has no pods to run here).
         counter.reset()
         for _ in range(5):
-            assert await converge(async_client, desired, caches) == 0
+            assert await converge(counted_client, desired, caches) == 0
             await asyncio.sleep(0.1)
         assert counter.writes == 0, counter.recent_writes()
 
         # Drift by hand (another field manager changes the image): detected and repaired.
-        await async_client.patch(
+        await counted_client.patch(
             Deployment,
             "web",
             {"spec": {"template": {"spec": {"containers": [{"name": "main", "image": "evil:latest"}]}}}},
             namespace=namespace,
         )
         await eventually_async(lambda: needs_apply(desired[0], deps.get(namespace, "web")), timeout=10)
-        assert await converge(async_client, desired, caches) == 1
+        assert await converge(counted_client, desired, caches) == 1
         await eventually_async(settled, timeout=10)
         repaired = deps.get(namespace, "web")
         assert repaired is not None
@@ -151,7 +141,7 @@ async def test_second_apply_is_not_needed_and_drift_is_repaired(
         smaller = with_hash_annotation(smaller)
         assert needs_apply(smaller, repaired)
         desired[0] = smaller
-        assert await converge(async_client, desired, caches) == 1
+        assert await converge(counted_client, desired, caches) == 1
         await eventually_async(settled, timeout=10)
         trimmed = deps.get(namespace, "web")
         assert trimmed is not None
@@ -166,10 +156,10 @@ async def test_second_apply_is_not_needed_and_drift_is_repaired(
         assert needs_apply(desired[0], deps.get(namespace, "web"))
 
     # delete / get helpers
-    assert await get(async_client, "v1", "Service", "web", namespace) is not None
-    assert await delete(async_client, "v1", "Service", "web", namespace) is True
-    assert await delete(async_client, "v1", "Service", "web", namespace) is False
-    assert await get(async_client, "v1", "Service", "web", namespace) is None
+    assert await get(counted_client, "v1", "Service", "web", namespace) is not None
+    assert await delete(counted_client, "v1", "Service", "web", namespace) is True
+    assert await delete(counted_client, "v1", "Service", "web", namespace) is False
+    assert await get(counted_client, "v1", "Service", "web", namespace) is None
 
 
 WIDGET_GROUP = "runtime-test.fusioninfer.io"

@@ -12,10 +12,10 @@ from lightkube.models.meta_v1 import ObjectMeta, OwnerReference
 from lightkube.resources.core_v1 import ConfigMap
 from tests.support.eventually import eventually_async
 
-from fusioninfer.runtime.apply import RequestCounter, instrument_client
 from fusioninfer.runtime.informer import Informer
 from fusioninfer.runtime.loop import Controller, ObjectKey, Result
 from fusioninfer.runtime.metrics import RuntimeMetrics
+from fusioninfer.runtime.request_counter import RequestCounter
 
 pytestmark = pytest.mark.integration
 
@@ -56,12 +56,17 @@ async def test_list_then_watch_sees_add_update_delete(
         assert inf.relists == 1, "no relist needed in the normal case"
 
 
-async def test_initial_list_is_paginated(async_client: AsyncClient, namespace: str, metrics: RuntimeMetrics) -> None:
+async def test_initial_list_is_paginated(
+    async_client: AsyncClient,
+    counted_client: AsyncClient,
+    counter: RequestCounter,
+    namespace: str,
+    metrics: RuntimeMetrics,
+) -> None:
     labels = {"runtime-test": "page"}
     for i in range(25):
         await async_client.create(configmap(f"p{i:02d}", namespace, labels=labels))
-    counter = instrument_client(async_client, RequestCounter(), metrics=metrics)
-    inf = Informer(async_client, ConfigMap, namespace=namespace, labels=labels, page_size=10, metrics=metrics)
+    inf = Informer(counted_client, ConfigMap, namespace=namespace, labels=labels, page_size=10, metrics=metrics)
     async with inf:
         async with asyncio.timeout(10):
             await inf.wait_synced()

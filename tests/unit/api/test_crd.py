@@ -13,6 +13,7 @@ from tests.support.generated import assert_up_to_date
 from tests.support.schema import validate
 
 from fusioninfer.api.crd import CRD_PATH, crd, crd_yaml, openapi_schema
+from fusioninfer.kube.yaml import load_all
 
 ROOT = Path(__file__).resolve().parents[3]
 CHECKED_IN = ROOT / CRD_PATH
@@ -292,7 +293,7 @@ def test_cel_rules_only_name_fields_that_exist() -> None:
 # --- the structural-schema checker (tests/support/schema.py) against our CRD ----------------------
 @pytest.mark.parametrize("example", EXAMPLES, ids=[p.name for p in EXAMPLES])
 def test_every_example_is_accepted_by_the_crd_schema(example: Path) -> None:
-    docs = [d for d in yaml.safe_load_all(example.read_text(encoding="utf-8")) if d is not None]
+    docs = load_all(example.read_text(encoding="utf-8"))
     assert docs
     for doc in docs:
         assert validate(doc, schema()) == []

@@ -7,18 +7,11 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from fusioninfer.api import router_spec
 from fusioninfer.api import v1alpha1 as api
-from fusioninfer.api.v1alpha1 import (
-    ComponentPhase,
-    ComponentStatus,
-    ComponentType,
-    Condition,
-    InferenceService,
-    InferenceServiceStatus,
-    Role,
-    RolloutStrategy,
-    RoutingStrategy,
-)
+from fusioninfer.api.router_spec import RoutingStrategy
+from fusioninfer.api.status_spec import ComponentPhase, ComponentStatus, Condition, InferenceServiceStatus
+from fusioninfer.api.v1alpha1 import ComponentType, InferenceService, Role, RolloutStrategy
 
 
 def role(**fields: Any) -> Role:
@@ -57,7 +50,7 @@ def test_enums_have_the_documented_values() -> None:
         "lora-affinity",
         "pd-disaggregation",
     ]
-    assert api.DEFAULT_STRATEGY is RoutingStrategy.PREFIX_CACHE
+    assert router_spec.DEFAULT_STRATEGY is RoutingStrategy.PREFIX_CACHE
 
 
 # --- wire names -------------------------------------------------------------------------------------

@@ -19,13 +19,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from fusioninfer.api.command import command_words, detect_engine, shell_script, starts_engine
 from fusioninfer.api.images import dotted, image_version
 from fusioninfer.api.v1alpha1 import Engine
 from fusioninfer.api.validation import parse
 from fusioninfer.builders import BuildOptions, Capabilities, build
+from fusioninfer.kube.yaml import load_all
 
 ROOT = Path(__file__).resolve().parents[3]
 FIXTURES = ROOT / "tests" / "fixtures" / "engine-flags"
@@ -92,7 +92,7 @@ def documents() -> Iterator[tuple[str, dict[str, Any]]]:
     from tests.unit.builders.test_router_golden import INLINE
 
     for path in sorted((ROOT / "examples").glob("*.yaml")):
-        for index, doc in enumerate(yaml.safe_load_all(path.read_text())):
+        for index, doc in enumerate(load_all(path.read_text())):
             if isinstance(doc, dict):
                 yield f"{path.name}#{index}", doc
     yield from sorted(INLINE.items())

@@ -14,7 +14,7 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fusioninfer.api.v1alpha1 import RoutingStrategy
+from fusioninfer.api.router_spec import RoutingStrategy
 from fusioninfer.api.validation import parse
 from fusioninfer.builders.epp_config import (
     GIE_PLUGIN_TYPES,

@@ -24,6 +24,7 @@ from fusioninfer.builders.pd import (
 )
 from fusioninfer.builders.podparts import PodPart, base_pod_template
 from fusioninfer.builders.ports import engine_port
+from fusioninfer.kube.yaml import load_all
 
 VLLM_IMAGE = "vllm/vllm-openai:v0.11.0"
 
@@ -337,10 +338,9 @@ def test_the_connector_flag_follows_the_sidecar_release(image: str, flag: str) -
 def test_multinode_workers_get_their_own_nixl_side_channel_host_not_the_leaders() -> None:
     """Each pod advertises its own IP (the downward API resolves per pod): a Ray worker that
     inherited the leader's address would make NIXL handshakes land on the leader."""
-    import yaml
 
     root = Path(__file__).resolve().parents[3]
-    (doc,) = [d for d in yaml.safe_load_all((root / "examples" / "story2-pd-volcano.yaml").read_text()) if d]
+    (doc,) = [d for d in load_all((root / "examples" / "story2-pd-volcano.yaml").read_text()) if d]
     objects = build(parse(doc), BuildOptions(capabilities=Capabilities(server_version=(1, 33)))).objects
     lws = [o for o in objects if o["kind"] == "LeaderWorkerSet"]
     assert lws, "story 2 has multi-node roles"

@@ -12,7 +12,8 @@ from fusioninfer.api.validation import parse
 from fusioninfer.builders import BuildOptions, build
 from fusioninfer.builders.context import Capabilities
 from fusioninfer.controller import conditions as C
-from fusioninfer.controller.status import Observed, compute_status, invalid_status, pod_failure, pod_is_ready
+from fusioninfer.controller.components import pod_failure, pod_is_ready
+from fusioninfer.controller.status import Observed, compute_status, invalid_status
 
 T0 = "2026-01-01T00:00:00Z"
 T1 = "2026-01-01T00:05:00Z"

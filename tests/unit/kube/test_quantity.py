@@ -9,7 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fusioninfer.kube.quantity import Quantity, exact_value
+from fusioninfer.kube.quantity import Quantity, exact_value, stringify_quantities
+from fusioninfer.runtime.diff import needs_apply
 
 # The Decimal parser runtime/apply.py had before it used kube.quantity, kept as an oracle: the
 # shared parser must give the same value for every quantity. (The old one multiplied at the
@@ -71,3 +72,56 @@ def test_exact_beyond_decimal_precision() -> None:
 @pytest.mark.parametrize("text", ["500m", "1.5", "3Gi", "2k", "100n", "1e3", "-1"])
 def test_the_builders_quantity_has_the_same_value(text: str) -> None:
     assert Quantity.parse(text).value == exact_value(text)
+
+
+# -- exact values (what server-side apply compares) and the apply body ------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("1", Decimal(1)),
+        ("1000m", Decimal(1)),
+        ("1.5", Decimal("1.5")),
+        ("100n", Decimal("1e-7")),
+        ("5u", Decimal("5e-6")),
+        ("2k", Decimal(2000)),
+        ("1Ki", Decimal(1024)),
+        ("3Mi", Decimal(3 * 1024**2)),
+        ("1Ei", Decimal(1024**6)),
+        ("1e3", Decimal(1000)),
+        ("1E-3", Decimal("0.001")),
+        (".5", Decimal("0.5")),
+        ("-1", Decimal(-1)),
+        (2, Decimal(2)),
+    ],
+)
+def test_exact_value_of_every_form(text: object, value: Decimal) -> None:
+    assert exact_value(text) == value
+
+
+@pytest.mark.parametrize("text", ["", "abc", "1X", "Gi", "1.2.3", True, None, [1]])
+def test_exact_value_rejects_what_is_not_a_quantity(text: object) -> None:
+    assert exact_value(text) is None
+
+
+def test_stringify_quantities_for_ssa() -> None:
+    manifest = {
+        "spec": {
+            "replicas": 2,
+            "containers": [
+                {"resources": {"limits": {"cpu": 0.5, "nvidia.com/gpu": 1, "memory": "1Gi"}, "requests": {"cpu": 2}}}
+            ],
+            "volumes": [{"emptyDir": {"sizeLimit": 1024}}],
+            "flag": True,
+        }
+    }
+    out = stringify_quantities(manifest)
+    c = out["spec"]["containers"][0]["resources"]
+    assert c == {"limits": {"cpu": "0.5", "nvidia.com/gpu": "1", "memory": "1Gi"}, "requests": {"cpu": "2"}}
+    assert out["spec"]["volumes"][0]["emptyDir"]["sizeLimit"] == "1024"
+    assert out["spec"]["replicas"] == 2, "numbers elsewhere stay numbers"
+    assert out["spec"]["flag"] is True
+    assert manifest["spec"]["containers"][0]["resources"]["limits"]["cpu"] == 0.5, "input untouched"
+    assert not needs_apply(manifest, out)
+    assert exact_value(stringify_quantities({"limits": {"x": 1e-7}})["limits"]["x"]) == Decimal("1e-7")

@@ -1,11 +1,15 @@
-"""The operator's client asks for strict field validation on every write, and only on writes."""
+"""The operator's client asks for strict field validation on every write, and only on writes, and
+counts every request in its transport."""
 
 from __future__ import annotations
 
 import httpx2
 import pytest
+from prometheus_client import CollectorRegistry
 
 from fusioninfer.runtime.client import StrictFieldValidation
+from fusioninfer.runtime.metrics import RuntimeMetrics
+from fusioninfer.runtime.request_counter import CountingTransport, RequestCounter
 
 
 class Recorder(httpx2.AsyncBaseTransport):
@@ -35,3 +39,31 @@ async def test_an_explicit_choice_is_kept() -> None:
     async with httpx2.AsyncClient(transport=StrictFieldValidation(inner), base_url="https://api") as http:
         await http.patch("/api/v1/namespaces/n/configmaps/c", params={"fieldValidation": "Ignore"})
     assert inner.urls[0].params.get_list("fieldValidation") == ["Ignore"]
+
+
+async def test_every_request_is_counted_as_sent_and_in_the_metric() -> None:
+    inner = Recorder()
+    counter = RequestCounter()
+    metrics = RuntimeMetrics(CollectorRegistry())
+    transport = CountingTransport(StrictFieldValidation(inner), counter, metrics=metrics)
+    async with httpx2.AsyncClient(transport=transport, base_url="https://api") as http:
+        await http.patch("/api/v1/namespaces/n/configmaps/c", params={"fieldManager": "fusioninfer"})
+        await http.get("/api/v1/namespaces/n/configmaps", params={"watch": "1"})
+    assert (counter.writes, counter.reads, counter.total) == (1, 1, 2)
+    # Recorded as the caller wrote it, before the strict-validation parameter is added.
+    assert counter.recent_writes() == [("PATCH", "/api/v1/namespaces/n/configmaps/c?fieldManager=fusioninfer")]
+    assert inner.urls[0].params["fieldValidation"] == "Strict"
+    labels = {"code": "200", "method": "GET", "host": "api"}
+    assert metrics.registry.get_sample_value("rest_client_requests_total", labels) == 1
+    counter.reset()
+    assert counter.total == 0
+
+
+async def test_without_a_counter_only_the_metric_counts() -> None:
+    metrics = RuntimeMetrics(CollectorRegistry())
+    async with httpx2.AsyncClient(
+        transport=CountingTransport(Recorder(), metrics=metrics), base_url="https://a"
+    ) as http:
+        await http.delete("/api/v1/namespaces/n/pods/p")
+    labels = {"code": "200", "method": "DELETE", "host": "a"}
+    assert metrics.registry.get_sample_value("rest_client_requests_total", labels) == 1

@@ -14,9 +14,10 @@ from typing import Any, cast
 import pytest
 from lightkube.resources.core_v1 import ConfigMap
 
+from fusioninfer.kube.owners import controller_owner
 from fusioninfer.runtime.informer import Informer
 from fusioninfer.runtime.logs import record_context
-from fusioninfer.runtime.loop import Controller, ObjectKey, Result, TerminalError, controller_owner
+from fusioninfer.runtime.loop import Controller, ObjectKey, Result, TerminalError
 from fusioninfer.runtime.metrics import RuntimeMetrics
 from fusioninfer.runtime.workqueue import ItemExponentialFailureRateLimiter
 
@@ -138,7 +139,7 @@ async def test_owner_and_label_indexes_follow_changes(metrics: RuntimeMetrics) -
     assert inf.by_label("app", "x") == []
     assert inf.by_label("tier", "web") == []
     assert names(inf.by_label("app", "z")) == ["b"]
-    assert not inf._by_owner.get("uid-svc1"), "empty index buckets are dropped"
+    assert not inf._store._by_owner.get("uid-svc1"), "empty index buckets are dropped"
 
 
 async def test_late_handler_gets_cache_replayed(metrics: RuntimeMetrics) -> None:

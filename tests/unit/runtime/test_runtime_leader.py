@@ -6,16 +6,8 @@ import datetime as dt
 
 import pytest
 
-from fusioninfer.runtime.leader import (
-    Action,
-    LeaderElectionConfig,
-    LeaseRecord,
-    decide,
-    format_micro_time,
-    is_expired,
-    parse_time,
-    released,
-)
+from fusioninfer.runtime.leader import LeaderElectionConfig
+from fusioninfer.runtime.lease import Action, LeaseRecord, decide, format_micro_time, is_expired, parse_time, released
 
 WALL = dt.datetime(2024, 5, 1, 12, 0, 0, 123456, tzinfo=dt.UTC)
 

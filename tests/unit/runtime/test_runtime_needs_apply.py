@@ -10,12 +10,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fusioninfer.runtime.apply import (
+from fusioninfer.kube.quantity import exact_value
+from fusioninfer.runtime.diff import (
     APPLIED_HASH_ANNOTATION,
     first_difference,
     manifest_hash,
     needs_apply,
-    parse_quantity,
     with_hash_annotation,
 )
 
@@ -214,37 +214,6 @@ def test_first_difference_names_the_path() -> None:
     assert "containers[name=main].image" in diff
 
 
-# -- quantities --------------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("text", "value"),
-    [
-        ("1", Decimal(1)),
-        ("1000m", Decimal(1)),
-        ("1.5", Decimal("1.5")),
-        ("100n", Decimal("1e-7")),
-        ("5u", Decimal("5e-6")),
-        ("2k", Decimal(2000)),
-        ("1Ki", Decimal(1024)),
-        ("3Mi", Decimal(3 * 1024**2)),
-        ("1Ei", Decimal(1024**6)),
-        ("1e3", Decimal(1000)),
-        ("1E-3", Decimal("0.001")),
-        (".5", Decimal("0.5")),
-        ("-1", Decimal(-1)),
-        (2, Decimal(2)),
-    ],
-)
-def test_parse_quantity(text: object, value: Decimal) -> None:
-    assert parse_quantity(text) == value
-
-
-@pytest.mark.parametrize("text", ["", "abc", "1X", "Gi", "1.2.3", True, None, [1]])
-def test_parse_quantity_rejects(text: object) -> None:
-    assert parse_quantity(text) is None
-
-
 # -- hash annotation ---------------------------------------------------------------------------------
 
 
@@ -328,32 +297,8 @@ def test_prop_changed_or_removed_leaf_needs_apply(d: dict[str, Any], data: st.Da
 def test_prop_quantity_forms_agree(milli: int) -> None:
     value = Decimal(milli) / 1000
     forms = [f"{milli}m", format(value, "f"), f"{Decimal(milli) / 10**6:f}k"]
-    parsed = {parse_quantity(f) for f in forms}
+    parsed = {exact_value(f) for f in forms}
     assert parsed == {value}
     d = {"resources": {"requests": {"cpu": forms[0]}}}
     for f in forms[1:]:
         assert not needs_apply(d, {"resources": {"requests": {"cpu": f}}})
-
-
-def test_stringify_quantities_for_ssa() -> None:
-    from fusioninfer.runtime.apply import stringify_quantities
-
-    manifest = {
-        "spec": {
-            "replicas": 2,
-            "containers": [
-                {"resources": {"limits": {"cpu": 0.5, "nvidia.com/gpu": 1, "memory": "1Gi"}, "requests": {"cpu": 2}}}
-            ],
-            "volumes": [{"emptyDir": {"sizeLimit": 1024}}],
-            "flag": True,
-        }
-    }
-    out = stringify_quantities(manifest)
-    c = out["spec"]["containers"][0]["resources"]
-    assert c == {"limits": {"cpu": "0.5", "nvidia.com/gpu": "1", "memory": "1Gi"}, "requests": {"cpu": "2"}}
-    assert out["spec"]["volumes"][0]["emptyDir"]["sizeLimit"] == "1024"
-    assert out["spec"]["replicas"] == 2, "numbers elsewhere stay numbers"
-    assert out["spec"]["flag"] is True
-    assert manifest["spec"]["containers"][0]["resources"]["limits"]["cpu"] == 0.5, "input untouched"
-    assert not needs_apply(manifest, out)
-    assert parse_quantity(stringify_quantities({"limits": {"x": 1e-7}})["limits"]["x"]) == Decimal("1e-7")
