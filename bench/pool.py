@@ -10,6 +10,7 @@ import httpx2
 from lightkube import ApiError
 
 from bench.setup import T
+from fusioninfer.kube.retry import exponential_delay
 
 
 async def with_retries(fn: Callable[[], Awaitable[T]], counter: list[int], attempts: int = 6) -> T:
@@ -24,7 +25,7 @@ async def with_retries(fn: Callable[[], Awaitable[T]], counter: list[int], attem
             if attempt == attempts - 1:
                 raise
         counter[0] += 1
-        await asyncio.sleep(0.1 * 2**attempt)
+        await asyncio.sleep(exponential_delay(attempt, base=0.1, cap=3.2))
     raise AssertionError("unreachable")
 
 

@@ -16,7 +16,7 @@ from rich.tree import Tree
 
 from fusioninfer.api.labels import LABEL_SERVICE
 from fusioninfer.builders.kinds import CHILD_KINDS
-from fusioninfer.controller.conditions import find
+from fusioninfer.kube.conditions import find_condition
 from fusioninfer.runtime.registry import default_registry
 
 EVENTS_SHOWN = 8
@@ -58,11 +58,11 @@ def describe_child(obj: dict[str, Any]) -> str:
         phase = status.get("phase", "no status")
         return f"{phase} (minMember {spec.get('minMember')}, running {status.get('running', 0)})"
     if obj["kind"] in ("HTTPRoute", "InferencePool"):
-        parents = [p for p in status.get("parents") or [] if find(p.get("conditions"), "Accepted")]
+        parents = [p for p in status.get("parents") or [] if find_condition(p.get("conditions"), "Accepted")]
         accepted = [
             p["parentRef"].get("name", "?")
             for p in parents
-            if (find(p.get("conditions"), "Accepted") or {}).get("status") == "True"
+            if (find_condition(p.get("conditions"), "Accepted") or {}).get("status") == "True"
         ]
         return f"accepted by Gateway {', '.join(accepted)}" if accepted else "not accepted yet"
     return ""

@@ -14,13 +14,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
 from lightkube import ApiError, AsyncClient, KubeConfig
 from rich.console import Console
 
 from fusioninfer.api.v1alpha1 import API_VERSION, KIND, PLURAL
-from fusioninfer.controller.conditions import find
 from fusioninfer.install import install_crds
+from fusioninfer.kube.conditions import find_condition
+from fusioninfer.kube.yaml import load_all
 from fusioninfer.runtime.apply import apply
 from fusioninfer.runtime.registry import default_registry
 from fusioninfer.status_view import render_services, service_children
@@ -52,7 +52,7 @@ def _load_examples(paths: list[Path]) -> list[dict[str, Any]]:
     for path in paths:
         if not path.exists():
             raise DemoFailed(f"example {path} not found (run the demo from the repository root)")
-        for doc in yaml.safe_load_all(path.read_text()):
+        for doc in load_all(path.read_text()):
             if isinstance(doc, dict):
                 doc.setdefault("metadata", {})["namespace"] = NAMESPACE
                 docs.append(doc)
@@ -70,7 +70,7 @@ MODEL_CONFLICT = "ModelNameConflict"
 def route_unservable(obj: dict[str, Any]) -> str | None:
     """Why requests cannot reach this service at all (None: they can, or may soon): its picker
     cannot run on this machine, or an older service on the Gateway serves its model name."""
-    route = find((obj.get("status") or {}).get("conditions"), "RouteReady") or {}
+    route = find_condition((obj.get("status") or {}).get("conditions"), "RouteReady") or {}
     if route.get("reason") == PICKER_UNAVAILABLE and UNRUNNABLE_HERE in str(route.get("message")):
         return str(route.get("message"))
     if route.get("reason") == MODEL_CONFLICT:
@@ -82,9 +82,9 @@ def _ready(obj: dict[str, Any]) -> bool:
     """Ready, and its route accepted when it has one (the local gateway reports on it), unless
     its endpoint picker is one that cannot run on this machine (then that is reported)."""
     conds = (obj.get("status") or {}).get("conditions")
-    route = find(conds, "RouteReady")
+    route = find_condition(conds, "RouteReady")
     routed = route is None or route.get("status") == "True" or route_unservable(obj) is not None
-    return (find(conds, "Ready") or {}).get("status") == "True" and routed
+    return (find_condition(conds, "Ready") or {}).get("status") == "True" and routed
 
 
 def _int(value: Any, default: int) -> int:
@@ -157,7 +157,7 @@ async def _wait_ready(client: AsyncClient, names: list[str], wait: float, consol
             return last
         await asyncio.sleep(1.0)
     not_ready = {
-        n: (find((o.get("status") or {}).get("conditions"), "Ready") or {}).get("message", "no status yet")
+        n: (find_condition((o.get("status") or {}).get("conditions"), "Ready") or {}).get("message", "no status yet")
         for n, o in last.items()
     }
     raise DemoFailed(f"not Ready within {wait:.0f}s: {not_ready}")
@@ -228,7 +228,7 @@ async def _send_request(client: AsyncClient, services: dict[str, Any], console: 
         gateway = dict(await client.get(Gateway, GATEWAY_NAME, namespace=NAMESPACE))
         status = gateway.get("status") or {}
         addresses = status.get("addresses") or []
-        programmed = (find(status.get("conditions"), "Programmed") or {}).get("status") == "True"
+        programmed = (find_condition(status.get("conditions"), "Programmed") or {}).get("status") == "True"
         if programmed and addresses:
             break
         if time.monotonic() > deadline:

@@ -70,5 +70,5 @@ def merge(
     return out
 
 
-# The name the controller (and the demo) have always used for `kube.conditions.find_condition`.
+# The name the controller's modules use (`C.find`) for `kube.conditions.find_condition`.
 find = find_condition

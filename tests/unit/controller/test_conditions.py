@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from fusioninfer.controller.conditions import Cond, find, merge
+from fusioninfer.controller.conditions import Cond, merge
+from fusioninfer.kube.conditions import find_condition
 
 T0 = "2026-01-01T00:00:00Z"
 T1 = "2026-01-01T00:05:00Z"
@@ -39,7 +40,7 @@ def test_flip_moves_transition_time() -> None:
 def test_conditions_not_computed_again_disappear() -> None:
     before = merge(None, [Cond("Ready", "True", "A"), Cond("RouteReady", "False", "B")], 1, now=T0)
     after = merge(before, [Cond("Ready", "True", "A")], 1, now=T1)
-    assert find(after, "RouteReady") is None
+    assert find_condition(after, "RouteReady") is None
     assert [c["type"] for c in after] == ["Ready"]
 
 

@@ -11,22 +11,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime as dt
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 from lightkube import ApiError, AsyncClient, KubeConfig
 
+from fusioninfer.kube.retry import exponential_delay
 from fusioninfer.kube.types import Obj
 from fusioninfer.runtime.registry import raw_resource
 
 log = logging.getLogger("fusioninfer.fakes")
-
-
-def now_rfc3339() -> str:
-    """Kubernetes `Time` format, seconds precision."""
-    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def condition(
@@ -37,24 +32,12 @@ def condition(
     *,
     generation: int | None = None,
 ) -> Obj:
-    """A `metav1.Condition` (lastTransitionTime filled in by `merge_conditions`)."""
+    """A `metav1.Condition` (lastTransitionTime filled in by `fusioninfer.kube.conditions.keep_transition_times`)."""
     value = status if isinstance(status, str) else ("True" if status else "False")
     cond: Obj = {"type": type_, "status": value, "reason": reason, "message": message}
     if generation is not None:
         cond["observedGeneration"] = generation
     return cond
-
-
-def merge_conditions(previous: Iterable[Mapping[str, Any]] | None, new: Sequence[Obj], stamp: str) -> list[Obj]:
-    """`new`, each keeping the old `lastTransitionTime` while its status is unchanged (so that
-    recomputing a settled object yields exactly what is stored, and nothing is written)."""
-    old = {c.get("type"): c for c in previous or []}
-    out: list[Obj] = []
-    for cond in new:
-        before = old.get(cond["type"]) or {}
-        same = before.get("status") == cond["status"] and before.get("lastTransitionTime")
-        out.append({**cond, "lastTransitionTime": before["lastTransitionTime"] if same else stamp})
-    return out
 
 
 def meta(obj: Mapping[str, Any]) -> Obj:
@@ -75,10 +58,6 @@ def as_dict(obj: Any) -> Obj:
     if isinstance(obj, dict):
         return dict(obj)
     return dict(obj.to_dict())
-
-
-def owned_by(obj: Mapping[str, Any], uid: str) -> bool:
-    return any(ref.get("uid") == uid for ref in meta(obj).get("ownerReferences") or [])
 
 
 def client_for(kubeconfig: Any, field_manager: str) -> AsyncClient:
@@ -164,7 +143,7 @@ class Loop:
 
     async def run(self) -> None:
         watches = [asyncio.create_task(self._watch(r), name=f"{self.name}-watch") for r in self.watched]
-        delay = 0.2
+        failures = 0
         try:
             while not self._stopped.is_set():
                 with contextlib.suppress(TimeoutError):
@@ -176,13 +155,14 @@ class Loop:
                 try:
                     await self.reconcile()
                     self.passes += 1
-                    delay = 0.2
+                    failures = 0
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:
+                    delay = exponential_delay(failures, base=0.2, cap=5.0)
+                    failures += 1
                     log.warning("%s: pass failed (%s); retrying in %.1fs", self.name, exc, delay)
                     await asyncio.sleep(delay)
-                    delay = min(delay * 2, 5.0)
                     self.kick()
         finally:
             for task in watches:

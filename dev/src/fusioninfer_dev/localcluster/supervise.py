@@ -19,6 +19,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from types import FrameType
 
+from fusioninfer.kube.retry import exponential_delay
+
 INITIAL_BACKOFF = 1.0
 MAX_BACKOFF = 30.0
 HEALTHY_AFTER = 60.0
@@ -31,17 +33,14 @@ class Backoff:
     initial: float = INITIAL_BACKOFF
     maximum: float = MAX_BACKOFF
     healthy_after: float = HEALTHY_AFTER
-    current: float = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.current = self.initial
+    failures: int = field(default=0, init=False)
 
     def next_delay(self, ran_for: float) -> float:
         """The delay after a run of `ran_for` seconds: reset after a healthy run, else doubled."""
         if ran_for >= self.healthy_after:
-            self.current = self.initial
-        delay = self.current
-        self.current = min(self.current * 2, self.maximum)
+            self.failures = 0
+        delay = exponential_delay(self.failures, base=self.initial, cap=self.maximum)
+        self.failures += 1
         return delay
 
 

@@ -42,6 +42,7 @@ from lightkube.generic_resource import Generic, create_namespaced_resource
 from lightkube.resources.core_v1 import Node, Pod, PodBinding, PodStatus
 from lightkube.types import PatchType
 
+from fusioninfer.kube.conditions import now_rfc3339
 from fusioninfer.kube.types import Obj
 from fusioninfer_dev.localcluster.fakes.placement import (
     Resources,
@@ -52,7 +53,7 @@ from fusioninfer_dev.localcluster.fakes.placement import (
     pod_request,
     quantity_nanos,
 )
-from fusioninfer_dev.localcluster.kube_loop import Loop, annotations_of, list_all, meta, now_rfc3339
+from fusioninfer_dev.localcluster.kube_loop import Loop, annotations_of, list_all, meta
 
 log = logging.getLogger("fusioninfer.fakes.volcano")
 

@@ -19,6 +19,7 @@ from lightkube import ApiError, AsyncClient
 from lightkube.resources.core_v1 import Pod, Service
 from lightkube.types import PatchType
 
+from fusioninfer.kube.conditions import keep_transition_times, now_rfc3339
 from fusioninfer.kube.types import Obj
 from fusioninfer_dev.localcluster.gateway import envoy_config
 from fusioninfer_dev.localcluster.gateway.body_router import BodyRouter
@@ -37,7 +38,7 @@ from fusioninfer_dev.localcluster.gateway.status import (
     pool_parent_statuses,
     route_parent_statuses,
 )
-from fusioninfer_dev.localcluster.kube_loop import Loop, condition, list_all, merge_conditions, meta, now_rfc3339
+from fusioninfer_dev.localcluster.kube_loop import Loop, condition, list_all, meta
 from fusioninfer_dev.localcluster.podrunner import PodRunner, in_block
 
 log = logging.getLogger("fusioninfer.gateway")
@@ -170,7 +171,7 @@ class LocalGateway:
             conds = [condition("Accepted", True, "Accepted", "GatewayClass is accepted", generation=_gen(gwc))]
             status = {
                 **(gwc.get("status") or {}),
-                "conditions": merge_conditions((gwc.get("status") or {}).get("conditions"), conds, stamp),
+                "conditions": keep_transition_times((gwc.get("status") or {}).get("conditions"), conds, stamp),
             }
             await self._write(GatewayClass, gwc, status)
         if not class_names:

@@ -37,8 +37,9 @@ from typing import Any
 
 from lightkube.generic_resource import create_global_resource, create_namespaced_resource
 
+from fusioninfer.kube.conditions import keep_transition_times
 from fusioninfer.kube.types import Obj
-from fusioninfer_dev.localcluster.kube_loop import condition, merge_conditions, meta
+from fusioninfer_dev.localcluster.kube_loop import condition, meta
 
 log = logging.getLogger("fusioninfer.gateway")
 
@@ -188,7 +189,7 @@ def route_parent_statuses(
             {
                 "parentRef": parent_ref,
                 "controllerName": CONTROLLER_NAME,
-                "conditions": merge_conditions(before, [accepted, resolved], stamp),
+                "conditions": keep_transition_times(before, [accepted, resolved], stamp),
             }
         )
     return kept + ours
@@ -254,7 +255,7 @@ def gateway_status(
                 "name": lname,
                 "supportedKinds": [{"group": GATEWAY_GROUP, "kind": "HTTPRoute"}],
                 "attachedRoutes": int(attached.get(lname, 0)),
-                "conditions": merge_conditions((old_listeners.get(lname) or {}).get("conditions"), conds, stamp),
+                "conditions": keep_transition_times((old_listeners.get(lname) or {}).get("conditions"), conds, stamp),
             }
         )
     if programmed and address is None:
@@ -275,7 +276,7 @@ def gateway_status(
     ]
     return {
         **({"addresses": [{"type": "IPAddress", "value": address}]} if address else {}),
-        "conditions": merge_conditions(previous.get("conditions"), conds, stamp),
+        "conditions": keep_transition_times(previous.get("conditions"), conds, stamp),
         "listeners": listeners,
     }
 
@@ -315,7 +316,9 @@ def pool_parent_statuses(
             {
                 "parentRef": {"group": GATEWAY_GROUP, "kind": "Gateway", "name": gw_name, "namespace": gw_ns},
                 "controllerName": CONTROLLER_NAME,
-                "conditions": merge_conditions((old.get(gw_name) or {}).get("conditions"), [accepted, resolved], stamp),
+                "conditions": keep_transition_times(
+                    (old.get(gw_name) or {}).get("conditions"), [accepted, resolved], stamp
+                ),
             }
         )
     return kept + ours
