@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 
 from fusioninfer.kube.types import Obj
+from fusioninfer_dev.localcluster.cluster import LocalCluster
 
 META_LIST = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
 META_ITEM = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"
@@ -228,6 +229,16 @@ def cpu_seconds(pid: int) -> float:
     fields = stat[stat.rindex(")") + 2 :].split()
     ticks = int(fields[11]) + int(fields[12])
     return ticks / os.sysconf("SC_CLK_TCK")
+
+
+CONTROL_PLANE_CPU = ("kube-apiserver", "etcd")
+
+
+def control_plane_cpu_seconds(cluster: LocalCluster) -> float:
+    """User + system CPU time so far of the cluster's kube-apiserver and etcd: what both sides
+    of the benchmark share, and what each side's requests and watches cost the server."""
+    procs = cluster.processes()
+    return sum(cpu_seconds(procs[name].pid) for name in CONTROL_PLANE_CPU if name in procs)
 
 
 async def wait_pods(api: ApiHttp, namespace: str, expected: int, wait: float) -> bool:

@@ -15,7 +15,15 @@ from lightkube import AsyncClient, KubeConfig
 from lightkube.resources.core_v1 import Namespace
 
 from bench import edit_latency, promtext
-from bench.kube import ApiHttp, collection_path, cpu_seconds, proc_status, summarize, wait_pods
+from bench.kube import (
+    ApiHttp,
+    collection_path,
+    control_plane_cpu_seconds,
+    cpu_seconds,
+    proc_status,
+    summarize,
+    wait_pods,
+)
 from bench.pool import run_pool, with_retries
 from bench.results import RunResult, log
 from bench.setup import (
@@ -179,7 +187,7 @@ async def operator_phase(
         tracker = Tracker(expected)
         watches = await start_watches(api, OP_NS, tracker)
         before = await scrape(metrics_url)
-        cpu0 = cpu_seconds(pid)
+        cpu0, server_cpu0 = cpu_seconds(pid), control_plane_cpu_seconds(cluster)
         offset0 = bench.audit.offset()
         retries = [0]
         await asyncio.gather(*(admin.get(Namespace, OP_NS) for _ in range(concurrency)))
@@ -194,6 +202,7 @@ async def operator_phase(
         result.operator_s = time.monotonic() - started
         result.operator_children_s = (tracker.children_done_at or started) - started
         result.operator_cpu_convergence_s = cpu_seconds(pid) - cpu0
+        result.apiserver_cpu_operator_s = control_plane_cpu_seconds(cluster) - server_cpu0
         offset1 = bench.audit.offset()
         after = await scrape(metrics_url)
         conv_writes = [w for w in bench.audit.writes(offset0, offset1, user=user) if w.resource != LEASE_RESOURCE]

@@ -82,6 +82,18 @@ def results_section(payload: dict[str, Any], table: str) -> str:
             f"| {r['idle_writes']} / {r['idle_lease_writes']} / {r['idle_apiserver_writes']} "
             f"| {r['rss_after_mb']:.0f} |"
         )
+    lines += [
+        "",
+        "CPU seconds while each side converged (kube-apiserver + etcd are shared by both; the lower",
+        "bound's client is the benchmark process during its best run):",
+        "",
+        "| N | apiserver+etcd: lower bound / operator | client: lower bound / operator |",
+        "|---|---|---|",
+    ]
+    for r in results:
+        server = f"{r.get('apiserver_cpu_lower_bound_s', 0.0):.1f} / {r.get('apiserver_cpu_operator_s', 0.0):.1f}"
+        client = f"{r.get('lower_bound_client_cpu_s', 0.0):.1f} / {r['operator_cpu_convergence_s']:.1f}"
+        lines.append(f"| {r['n']} | {server} | {client} |")
     lines += ["", "Operator writes during convergence, by request (audit log):", ""]
     for r in results:
         lines.append(f"- N={r['n']}: {_fmt_counts(r['operator_writes_by_kind'])}")

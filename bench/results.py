@@ -38,6 +38,11 @@ class RunResult:
     rss_after_mb: float = 0.0
     operator_cpu_s: float = 0.0
     operator_cpu_convergence_s: float = 0.0
+    # kube-apiserver + etcd CPU while each side converged (the lower bound's best run), and the
+    # lower bound's own client CPU (the benchmark process during its run)
+    apiserver_cpu_lower_bound_s: float = 0.0
+    apiserver_cpu_operator_s: float = 0.0
+    lower_bound_client_cpu_s: float = 0.0
     # what -> {"p50_ms", "p99_ms"} for edit -> Deployment and edit -> observedGeneration, "edits", "timeouts"
     edit_latency: dict[str, dict[str, float | int | None]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)

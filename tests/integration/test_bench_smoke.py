@@ -57,6 +57,9 @@ def test_benchmark_runs_and_the_idle_operator_writes_nothing(tmp_path: Path) -> 
     assert result["settled"], result["notes"]
     assert result["idle_writes"] == 0, result["idle_writes_by_kind"]
     assert 0 < result["peak_rss_mb"] < 200
+    # CPU is accounted on both sides: the shared apiserver+etcd and each side's own client.
+    for field in ("apiserver_cpu_lower_bound_s", "apiserver_cpu_operator_s", "lower_bound_client_cpu_s"):
+        assert result[field] > 0, (field, result[field])
     assert "| 5 |" in proc.stdout  # the table
     for what in ("replicas", "image"):
         edits = result["edit_latency"][what]
