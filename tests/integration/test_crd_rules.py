@@ -8,12 +8,12 @@ good spec passes both, so a rule that refused everything would show.
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 import pytest
 from lightkube import ApiError, Client
 from lightkube.generic_resource import create_namespaced_resource
+from tests.support.wrappers import InferenceServiceWrapper, router_role
 
 from fusioninfer.api.errors import InvalidSpec
 from fusioninfer.api.validation import parse
@@ -21,55 +21,41 @@ from fusioninfer.api.validation import parse
 pytestmark = pytest.mark.integration
 
 ISVC = create_namespaced_resource("fusioninfer.io", "v1alpha1", "InferenceService", "inferenceservices")
-TEMPLATE = {"spec": {"containers": [{"name": "vllm", "image": "vllm/vllm-openai:v0.11.0"}]}}
-ROUTER = {"name": "router", "componentType": "router", "httproute": {"parentRefs": [{"name": "gw"}]}}
-
-
-def role(name: str, kind: str, **extra: Any) -> dict[str, Any]:
-    return {"name": name, "componentType": kind, "template": copy.deepcopy(TEMPLATE), **extra}
-
-
-def service(*roles: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "apiVersion": "fusioninfer.io/v1alpha1",
-        "kind": "InferenceService",
-        "metadata": {"name": "svc"},
-        "spec": {"roles": list(roles)},
-    }
-
-
 # README "The API in brief": "checked by `fusioninfer validate`, by the controller, and as CEL rules".
 CEL_RULES: dict[str, tuple[dict[str, Any], str]] = {
     "monolithic-with-a-prefiller": (
-        service(role("w", "worker"), role("p", "prefiller"), role("d", "decoder")),
+        InferenceServiceWrapper().worker("w").prefiller("p").decoder("d").obj(),
         "exactly one worker role (monolithic) or at least one prefiller and one decoder",
     ),
-    "two-workers": (service(role("a", "worker"), role("b", "worker")), "exactly one worker role"),
-    "prefiller-without-decoder": (service(role("p", "prefiller")), "at least one prefiller and one decoder"),
+    "two-workers": (InferenceServiceWrapper().worker("a").worker("b").obj(), "exactly one worker role"),
+    "prefiller-without-decoder": (
+        InferenceServiceWrapper().prefiller("p").obj(),
+        "at least one prefiller and one decoder",
+    ),
     "two-routers": (
-        service(ROUTER, {**ROUTER, "name": "router2"}, role("w", "worker")),
+        InferenceServiceWrapper().router().role(router_role(name="router2")).worker("w").obj(),
         "at most one router role",
     ),
-    "router-field-on-a-worker": (service(role("w", "worker", strategy="queue-size")), "router-only"),
+    "router-field-on-a-worker": (InferenceServiceWrapper().worker("w", strategy="queue-size").obj(), "router-only"),
     "serving-field-on-the-router": (
-        service({**ROUTER, "multinode": {"nodeCount": 2}}, role("w", "worker")),
+        InferenceServiceWrapper().router(multinode={"nodeCount": 2}).worker("w").obj(),
         "not allowed on a router role",
     ),
     "pd-strategy-on-a-monolithic-service": (
-        service({**ROUTER, "strategy": "pd-disaggregation"}, role("w", "worker")),
+        InferenceServiceWrapper().router("pd-disaggregation").worker("w").obj(),
         "strategy pd-disaggregation requires prefiller and decoder roles",
     ),
     "serving-role-without-template": (
-        service({"name": "w", "componentType": "worker"}),
+        InferenceServiceWrapper().role({"name": "w", "componentType": "worker"}).obj(),
         "a serving role needs a pod template or a model",
     ),
-    "duplicate-role-names": (service(role("w", "worker"), role("w", "worker")), "role names must be unique"),
+    "duplicate-role-names": (InferenceServiceWrapper().worker("w").worker("w").obj(), "role names must be unique"),
     "replicas-and-its-alias": (
-        service(role("w", "worker", replicas=1, roleReplicas=1)),
+        InferenceServiceWrapper().worker("w", replicas=1, roleReplicas=1).obj(),
         "roleReplicas is a deprecated alias of replicas",
     ),
     "node-count-and-its-alias": (
-        service(role("w", "worker", multinode={"nodeCount": 2}, podReplicas=2)),
+        InferenceServiceWrapper().worker("w", multinode={"nodeCount": 2}, podReplicas=2).obj(),
         "podReplicas is a deprecated alias of multinode.nodeCount",
     ),
 }
@@ -92,17 +78,15 @@ def test_cel_refuses_what_the_readme_says_it_refuses(case: str, client: Client, 
 
 
 def test_a_good_spec_passes_cel_and_validation(client: Client, namespace: str) -> None:
-    doc = service(ROUTER, role("p", "prefiller"), role("d", "decoder"))
+    doc = InferenceServiceWrapper().router().prefiller("p").decoder("d").obj()
     dry_run(client, doc, namespace)
     parse(doc)
 
 
 # README: "checked by `fusioninfer validate` and the controller only (not CEL)".
 CONTROLLER_ONLY: dict[str, dict[str, Any]] = {
-    "template-without-containers": service(
-        {"name": "w", "componentType": "worker", "template": {"spec": {"containers": []}}}
-    ),
-    "generated-name-too-long": service(role("w" * 60, "worker")),
+    "template-without-containers": InferenceServiceWrapper().worker("w", template={"spec": {"containers": []}}).obj(),
+    "generated-name-too-long": InferenceServiceWrapper().worker("w" * 60).obj(),
 }
 
 

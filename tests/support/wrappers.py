@@ -30,12 +30,18 @@ def engine_container(
     *,
     name: str = DEFAULT_CONTAINER_NAME,
     image: str = DEFAULT_IMAGE,
-    args: list[str] | tuple[str, ...] = DEFAULT_ARGS,
+    args: Any = DEFAULT_ARGS,
     gpus: int | None = None,
     **extra: Any,
 ) -> dict[str, Any]:
-    """An engine container: `name`, `image`, `args`, GPU limits when `gpus` is given, then `extra`."""
-    out: dict[str, Any] = {"name": name, "image": image, "args": list(args)}
+    """An engine container: `name`, `image`, `args` (none when `args` is None), GPU limits when
+    `gpus` is given, then `extra`.
+
+    `args` is written as given (a tuple becomes a list): a test of a malformed value such as
+    `args="vllm serve"` gets exactly that value, not a list made of it."""
+    out: dict[str, Any] = {"name": name, "image": image}
+    if args is not None:
+        out["args"] = list(args) if isinstance(args, tuple) else copy.deepcopy(args)
     if gpus is not None:
         out["resources"] = {"limits": {"nvidia.com/gpu": str(gpus)}}
     out.update(copy.deepcopy(extra))
@@ -52,8 +58,9 @@ def serving_role(
     template: dict[str, Any] | None = None,
     pod_labels: dict[str, str] | None = None,
     pod_annotations: dict[str, str] | None = None,
+    pod_spec: dict[str, Any] | None = None,
     image: str = DEFAULT_IMAGE,
-    args: list[str] | tuple[str, ...] = DEFAULT_ARGS,
+    args: Any = DEFAULT_ARGS,
     gpus: int | None = None,
     **extra: Any,
 ) -> dict[str, Any]:
@@ -61,7 +68,8 @@ def serving_role(
     `template`, then `extra` fields (`multinode`, `autoscaling`, `engine`, ...) in the order given.
 
     The template is `template` as given, or one pod running `containers`, or `container`, or a
-    container built from `image`/`args`/`gpus` (see `engine_container`)."""
+    container built from `image`/`args`/`gpus` (see `engine_container`); `pod_spec` adds fields
+    (`nodeSelector`, `volumes`, ...) to that pod's spec after its containers."""
     role: dict[str, Any] = {"name": name, "componentType": kind}
     if replicas is not None:
         role["replicas"] = replicas
@@ -73,11 +81,8 @@ def serving_role(
             metadata["labels"] = pod_labels
         if pod_annotations is not None:
             metadata["annotations"] = pod_annotations
-        template = (
-            {"metadata": metadata, "spec": {"containers": containers}}
-            if metadata
-            else {"spec": {"containers": containers}}
-        )
+        spec: dict[str, Any] = {"containers": containers, **(pod_spec or {})}
+        template = {"metadata": metadata, "spec": spec} if metadata else {"spec": spec}
     role["template"] = template
     role.update(extra)
     return copy.deepcopy(role)
@@ -120,6 +125,12 @@ class InferenceServiceWrapper:
     def namespace(self, namespace: str) -> InferenceServiceWrapper:
         """Set `metadata.namespace`."""
         self._obj["metadata"]["namespace"] = namespace
+        return self
+
+    def metadata(self, **fields: Any) -> InferenceServiceWrapper:
+        """Set other `metadata` fields (`uid`, `generation`, `annotations`, ...), as the apiserver
+        would have them on a stored object."""
+        self._obj["metadata"].update(copy.deepcopy(fields))
         return self
 
     def labels(self, labels: dict[str, str]) -> InferenceServiceWrapper:

@@ -10,6 +10,7 @@ import copy
 from typing import Any
 
 import pytest
+from tests.support.wrappers import InferenceServiceWrapper, engine_container, router_role, serving_role
 
 from fusioninfer.api import naming
 from fusioninfer.api.errors import FieldError, InvalidSpec, quote
@@ -17,51 +18,11 @@ from fusioninfer.api.v1alpha1 import InferenceService
 from fusioninfer.api.validation import parse, validate
 from fusioninfer.builders import build
 
-API_VERSION = "fusioninfer.io/v1alpha1"
 DNS_HINT = (
     "must be a DNS-1035 label (lowercase letters, digits and '-', starting with a letter and ending with a letter "
     "or digit)"
 )
 TOPOLOGY = "a service has exactly one worker role (monolithic) or prefiller and decoder roles (disaggregated)"
-
-
-# --- builders of input documents -------------------------------------------------------------------
-def container(name: str = "vllm", image: str = "vllm/vllm-openai:v0.11.0", **extra: Any) -> dict[str, Any]:
-    return {"name": name, "image": image, **extra}
-
-
-def serving(name: str, ctype: str, *containers: dict[str, Any], **extra: Any) -> dict[str, Any]:
-    return {
-        "name": name,
-        "componentType": ctype,
-        "template": {"spec": {"containers": list(containers) or [container()]}},
-        **extra,
-    }
-
-
-def worker(name: str = "inference", *containers: dict[str, Any], **extra: Any) -> dict[str, Any]:
-    return serving(name, "worker", *containers, **extra)
-
-
-def prefiller(name: str = "prefill", **extra: Any) -> dict[str, Any]:
-    return serving(name, "prefiller", **extra)
-
-
-def decoder(name: str = "decode", **extra: Any) -> dict[str, Any]:
-    return serving(name, "decoder", **extra)
-
-
-def router(name: str = "router", **extra: Any) -> dict[str, Any]:
-    return {"name": name, "componentType": "router", **extra}
-
-
-def service(*roles: dict[str, Any], name: str = "svc", **spec: Any) -> dict[str, Any]:
-    return {
-        "apiVersion": API_VERSION,
-        "kind": "InferenceService",
-        "metadata": {"name": name, "namespace": "ns"},
-        "spec": {"roles": list(roles), **spec},
-    }
 
 
 def errors(obj: Any) -> list[str]:
@@ -85,18 +46,18 @@ def assert_valid(obj: Any) -> InferenceService:
 
 # --- baseline --------------------------------------------------------------------------------------
 def test_minimal_monolithic_service_is_valid() -> None:
-    isvc = assert_valid(service(worker()))
+    isvc = assert_valid(InferenceServiceWrapper().worker().obj())
     assert isvc.name == "svc"
     assert [r.name for r in isvc.roles] == ["inference"]
 
 
 def test_disaggregated_service_with_router_is_valid() -> None:
-    assert_valid(service(router(strategy="pd-disaggregation"), prefiller(), decoder()))
+    assert_valid(InferenceServiceWrapper().router("pd-disaggregation").prefiller().decoder().obj())
 
 
 def test_invalid_spec_message_joins_every_error() -> None:
     with pytest.raises(InvalidSpec) as info:
-        parse(service(worker("Bad"), worker("Bad2")))
+        parse(InferenceServiceWrapper().worker("Bad").worker("Bad2").obj())
     assert str(info.value) == "; ".join(str(e) for e in info.value.errors)
     assert len(info.value.errors) == 3
 
@@ -104,17 +65,23 @@ def test_invalid_spec_message_joins_every_error() -> None:
 # --- role names ------------------------------------------------------------------------------------
 @pytest.mark.parametrize("name", ["Inference", "1abc", "a_b", "abc-", "a.b", "-abc", "ab c"])
 def test_role_name_must_be_dns1035_label(name: str) -> None:
-    assert_error(service(worker(name)), f"spec.roles[0].name: Invalid value: {quote(name)}: {DNS_HINT}")
+    assert_error(
+        InferenceServiceWrapper().worker(name).obj(), f"spec.roles[0].name: Invalid value: {quote(name)}: {DNS_HINT}"
+    )
 
 
 @pytest.mark.parametrize("name", ["a", "a1", "a-b", "x" * 59])
 def test_role_name_accepts_dns1035_labels(name: str) -> None:
-    assert_valid(service(worker(name)))
+    assert_valid(InferenceServiceWrapper().worker(name).obj())
 
 
 @pytest.mark.parametrize("where", ["role", "service"])
 def test_names_with_a_trailing_newline_are_rejected(where: str) -> None:
-    obj = service(worker("w\n")) if where == "role" else service(worker(), name="svc\n")
+    obj = (
+        InferenceServiceWrapper().worker("w\n").obj()
+        if where == "role"
+        else InferenceServiceWrapper("svc\n").worker().obj()
+    )
     path = "spec.roles[0].name" if where == "role" else "metadata.name"
     errs = errors(obj)
     assert len(errs) == 1
@@ -122,18 +89,18 @@ def test_names_with_a_trailing_newline_are_rejected(where: str) -> None:
 
 
 def test_empty_role_name_is_required() -> None:
-    assert_error(service(worker("")), "spec.roles[0].name: Required value: must not be empty")
+    assert_error(InferenceServiceWrapper().worker("").obj(), "spec.roles[0].name: Required value: must not be empty")
 
 
 def test_role_names_must_be_unique() -> None:
     assert_error(
-        service(router("same"), worker("same")),
+        InferenceServiceWrapper().router(name="same").worker("same").obj(),
         'spec.roles[1].name: Duplicate value: "same": role names must be unique',
     )
 
 
 def test_every_duplicate_role_name_is_reported() -> None:
-    obj = service(router("a"), prefiller("a"), decoder("a"))
+    obj = InferenceServiceWrapper().router(name="a").prefiller("a").decoder("a").obj()
     assert errors(obj) == [
         'spec.roles[1].name: Duplicate value: "a": role names must be unique',
         'spec.roles[2].name: Duplicate value: "a": role names must be unique',
@@ -144,14 +111,14 @@ def test_every_duplicate_role_name_is_reported() -> None:
 def test_deployment_name_budget_is_63() -> None:
     role = "r" * 60  # "svc-" + 60 = 64
     assert_error(
-        service(worker(role)),
+        InferenceServiceWrapper().worker(role).obj(),
         f'spec.roles[0].name: Too long: the Deployment name "svc-{role}" (64 characters) would exceed 63 '
         "characters; shorten the role or service name",
     )
 
 
 def test_deployment_name_of_exactly_63_fits() -> None:
-    assert_valid(service(worker("r" * 59)))
+    assert_valid(InferenceServiceWrapper().worker("r" * 59).obj())
 
 
 @pytest.mark.parametrize(
@@ -162,19 +129,19 @@ def test_deployment_name_of_exactly_63_fits() -> None:
 def test_multinode_leaderworkerset_name_budget_is_46(multinode: dict[str, Any]) -> None:
     role = "r" * 43  # "svc-" + 43 = 47
     assert_error(
-        service(worker(role, **multinode)),
+        InferenceServiceWrapper().worker(role, **multinode).obj(),
         f'spec.roles[0].name: Too long: the LeaderWorkerSet name "svc-{role}" (47 characters) would exceed 46 '
         "characters; shorten the role or service name",
     )
 
 
 def test_multinode_name_of_exactly_46_fits() -> None:
-    assert_valid(service(worker("r" * 42, multinode={"nodeCount": 2})))
+    assert_valid(InferenceServiceWrapper().worker("r" * 42, multinode={"nodeCount": 2}).obj())
 
 
 def test_single_node_multinode_block_uses_the_deployment_budget() -> None:
     # nodeCount 1 renders a Deployment, whose budget is 63, not 46.
-    assert_valid(service(worker("r" * 50, multinode={"nodeCount": 1})))
+    assert_valid(InferenceServiceWrapper().worker("r" * 50, multinode={"nodeCount": 1}).obj())
 
 
 @pytest.mark.parametrize(
@@ -188,9 +155,8 @@ def test_single_node_multinode_block_uses_the_deployment_budget() -> None:
 )
 def test_service_level_child_names_must_fit(length: int, what: str, suffix: str) -> None:
     name = "s" * length
-    with_gateway = router(gateway={"className": "istio"}, httproute={"parentRefs": [{"name": "gw"}]})
     assert_error(
-        service(with_gateway, worker("w"), name=name),
+        InferenceServiceWrapper(name).router(gateway={"className": "istio"}).worker("w").obj(),
         f'metadata.name: Too long: {length} characters: the {what} name "{name}{suffix}" would exceed 63 characters',
     )
 
@@ -198,13 +164,13 @@ def test_service_level_child_names_must_fit(length: int, what: str, suffix: str)
 def test_longest_service_name_fits_every_service_level_name() -> None:
     longest = max(n for n in range(1, 64) if all(b.fits for b in naming.service_level_names("s" * n)))
     assert longest == 52  # "-epp-config" is the longest suffix
-    assert_valid(service(router(httproute={"parentRefs": [{"name": "gw"}]}), worker("w"), name="s" * longest))
+    assert_valid(InferenceServiceWrapper("s" * longest).router().worker("w").obj())
 
 
 def test_name_budgets_only_name_objects_the_service_has() -> None:
     """A worker-only service has no picker: a long name is not reported against one."""
-    assert_valid(service(worker("w"), name="s" * 61))  # "-w" -> a 63-character Deployment
-    messages = errors(service(worker("w"), name="s" * 70))
+    assert_valid(InferenceServiceWrapper("s" * 61).worker("w").obj())  # "-w" -> a 63-character Deployment
+    messages = errors(InferenceServiceWrapper("s" * 70).worker("w").obj())
     assert messages[0] == (
         'metadata.name: Too long: 70 characters: the label value fusioninfer.io/service name "'
         + "s" * 70
@@ -212,10 +178,10 @@ def test_name_budgets_only_name_objects_the_service_has() -> None:
     )
     assert not any("endpoint picker" in m or "InferencePool" in m or "Gateway" in m for m in messages)
     # A router role names no object of its own (its objects are `{service}-epp...`).
-    assert_valid(service(router("r" * 60, httproute={"parentRefs": [{"name": "gw"}]}), worker("w"), name="svc"))
+    assert_valid(InferenceServiceWrapper("svc").router(name="r" * 60).worker("w").obj())
     # With a router but no gateway block, the Gateway is not a budget either.
     assert_error(
-        service(router(httproute={"parentRefs": [{"name": "gw"}]}), worker("w"), name="s" * 56),
+        InferenceServiceWrapper("s" * 56).router().worker("w").obj(),
         'metadata.name: Too long: 56 characters: the endpoint picker ConfigMap name "'
         + "s" * 56
         + '-epp-config" would exceed 63 characters',
@@ -226,13 +192,13 @@ def test_name_budgets_only_name_objects_the_service_has() -> None:
 @pytest.mark.parametrize("name", ["My-Svc", "1svc", "svc.example", "svc_1", "svc-"])
 def test_service_name_must_be_dns1035_label(name: str) -> None:
     assert_error(
-        service(worker(), name=name),
+        InferenceServiceWrapper(name).worker().obj(),
         f"metadata.name: Invalid value: {quote(name)}: {DNS_HINT}, as it names Services",
     )
 
 
 def test_service_name_is_required() -> None:
-    obj = service(worker())
+    obj = InferenceServiceWrapper().worker().obj()
     del obj["metadata"]["name"]
     assert_error(obj, "metadata.name: Required value")
 
@@ -240,49 +206,53 @@ def test_service_name_is_required() -> None:
 # --- topology --------------------------------------------------------------------------------------
 def test_monolithic_has_exactly_one_worker() -> None:
     assert_error(
-        service(worker("a"), worker("b")),
+        InferenceServiceWrapper().worker("a").worker("b").obj(),
         'spec.roles[1].componentType: Invalid value: "worker": a monolithic service has exactly one worker role',
     )
 
 
-@pytest.mark.parametrize(("extra", "ctype"), [(prefiller, "prefiller"), (decoder, "decoder")])
-def test_monolithic_has_no_prefiller_or_decoder(extra: Any, ctype: str) -> None:
+@pytest.mark.parametrize(("name", "ctype"), [("prefill", "prefiller"), ("decode", "decoder")])
+def test_monolithic_has_no_prefiller_or_decoder(name: str, ctype: str) -> None:
     assert_error(
-        service(worker(), extra()),
+        InferenceServiceWrapper().worker().role(serving_role(name, ctype)).obj(),
         f'spec.roles[1].componentType: Invalid value: "{ctype}": {TOPOLOGY}, not both',
     )
 
 
 def test_service_needs_a_serving_role() -> None:
-    assert_error(service(router()), f"spec.roles: Required value: {TOPOLOGY}")
+    assert_error(InferenceServiceWrapper().router().obj(), f"spec.roles: Required value: {TOPOLOGY}")
 
 
 @pytest.mark.parametrize(
     ("roles", "missing"),
-    [((prefiller,), "decoder"), ((decoder,), "prefiller"), ((prefiller, lambda: prefiller("p2")), "decoder")],
+    [
+        ((serving_role("prefill", "prefiller"),), "decoder"),
+        ((serving_role("decode", "decoder"),), "prefiller"),
+        ((serving_role("prefill", "prefiller"), serving_role("p2", "prefiller")), "decoder"),
+    ],
     ids=["only-prefiller", "only-decoder", "two-prefillers"],
 )
-def test_disaggregated_needs_prefiller_and_decoder(roles: tuple[Any, ...], missing: str) -> None:
+def test_disaggregated_needs_prefiller_and_decoder(roles: tuple[dict[str, Any], ...], missing: str) -> None:
     assert_error(
-        service(*(r() for r in roles)),
+        InferenceServiceWrapper().roles(*roles).obj(),
         "spec.roles: Required value: a disaggregated service needs at least one prefiller and one decoder "
         f"role (missing: {missing})",
     )
 
 
 def test_disaggregated_allows_several_prefillers_and_decoders() -> None:
-    assert_valid(service(prefiller("p1"), prefiller("p2"), decoder("d1"), decoder("d2")))
+    assert_valid(InferenceServiceWrapper().prefiller("p1").prefiller("p2").decoder("d1").decoder("d2").obj())
 
 
 def test_at_most_one_router() -> None:
     assert_error(
-        service(router("r1"), worker(), router("r2")),
+        InferenceServiceWrapper().router(name="r1").worker().role(router_role(name="r2")).obj(),
         "spec.roles[2].componentType: Too many: at most one router role",
     )
 
 
 def test_router_is_optional() -> None:
-    assert assert_valid(service(worker())).router is None
+    assert assert_valid(InferenceServiceWrapper().worker().obj()).router is None
 
 
 # --- router-only and serving-only fields -----------------------------------------------------------
@@ -296,16 +266,19 @@ ROUTER_ONLY: dict[str, Any] = {
 
 
 @pytest.mark.parametrize("field", sorted(ROUTER_ONLY))
-@pytest.mark.parametrize("make", [worker, prefiller], ids=["worker", "prefiller"])
-def test_router_only_fields_are_forbidden_on_serving_roles(field: str, make: Any) -> None:
-    role = make(**{field: ROUTER_ONLY[field]})
-    other = [] if make is worker else [decoder()]
-    assert_error(service(role, *other), f"spec.roles[0].{field}: Forbidden: only allowed on a router role")
+@pytest.mark.parametrize(
+    ("name", "ctype"), [("inference", "worker"), ("prefill", "prefiller")], ids=["worker", "prefiller"]
+)
+def test_router_only_fields_are_forbidden_on_serving_roles(field: str, name: str, ctype: str) -> None:
+    svc = InferenceServiceWrapper().role(serving_role(name, ctype, **{field: ROUTER_ONLY[field]}))
+    if ctype == "prefiller":
+        svc.decoder()
+    assert_error(svc.obj(), f"spec.roles[0].{field}: Forbidden: only allowed on a router role")
 
 
 @pytest.mark.parametrize("field", sorted(ROUTER_ONLY))
 def test_router_only_fields_are_allowed_on_the_router(field: str) -> None:
-    assert_valid(service(router(**{field: ROUTER_ONLY[field]}), worker()))
+    assert_valid(InferenceServiceWrapper().router(**{field: ROUTER_ONLY[field]}).worker().obj())
 
 
 SERVING_ONLY: dict[str, Any] = {"multinode": {"nodeCount": 2}, "podReplicas": 2, "engine": "vllm"}
@@ -314,20 +287,20 @@ SERVING_ONLY: dict[str, Any] = {"multinode": {"nodeCount": 2}, "podReplicas": 2,
 @pytest.mark.parametrize("field", sorted(SERVING_ONLY))
 def test_serving_only_fields_are_forbidden_on_the_router(field: str) -> None:
     assert_error(
-        service(router(**{field: SERVING_ONLY[field]}), worker()),
+        InferenceServiceWrapper().router(**{field: SERVING_ONLY[field]}).worker().obj(),
         f"spec.roles[0].{field}: Forbidden: not allowed on a router role",
     )
 
 
 def test_rollout_is_forbidden_on_the_router() -> None:
     assert_error(
-        service(router(rollout={"maxSurge": 1}), worker()),
+        InferenceServiceWrapper().router(rollout={"maxSurge": 1}).worker().obj(),
         "spec.roles[0].rollout: Forbidden: not allowed on a router role",
     )
 
 
 def test_router_containers_are_generated() -> None:
-    obj = service(router(template={"spec": {"containers": [container()]}}), worker())
+    obj = InferenceServiceWrapper().router(template={"spec": {"containers": [engine_container()]}}).worker().obj()
     assert_error(
         obj,
         "spec.roles[0].template.spec.containers: Forbidden: the router's containers are generated; use "
@@ -336,25 +309,25 @@ def test_router_containers_are_generated() -> None:
 
 
 def test_router_template_without_containers_is_allowed() -> None:
-    assert_valid(service(router(template={"spec": {"nodeSelector": {"pool": "cpu"}}}), worker()))
+    assert_valid(InferenceServiceWrapper().router(template={"spec": {"nodeSelector": {"pool": "cpu"}}}).worker().obj())
 
 
 # --- pd-disaggregation -----------------------------------------------------------------------------
 def test_pd_disaggregation_strategy_requires_disaggregated_topology() -> None:
     assert_error(
-        service(router(strategy="pd-disaggregation"), worker()),
+        InferenceServiceWrapper().router("pd-disaggregation").worker().obj(),
         'spec.roles[0].strategy: Invalid value: "pd-disaggregation": requires prefiller and decoder roles',
     )
 
 
 @pytest.mark.parametrize("strategy", ["prefix-cache", "kv-cache-utilization", "queue-size", "lora-affinity"])
 def test_other_strategies_work_with_monolithic(strategy: str) -> None:
-    assert_valid(service(router(strategy=strategy), worker()))
+    assert_valid(InferenceServiceWrapper().router(strategy).worker().obj())
 
 
 def test_unknown_strategy_is_unsupported() -> None:
     assert_error(
-        service(router(strategy="round-robin"), worker()),
+        InferenceServiceWrapper().router("round-robin").worker().obj(),
         'spec.roles[0].strategy: Unsupported value: "round-robin": supported values: "prefix-cache", '
         '"kv-cache-utilization", "queue-size", "lora-affinity", "pd-disaggregation"',
     )
@@ -364,15 +337,24 @@ def test_unknown_strategy_is_unsupported() -> None:
 @pytest.mark.parametrize("ctype", ["worker", "prefiller", "decoder"])
 def test_serving_role_needs_a_template(ctype: str) -> None:
     role = {"name": "x", "componentType": ctype}
-    others = {"worker": [], "prefiller": [decoder()], "decoder": [prefiller()]}[ctype]
+    others = {
+        "worker": [],
+        "prefiller": [serving_role("decode", "decoder")],
+        "decoder": [serving_role("prefill", "prefiller")],
+    }[ctype]
     why = "a serving role needs a pod template or a model (its own or spec.model)"
-    assert_error(service(role, *others), f"spec.roles[0].template: Required value: {why}")
+    assert_error(
+        InferenceServiceWrapper().role(role).roles(*others).obj(), f"spec.roles[0].template: Required value: {why}"
+    )
 
 
 @pytest.mark.parametrize("template", [{}, {"spec": {}}, {"metadata": {"labels": {"a": "b"}}}])
 def test_serving_role_needs_a_pod_spec(template: dict[str, Any]) -> None:
     role = {"name": "w", "componentType": "worker", "template": template}
-    assert_error(service(role), "spec.roles[0].template.spec: Required value: a serving role needs a pod spec")
+    assert_error(
+        InferenceServiceWrapper().role(role).obj(),
+        "spec.roles[0].template.spec: Required value: a serving role needs a pod spec",
+    )
 
 
 @pytest.mark.parametrize("containers", [None, [], {"name": "c"}, "vllm"])
@@ -381,40 +363,58 @@ def test_serving_role_needs_containers(containers: Any) -> None:
     if containers is not None:
         spec["containers"] = containers
     role = {"name": "w", "componentType": "worker", "template": {"spec": spec}}
-    assert_error(service(role), "spec.roles[0].template.spec.containers: Required value: at least one container")
+    assert_error(
+        InferenceServiceWrapper().role(role).obj(),
+        "spec.roles[0].template.spec.containers: Required value: at least one container",
+    )
 
 
 @pytest.mark.parametrize("item", ["vllm", 1, None, ["a"]])
 def test_container_must_be_an_object(item: Any) -> None:
     assert_error(
-        service(worker("w", container(), item)),
+        InferenceServiceWrapper().worker("w", containers=[engine_container(), item]).obj(),
         "spec.roles[0].template.spec.containers[1]: Invalid value: must be an object",
     )
 
 
 @pytest.mark.parametrize("name", [None, "", 5])
 def test_container_needs_a_name(name: Any) -> None:
-    c = container()
+    c = engine_container()
     if name is None:
         del c["name"]
     else:
         c["name"] = name
-    assert_error(service(worker("w", c)), "spec.roles[0].template.spec.containers[0].name: Required value")
+    assert_error(
+        InferenceServiceWrapper().worker("w", container=c).obj(),
+        "spec.roles[0].template.spec.containers[0].name: Required value",
+    )
 
 
 @pytest.mark.parametrize("image", [None, "", 5])
 def test_container_needs_an_image(image: Any) -> None:
-    c = container()
+    c = engine_container()
     if image is None:
         del c["image"]
     else:
         c["image"] = image
-    assert_error(service(worker("w", c)), "spec.roles[0].template.spec.containers[0].image: Required value")
+    assert_error(
+        InferenceServiceWrapper().worker("w", container=c).obj(),
+        "spec.roles[0].template.spec.containers[0].image: Required value",
+    )
 
 
 def test_container_names_must_be_unique() -> None:
     assert_error(
-        service(worker("w", container("c"), container("sidecar", "busybox"), container("c", "busybox"))),
+        InferenceServiceWrapper()
+        .worker(
+            "w",
+            containers=[
+                engine_container(name="c"),
+                engine_container(name="sidecar", image="busybox"),
+                engine_container(name="c", image="busybox"),
+            ],
+        )
+        .obj(),
         'spec.roles[0].template.spec.containers[2].name: Duplicate value: "c"',
     )
 
@@ -423,14 +423,14 @@ def test_container_names_must_be_unique() -> None:
 @pytest.mark.parametrize("value", ["vllm serve", [1], ["a", None], {"a": "b"}, ["--port", 8000]])
 def test_command_and_args_must_be_lists_of_strings(key: str, value: Any) -> None:
     assert_error(
-        service(worker("w", container(**{key: value}))),
+        InferenceServiceWrapper().worker("w", container=engine_container(**{key: value})).obj(),
         f"spec.roles[0].template.spec.containers[0].{key}: Invalid value: must be a list of strings",
     )
 
 
 def test_every_container_problem_is_reported() -> None:
     bad = {"command": "x"}
-    obj = service(worker("w", container(), bad))
+    obj = InferenceServiceWrapper().worker("w", containers=[engine_container(), bad]).obj()
     assert errors(obj) == [
         "spec.roles[0].template.spec.containers[1].command: Invalid value: must be a list of strings",
         "spec.roles[0].template.spec.containers[1].image: Required value",
@@ -441,27 +441,27 @@ def test_every_container_problem_is_reported() -> None:
 # --- aliases of the design proposal ----------------------------------------------------------------
 def test_replicas_and_role_replicas_are_exclusive() -> None:
     assert_error(
-        service(worker(replicas=2, roleReplicas=2)),
+        InferenceServiceWrapper().worker(replicas=2, roleReplicas=2).obj(),
         "spec.roles[0].roleReplicas: Forbidden: deprecated alias of replicas; set only replicas",
     )
 
 
 def test_multinode_and_pod_replicas_are_exclusive() -> None:
     assert_error(
-        service(worker(multinode={"nodeCount": 2}, podReplicas=2)),
+        InferenceServiceWrapper().worker(multinode={"nodeCount": 2}, podReplicas=2).obj(),
         "spec.roles[0].podReplicas: Forbidden: deprecated alias of multinode.nodeCount; set only multinode",
     )
 
 
 def test_aliases_alone_are_accepted() -> None:
-    isvc = assert_valid(service(worker(roleReplicas=3, podReplicas=2)))
+    isvc = assert_valid(InferenceServiceWrapper().worker(roleReplicas=3, podReplicas=2).obj())
     assert isvc.roles[0].effective_replicas == 3
     assert isvc.roles[0].node_count == 2
 
 
 def test_multinode_backend_is_vllm_only() -> None:
     assert_error(
-        service(worker(engine="sglang", multinode={"nodeCount": 2, "backend": "ray"})),
+        InferenceServiceWrapper().worker(engine="sglang", multinode={"nodeCount": 2, "backend": "ray"}).obj(),
         "spec.roles[0].multinode.backend: Forbidden: only applies to vLLM; SGLang has a single multi-node mode",
     )
 
@@ -469,30 +469,37 @@ def test_multinode_backend_is_vllm_only() -> None:
 # --- numeric bounds (schema) -----------------------------------------------------------------------
 def test_node_count_must_be_at_least_one() -> None:
     assert_error(
-        service(worker(multinode={"nodeCount": 0})),
+        InferenceServiceWrapper().worker(multinode={"nodeCount": 0}).obj(),
         "spec.roles[0].multinode.nodeCount: Invalid value: 0: must be >= 1",
     )
 
 
 def test_node_count_path_points_at_the_right_role() -> None:
-    obj = service(router(), prefiller(), decoder(multinode={"nodeCount": 0}))
+    obj = InferenceServiceWrapper().router().prefiller().decoder(multinode={"nodeCount": 0}).obj()
     assert_error(obj, "spec.roles[2].multinode.nodeCount: Invalid value: 0: must be >= 1")
 
 
 def test_node_count_is_required_in_multinode() -> None:
-    assert_error(service(worker(multinode={})), "spec.roles[0].multinode.nodeCount: Required value")
+    assert_error(
+        InferenceServiceWrapper().worker(multinode={}).obj(), "spec.roles[0].multinode.nodeCount: Required value"
+    )
 
 
 def test_replicas_must_not_be_negative() -> None:
-    assert_error(service(worker(replicas=-1)), "spec.roles[0].replicas: Invalid value: -1: must be >= 0")
+    assert_error(
+        InferenceServiceWrapper().worker(replicas=-1).obj(), "spec.roles[0].replicas: Invalid value: -1: must be >= 0"
+    )
 
 
 def test_replicas_has_an_upper_bound() -> None:
-    assert_error(service(worker(replicas=10001)), "spec.roles[0].replicas: Invalid value: 10001: must be <= 10000")
+    assert_error(
+        InferenceServiceWrapper().worker(replicas=10001).obj(),
+        "spec.roles[0].replicas: Invalid value: 10001: must be <= 10000",
+    )
 
 
 def test_zero_replicas_is_valid() -> None:
-    assert assert_valid(service(worker(replicas=0))).roles[0].effective_replicas == 0
+    assert assert_valid(InferenceServiceWrapper().worker(replicas=0).obj()).roles[0].effective_replicas == 0
 
 
 # --- rollout ---------------------------------------------------------------------------------------
@@ -507,7 +514,7 @@ def test_zero_replicas_is_valid() -> None:
 )
 def test_rollout_cannot_be_zero_and_zero(rollout: dict[str, Any]) -> None:
     assert_error(
-        service(worker(rollout=rollout)),
+        InferenceServiceWrapper().worker(rollout=rollout).obj(),
         "spec.roles[0].rollout.maxUnavailable: Invalid value: may not be 0 when maxSurge is 0",
     )
 
@@ -517,12 +524,12 @@ def test_rollout_cannot_be_zero_and_zero(rollout: dict[str, Any]) -> None:
     [{"maxSurge": 1, "maxUnavailable": 0}, {"maxSurge": "25%"}, {"maxUnavailable": "100%"}, {}],
 )
 def test_rollout_that_makes_progress_is_valid(rollout: dict[str, Any]) -> None:
-    assert_valid(service(worker(rollout=rollout)))
+    assert_valid(InferenceServiceWrapper().worker(rollout=rollout).obj())
 
 
 def test_rollout_partition_is_for_multinode_roles_only() -> None:
     assert_error(
-        service(worker(rollout={"partition": 1})),
+        InferenceServiceWrapper().worker(rollout={"partition": 1}).obj(),
         "spec.roles[0].rollout.partition: Forbidden: only applies to multi-node roles (LeaderWorkerSet)",
     )
 
@@ -530,50 +537,60 @@ def test_rollout_partition_is_for_multinode_roles_only() -> None:
 def test_multinode_percentage_budget_that_rounds_to_zero_is_refused_like_the_lws_webhook() -> None:
     """LWS scales maxUnavailable by the replica groups, rounding down: 10% of 2 is 0."""
     assert_error(
-        service(worker(replicas=2, multinode={"nodeCount": 2}, rollout={"maxUnavailable": "10%"})),
+        InferenceServiceWrapper()
+        .worker(replicas=2, multinode={"nodeCount": 2}, rollout={"maxUnavailable": "10%"})
+        .obj(),
         'spec.roles[0].rollout.maxUnavailable: Invalid value: "10%": rounds down to 0 of 2 replica group(s) while '
         "maxSurge is 0, so the LeaderWorkerSet could never roll (its webhook refuses it); use an integer or a "
         "larger percentage",
     )
-    assert_valid(service(worker(replicas=10, multinode={"nodeCount": 2}, rollout={"maxUnavailable": "10%"})))
     assert_valid(
-        service(worker(replicas=2, multinode={"nodeCount": 2}, rollout={"maxUnavailable": "10%", "maxSurge": "1%"}))
+        InferenceServiceWrapper()
+        .worker(replicas=10, multinode={"nodeCount": 2}, rollout={"maxUnavailable": "10%"})
+        .obj()
+    )
+    assert_valid(
+        InferenceServiceWrapper()
+        .worker(replicas=2, multinode={"nodeCount": 2}, rollout={"maxUnavailable": "10%", "maxSurge": "1%"})
+        .obj()
     )
     # A Deployment rounds the same way but its controller then allows one: not an error there.
-    assert_valid(service(worker(replicas=2, rollout={"maxUnavailable": "10%"})))
+    assert_valid(InferenceServiceWrapper().worker(replicas=2, rollout={"maxUnavailable": "10%"}).obj())
 
 
 def test_rollout_partition_on_multinode_role_is_valid() -> None:
-    assert_valid(service(worker(multinode={"nodeCount": 2}, rollout={"partition": 1})))
+    assert_valid(InferenceServiceWrapper().worker(multinode={"nodeCount": 2}, rollout={"partition": 1}).obj())
 
 
 @pytest.mark.parametrize("field", ["maxSurge", "maxUnavailable"])
 def test_rollout_percentage_may_not_exceed_100(field: str) -> None:
     assert_error(
-        service(worker(rollout={field: "101%", "maxSurge" if field == "maxUnavailable" else "maxUnavailable": 1})),
+        InferenceServiceWrapper()
+        .worker(rollout={field: "101%", "maxSurge" if field == "maxUnavailable" else "maxUnavailable": 1})
+        .obj(),
         f'spec.roles[0].rollout.{field}: Invalid value: "101%": must be <= 100%',
     )
 
 
 def test_rollout_value_that_is_no_number_is_rejected() -> None:
-    (message,) = errors(service(worker(rollout={"maxSurge": "lots"})))
+    (message,) = errors(InferenceServiceWrapper().worker(rollout={"maxSurge": "lots"}).obj())
     assert message.startswith('spec.roles[0].rollout.maxSurge: Invalid value: "lots": ')
 
 
 def test_rollout_value_error_mentions_percentages() -> None:
-    (message,) = errors(service(worker(rollout={"maxSurge": "lots"})))
+    (message,) = errors(InferenceServiceWrapper().worker(rollout={"maxSurge": "lots"}).obj())
     assert "%" in message
 
 
 def test_rollout_negative_value_is_rejected() -> None:
-    assert errors(service(worker(rollout={"maxSurge": -1}))) == [
+    assert errors(InferenceServiceWrapper().worker(rollout={"maxSurge": -1}).obj()) == [
         "spec.roles[0].rollout.maxSurge: Invalid value: -1: must be >= 0"
     ]
 
 
 @pytest.mark.parametrize("value", ["5", "0"])
 def test_rollout_string_without_percent_is_rejected(value: str) -> None:
-    errs = errors(service(worker(rollout={"maxSurge": value, "maxUnavailable": 1})))
+    errs = errors(InferenceServiceWrapper().worker(rollout={"maxSurge": value, "maxUnavailable": 1}).obj())
     assert len(errs) == 1
     assert errs[0].startswith(f'spec.roles[0].rollout.maxSurge: Invalid value: "{value}"')
 
@@ -591,23 +608,26 @@ def test_rollout_string_without_percent_is_rejected(value: str) -> None:
     ],
 )
 def test_reserved_template_labels_are_forbidden(key: str) -> None:
-    role = worker()
-    role["template"]["metadata"] = {"labels": {key: "x", "team": "a"}}
-    assert_error(service(role), f"spec.roles[0].template.metadata.labels[{key}]: Forbidden: reserved for the operator")
+    assert_error(
+        InferenceServiceWrapper().worker(pod_labels={key: "x", "team": "a"}).obj(),
+        f"spec.roles[0].template.metadata.labels[{key}]: Forbidden: reserved for the operator",
+    )
 
 
 def test_reserved_labels_are_forbidden_on_the_router_template_too() -> None:
-    obj = service(router(template={"metadata": {"labels": {"fusioninfer.io/x": "y"}}}), worker())
+    obj = InferenceServiceWrapper().router(template={"metadata": {"labels": {"fusioninfer.io/x": "y"}}}).worker().obj()
     assert_error(obj, "spec.roles[0].template.metadata.labels[fusioninfer.io/x]: Forbidden: reserved for the operator")
 
 
 def test_other_template_labels_and_reserved_annotations_are_allowed() -> None:
-    role = worker()
-    role["template"]["metadata"] = {
-        "labels": {"app.kubernetes.io/name": "qwen", "team": "a"},
-        "annotations": {"fusioninfer.io/note": "annotations are not reserved"},
-    }
-    assert_valid(service(role))
+    assert_valid(
+        InferenceServiceWrapper()
+        .worker(
+            pod_labels={"app.kubernetes.io/name": "qwen", "team": "a"},
+            pod_annotations={"fusioninfer.io/note": "annotations are not reserved"},
+        )
+        .obj()
+    )
 
 
 # --- endpointPickerConfig --------------------------------------------------------------------------
@@ -615,55 +635,65 @@ EPP_HEADER = "apiVersion: inference.networking.x-k8s.io/v1alpha1\nkind: Endpoint
 EPP_PATH = "spec.roles[0].endpointPickerConfig"
 
 
-def epp_service(text: str, **extra: Any) -> dict[str, Any]:
-    return service(router(endpointPickerConfig=text, **extra), worker())
-
-
 def test_endpoint_picker_config_valid() -> None:
     text = EPP_HEADER + (
         "plugins:\n- type: prefix-cache-scorer\n- type: max-score-picker\n"
         "schedulingProfiles:\n- name: default\n  plugins:\n  - pluginRef: prefix-cache-scorer\n"
     )
-    assert_valid(epp_service(text))
+    assert_valid(InferenceServiceWrapper().router(endpointPickerConfig=text).worker().obj())
 
 
 def test_endpoint_picker_config_must_be_yaml() -> None:
     assert_error(
-        epp_service("plugins: [1"), f"{EPP_PATH}: Invalid value: not valid YAML: while parsing a flow sequence"
+        InferenceServiceWrapper().router(endpointPickerConfig="plugins: [1").worker().obj(),
+        f"{EPP_PATH}: Invalid value: not valid YAML: while parsing a flow sequence",
     )
 
 
 @pytest.mark.parametrize("text", ["- a\n- b\n", "just text", "", "42"])
 def test_endpoint_picker_config_must_be_a_mapping(text: str) -> None:
-    assert_error(epp_service(text), f"{EPP_PATH}: Invalid value: must be a YAML mapping (an EndpointPickerConfig)")
+    assert_error(
+        InferenceServiceWrapper().router(endpointPickerConfig=text).worker().obj(),
+        f"{EPP_PATH}: Invalid value: must be a YAML mapping (an EndpointPickerConfig)",
+    )
 
 
 def test_endpoint_picker_config_kind() -> None:
-    assert_error(epp_service("kind: ConfigMap\n"), f'{EPP_PATH}: Invalid value: kind must be "EndpointPickerConfig"')
+    assert_error(
+        InferenceServiceWrapper().router(endpointPickerConfig="kind: ConfigMap\n").worker().obj(),
+        f'{EPP_PATH}: Invalid value: kind must be "EndpointPickerConfig"',
+    )
 
 
 def test_endpoint_picker_config_unknown_top_level_keys() -> None:
     assert_error(
-        epp_service(EPP_HEADER + "zeta: 1\nalpha: 2\n"),
+        InferenceServiceWrapper().router(endpointPickerConfig=EPP_HEADER + "zeta: 1\nalpha: 2\n").worker().obj(),
         f"{EPP_PATH}: Invalid value: unknown top-level keys ['alpha', 'zeta'] (the picker would refuse them)",
     )
 
 
 def test_endpoint_picker_config_plugins_need_a_type() -> None:
-    assert errors(epp_service(EPP_HEADER + "plugins:\n- type: a\n- name: b\n- x\n")) == [
+    assert errors(
+        InferenceServiceWrapper()
+        .router(endpointPickerConfig=EPP_HEADER + "plugins:\n- type: a\n- name: b\n- x\n")
+        .worker()
+        .obj()
+    ) == [
         f"{EPP_PATH}: Invalid value: plugins[1] needs a type",
         f"{EPP_PATH}: Invalid value: plugins[2] needs a type",
     ]
 
 
 def test_endpoint_picker_config_plugins_not_a_list_is_an_error_not_a_crash() -> None:
-    errs = errors(epp_service(EPP_HEADER + "plugins: 5\n"))
+    errs = errors(InferenceServiceWrapper().router(endpointPickerConfig=EPP_HEADER + "plugins: 5\n").worker().obj())
     assert errs
     assert all(e.startswith(EPP_PATH) for e in errs)
 
 
 def test_endpoint_picker_config_plugins_mapping_is_reported_as_not_a_list() -> None:
-    errs = errors(epp_service(EPP_HEADER + "plugins: {a: 1}\n"))
+    errs = errors(
+        InferenceServiceWrapper().router(endpointPickerConfig=EPP_HEADER + "plugins: {a: 1}\n").worker().obj()
+    )
     assert not any("plugins[0]" in e for e in errs)
     assert any("list" in e for e in errs)
 
@@ -676,18 +706,23 @@ def test_endpoint_picker_config_plugins_mapping_is_reported_as_not_a_list() -> N
 )
 def test_endpoint_picker_plugins_need_one_enabled(plugins: dict[str, Any]) -> None:
     assert_error(
-        service(router(endpointPicker={"plugins": plugins}), worker()),
+        InferenceServiceWrapper().router(endpointPicker={"plugins": plugins}).worker().obj(),
         "spec.roles[0].endpointPicker.plugins: Required value: enable at least one scorer",
     )
 
 
 def test_endpoint_picker_plugins_with_one_enabled_are_valid() -> None:
     plugins = {"prefixCacheScorer": {"weight": 3}, "queueScorer": {"enabled": False}}
-    assert_valid(service(router(endpointPicker={"plugins": plugins}), worker()))
+    assert_valid(InferenceServiceWrapper().router(endpointPicker={"plugins": plugins}).worker().obj())
 
 
 def test_endpoint_picker_plugins_and_config_are_exclusive() -> None:
-    obj = epp_service(EPP_HEADER, endpointPicker={"plugins": {"queueScorer": {}}})
+    obj = (
+        InferenceServiceWrapper()
+        .router(endpointPickerConfig=EPP_HEADER, endpointPicker={"plugins": {"queueScorer": {}}})
+        .worker()
+        .obj()
+    )
     assert_error(
         obj,
         "spec.roles[0].endpointPicker.plugins: Forbidden: may not be combined with endpointPickerConfig, which "
@@ -697,7 +732,7 @@ def test_endpoint_picker_plugins_and_config_are_exclusive() -> None:
 
 def test_scorer_weight_must_be_positive() -> None:
     assert_error(
-        service(router(endpointPicker={"plugins": {"queueScorer": {"weight": 0}}}), worker()),
+        InferenceServiceWrapper().router(endpointPicker={"plugins": {"queueScorer": {"weight": 0}}}).worker().obj(),
         "spec.roles[0].endpointPicker.plugins.queueScorer.weight: Invalid value: 0: must be > 0.0",
     )
 
@@ -706,45 +741,54 @@ def test_scorer_weight_must_be_positive() -> None:
 ROUTE = "spec.roles[0].httproute"
 
 
-def route_service(route: Any) -> dict[str, Any]:
-    return service(router(httproute=route), worker())
-
-
 def test_httproute_full_fragment_is_valid() -> None:
     route = {
         "parentRefs": [{"name": "gw", "namespace": "infra", "sectionName": "http"}],
         "hostnames": ["llm.example.com"],
         "rules": [{"matches": [{"path": {"type": "PathPrefix", "value": "/v1"}}], "timeouts": {"request": "300s"}}],
     }
-    assert_valid(route_service(route))
+    assert_valid(InferenceServiceWrapper().router(httproute=route).worker().obj())
 
 
 @pytest.mark.parametrize("key", ["hostnames", "rules"])
 def test_httproute_lists_must_be_lists(key: str) -> None:
-    assert_error(route_service({key: "x"}), f"{ROUTE}.{key}: Invalid value: must be a list")
+    assert_error(
+        InferenceServiceWrapper().router(httproute={key: "x"}).worker().obj(),
+        f"{ROUTE}.{key}: Invalid value: must be a list",
+    )
 
 
 def test_httproute_parent_refs_must_be_a_list() -> None:
-    assert f"{ROUTE}.parentRefs: Invalid value: must be a list" in errors(route_service({"parentRefs": "x"}))
+    assert f"{ROUTE}.parentRefs: Invalid value: must be a list" in errors(
+        InferenceServiceWrapper().router(httproute={"parentRefs": "x"}).worker().obj()
+    )
 
 
 @pytest.mark.parametrize("refs", ["gw", 5, {"name": "gw"}])
 def test_httproute_parent_refs_not_a_list_gives_exactly_one_error(refs: Any) -> None:
-    assert errors(route_service({"parentRefs": refs})) == [f"{ROUTE}.parentRefs: Invalid value: must be a list"]
+    assert errors(InferenceServiceWrapper().router(httproute={"parentRefs": refs}).worker().obj()) == [
+        f"{ROUTE}.parentRefs: Invalid value: must be a list"
+    ]
 
 
 @pytest.mark.parametrize("ref", [{}, {"namespace": "x"}, {"name": ""}, "gw"])
 def test_httproute_parent_ref_needs_a_name(ref: Any) -> None:
-    assert_error(route_service({"parentRefs": [{"name": "ok"}, ref]}), f"{ROUTE}.parentRefs[1].name: Required value")
+    assert_error(
+        InferenceServiceWrapper().router(httproute={"parentRefs": [{"name": "ok"}, ref]}).worker().obj(),
+        f"{ROUTE}.parentRefs[1].name: Required value",
+    )
 
 
 def test_httproute_rule_must_be_an_object() -> None:
-    assert_error(route_service({"rules": [{}, "x"]}), f"{ROUTE}.rules[1]: Invalid value: must be an object")
+    assert_error(
+        InferenceServiceWrapper().router(httproute={"rules": [{}, "x"]}).worker().obj(),
+        f"{ROUTE}.rules[1]: Invalid value: must be an object",
+    )
 
 
 def test_httproute_backend_refs_are_forbidden() -> None:
     assert_error(
-        route_service({"rules": [{"backendRefs": [{"name": "mine"}]}]}),
+        InferenceServiceWrapper().router(httproute={"rules": [{"backendRefs": [{"name": "mine"}]}]}).worker().obj(),
         f"{ROUTE}.rules[0].backendRefs: Forbidden: the backend is the service's InferencePool and is set by the "
         "operator",
     )
@@ -752,7 +796,12 @@ def test_httproute_backend_refs_are_forbidden() -> None:
 
 # --- scheduling ------------------------------------------------------------------------------------
 def test_gang_scheduling_enabled_needs_volcano() -> None:
-    obj = service(worker(), schedulingStrategy={"schedulerName": "default-scheduler", "gangScheduling": "Enabled"})
+    obj = (
+        InferenceServiceWrapper()
+        .worker()
+        .spec(schedulingStrategy={"schedulerName": "default-scheduler", "gangScheduling": "Enabled"})
+        .obj()
+    )
     assert_error(
         obj,
         'spec.schedulingStrategy.gangScheduling: Invalid value: "Enabled": gang scheduling needs schedulerName '
@@ -770,12 +819,12 @@ def test_gang_scheduling_enabled_needs_volcano() -> None:
     ],
 )
 def test_scheduling_strategies_that_are_valid(strategy: dict[str, Any]) -> None:
-    assert_valid(service(worker(), schedulingStrategy=strategy))
+    assert_valid(InferenceServiceWrapper().worker().spec(schedulingStrategy=strategy).obj())
 
 
 def test_gang_scheduling_value_is_an_enum() -> None:
     assert_error(
-        service(worker(), schedulingStrategy={"gangScheduling": "enabled"}),
+        InferenceServiceWrapper().worker().spec(schedulingStrategy={"gangScheduling": "enabled"}).obj(),
         'spec.schedulingStrategy.gangScheduling: Unsupported value: "enabled": supported values: "Auto", '
         '"Enabled", "Disabled"',
     )
@@ -788,13 +837,13 @@ def test_non_mapping_document(obj: Any, kind: str) -> None:
 
 
 def test_wrong_api_version() -> None:
-    obj = service(worker())
+    obj = InferenceServiceWrapper().worker().obj()
     obj["apiVersion"] = "fusioninfer.io/v1"
     assert_error(obj, 'apiVersion: Unsupported value: "fusioninfer.io/v1": expected "fusioninfer.io/v1alpha1"')
 
 
 def test_wrong_kind() -> None:
-    obj = service(worker())
+    obj = InferenceServiceWrapper().worker().obj()
     obj["kind"] = "Deployment"
     assert_error(obj, 'kind: Unsupported value: "Deployment": expected "InferenceService"')
 
@@ -804,7 +853,7 @@ def test_wrong_api_version_and_kind_are_both_reported() -> None:
 
 
 def test_missing_api_version_says_required_value() -> None:
-    obj = service(worker())
+    obj = InferenceServiceWrapper().worker().obj()
     del obj["apiVersion"]
     assert_error(obj, "apiVersion: Required value")
 
@@ -820,7 +869,7 @@ def test_missing_api_version_says_required_value() -> None:
     ],
 )
 def test_unknown_fields_are_reported_with_their_path(where: tuple[Any, ...], path: str) -> None:
-    obj = service(worker(multinode={"nodeCount": 1}))
+    obj = InferenceServiceWrapper().worker(multinode={"nodeCount": 1}).obj()
     node: Any = obj
     for key in where:
         node = node[key]
@@ -831,22 +880,22 @@ def test_unknown_fields_are_reported_with_their_path(where: tuple[Any, ...], pat
 @pytest.mark.parametrize(
     ("role", "path"),
     [
-        ({**worker(), "role_replicas": 2}, "spec.roles[0].role_replicas"),
-        (worker(multinode={"node_count": 2}), "spec.roles[0].multinode.node_count"),
+        ({**serving_role("inference", "worker"), "role_replicas": 2}, "spec.roles[0].role_replicas"),
+        (serving_role("inference", "worker", multinode={"node_count": 2}), "spec.roles[0].multinode.node_count"),
     ],
     ids=["role_replicas", "node_count"],
 )
 def test_snake_case_field_names_are_unknown_fields(role: dict[str, Any], path: str) -> None:
-    assert f"{path}: unknown field" in errors(service(role))
+    assert f"{path}: unknown field" in errors(InferenceServiceWrapper().role(role).obj())
 
 
 def test_unknown_fields_in_metadata_and_pod_spec_are_kept() -> None:
-    obj = service(worker())
+    obj = InferenceServiceWrapper().worker().obj()
     obj["metadata"]["creationTimestamp"] = "2025-01-01T00:00:00Z"
     obj["spec"]["roles"][0]["template"]["spec"]["nodeSelector"] = {"gpu": "a100"}
     isvc = assert_valid(obj)
     assert isvc.roles[0].template is not None
-    assert isvc.roles[0].template.spec == {"containers": [container()], "nodeSelector": {"gpu": "a100"}}
+    assert isvc.roles[0].template.spec == {"containers": [engine_container()], "nodeSelector": {"gpu": "a100"}}
 
 
 @pytest.mark.parametrize(
@@ -867,22 +916,22 @@ def test_unknown_fields_in_metadata_and_pod_spec_are_kept() -> None:
     ],
 )
 def test_wrong_types_are_clear_errors(field: str, value: Any, message: str) -> None:
-    role = worker()
+    role = serving_role("inference", "worker")
     role[field] = value
-    assert_error(service(role), f"spec.roles[0].{field}: {message}")
+    assert_error(InferenceServiceWrapper().role(role).obj(), f"spec.roles[0].{field}: {message}")
 
 
 @pytest.mark.parametrize("value", ["3", True, 2.0], ids=["string", "bool", "float"])
 def test_replicas_of_another_json_type_is_rejected_like_the_crd_does(value: Any) -> None:
-    errs = errors(service(worker(replicas=value)))
+    errs = errors(InferenceServiceWrapper().worker(replicas=value).obj())
     assert len(errs) == 1
     assert errs[0].startswith("spec.roles[0].replicas: Invalid value: ")
 
 
 def test_component_type_is_required() -> None:
-    role = worker()
+    role = serving_role("inference", "worker")
     del role["componentType"]
-    assert_error(service(role), "spec.roles[0].componentType: Required value")
+    assert_error(InferenceServiceWrapper().role(role).obj(), "spec.roles[0].componentType: Required value")
 
 
 @pytest.mark.parametrize(
@@ -896,13 +945,13 @@ def test_component_type_is_required() -> None:
     ],
 )
 def test_roles_shape(spec: dict[str, Any], message: str) -> None:
-    obj = service()
+    obj = InferenceServiceWrapper().obj()
     obj["spec"] = spec
     assert_error(obj, message)
 
 
 def test_too_many_roles() -> None:
-    obj = service(worker(), *(router(f"r{i}") for i in range(16)))
+    obj = InferenceServiceWrapper().worker().roles(*(router_role(name=f"r{i}") for i in range(16))).obj()
     assert_error(obj, "spec.roles: Too many: 17: must have at most 16 items")
 
 
@@ -910,7 +959,7 @@ def test_too_many_roles() -> None:
     ("key", "message"), [("spec", "spec: Required value"), ("metadata", "metadata: Required value")]
 )
 def test_missing_top_level_sections(key: str, message: str) -> None:
-    obj = service(worker())
+    obj = InferenceServiceWrapper().worker().obj()
     del obj[key]
     assert_error(obj, message)
 
@@ -918,18 +967,27 @@ def test_missing_top_level_sections(key: str, message: str) -> None:
 def test_schema_errors_come_before_semantic_rules() -> None:
     # Two workers would break the topology rule; the type error alone is reported (the shape is wrong).
     assert_error(
-        service(worker("a", replicas="x"), worker("b")),
+        InferenceServiceWrapper().worker("a", replicas="x").worker("b").obj(),
         'spec.roles[0].replicas: Invalid value: "x": must be an integer',
     )
 
 
 def test_every_semantic_error_is_reported_sorted_by_path() -> None:
-    roles = [router("r")] + [prefiller(f"p{i}") for i in range(1, 10)] + [decoder("d")]
+    roles = (
+        [router_role(name="r")]
+        + [serving_role(f"p{i}", "prefiller") for i in range(1, 10)]
+        + [serving_role("d", "decoder")]
+    )
     roles[2]["replicas"] = 1
     roles[2]["roleReplicas"] = 1
     roles[10]["replicas"] = 1
     roles[10]["roleReplicas"] = 1
-    obj = service(*roles, schedulingStrategy={"schedulerName": "x", "gangScheduling": "Enabled"})
+    obj = (
+        InferenceServiceWrapper()
+        .roles(*roles)
+        .spec(schedulingStrategy={"schedulerName": "x", "gangScheduling": "Enabled"})
+        .obj()
+    )
     obj["metadata"]["name"] = "Bad"
     got = errors(obj)
     assert [e.split(":")[0] for e in got] == [
@@ -948,10 +1006,8 @@ def test_invalid_spec_errors_are_deduplicated() -> None:
 
 # --- consistency of messages -----------------------------------------------------------------------
 def test_map_key_paths_use_brackets_like_the_semantic_rules() -> None:
-    role = worker()
-    role["template"]["metadata"] = {"labels": {"app.kubernetes.io/name": 1}}
     assert_error(
-        service(role),
+        InferenceServiceWrapper().worker(pod_labels={"app.kubernetes.io/name": 1}).obj(),
         "spec.roles[0].template.metadata.labels[app.kubernetes.io/name]: Invalid value: 1: must be a string",
     )
 
@@ -959,11 +1015,16 @@ def test_map_key_paths_use_brackets_like_the_semantic_rules() -> None:
 @pytest.mark.parametrize(
     "obj",
     [
-        service(worker("Bad")),
-        service(router("a"), worker("a")),
-        service(worker(rollout={"maxSurge": "101%"})),
-        service(worker("w", container("c"), container("c"))),
-        service(worker(), schedulingStrategy={"schedulerName": "default", "gangScheduling": "Enabled"}),
+        InferenceServiceWrapper().worker("Bad").obj(),
+        InferenceServiceWrapper().router(name="a").worker("a").obj(),
+        InferenceServiceWrapper().worker(rollout={"maxSurge": "101%"}).obj(),
+        InferenceServiceWrapper()
+        .worker("w", containers=[engine_container(name="c"), engine_container(name="c")])
+        .obj(),
+        InferenceServiceWrapper()
+        .worker()
+        .spec(schedulingStrategy={"schedulerName": "default", "gangScheduling": "Enabled"})
+        .obj(),
     ],
     ids=["role-name", "duplicate-role", "rollout-percent", "duplicate-container", "gang"],
 )
@@ -973,7 +1034,7 @@ def test_values_are_json_quoted(obj: dict[str, Any]) -> None:
 
 
 def test_parse_does_not_mutate_its_input() -> None:
-    obj = service(router(httproute={"parentRefs": [{"name": "gw"}]}), worker(rollout={"maxSurge": 1}))
+    obj = InferenceServiceWrapper().router().worker(rollout={"maxSurge": 1}).obj()
     before = copy.deepcopy(obj)
     parse(obj)
     assert obj == before
@@ -985,8 +1046,11 @@ def test_parse_does_not_mutate_its_input() -> None:
 # is what they assert: InvalidSpec, at the field, saying why.
 @pytest.mark.parametrize("multinode", [False, True], ids=["with-router", "multinode"])
 def test_non_integer_container_port_is_rejected_not_a_crash(multinode: bool) -> None:
-    role = worker("w", container(ports=[{"containerPort": "http"}]))
-    obj = service(role, router()) if not multinode else service({**role, "multinode": {"nodeCount": 2}})
+    port = engine_container(ports=[{"containerPort": "http"}])
+    if multinode:
+        obj = InferenceServiceWrapper().worker("w", container=port, multinode={"nodeCount": 2}).obj()
+    else:  # the router after the worker, so the path is spec.roles[0] in both
+        obj = InferenceServiceWrapper().worker("w", container=port).role(router_role()).obj()
     assert_error(
         obj,
         'spec.roles[0].template.spec.containers[0].ports[0].containerPort: Invalid value: "http": must be an integer',
@@ -1002,7 +1066,7 @@ def test_non_integer_container_port_is_rejected_not_a_crash(multinode: bool) -> 
     ],
 )
 def test_malformed_httproute_rule_is_rejected_not_a_crash(rule: dict[str, Any], expected: str) -> None:
-    assert_error(route_service({"rules": [rule]}), expected)
+    assert_error(InferenceServiceWrapper().router(httproute={"rules": [rule]}).worker().obj(), expected)
 
 
 # --- shapes the builders read ----------------------------------------------------------------------
@@ -1025,20 +1089,32 @@ PORTS = "spec.roles[0].template.spec.containers[0].ports"
     ],
 )
 def test_container_ports_must_be_valid(ports: Any, expected: str) -> None:
-    assert_error(service(worker("w", container(ports=ports))), expected)
+    assert_error(InferenceServiceWrapper().worker("w", container=engine_container(ports=ports)).obj(), expected)
 
 
 def test_container_port_bounds_are_valid() -> None:
-    assert_valid(service(worker("w", container(ports=[{"containerPort": 1}, {"containerPort": 65535}]))))
+    assert_valid(
+        InferenceServiceWrapper()
+        .worker("w", container=engine_container(ports=[{"containerPort": 1}, {"containerPort": 65535}]))
+        .obj()
+    )
 
 
 def test_backend_request_longer_than_a_disabled_request_timeout_is_fine() -> None:
     """`request: 0s` means no timeout (the CRD's rule exempts it); the builder warns instead."""
-    assert_valid(route_service({"rules": [{"timeouts": {"request": "0s", "backendRequest": "2m"}}]}))
+    assert_valid(
+        InferenceServiceWrapper()
+        .router(httproute={"rules": [{"timeouts": {"request": "0s", "backendRequest": "2m"}}]})
+        .worker()
+        .obj()
+    )
 
 
 def test_httproute_hostnames_must_be_strings() -> None:
-    assert_error(route_service({"hostnames": ["ok", 5]}), f"{ROUTE}.hostnames[1]: Invalid value: 5: must be a string")
+    assert_error(
+        InferenceServiceWrapper().router(httproute={"hostnames": ["ok", 5]}).worker().obj(),
+        f"{ROUTE}.hostnames[1]: Invalid value: 5: must be a string",
+    )
 
 
 @pytest.mark.parametrize(
@@ -1064,7 +1140,7 @@ def test_httproute_hostnames_must_be_strings() -> None:
     ],
 )
 def test_httproute_rule_shapes_have_exact_messages(rule: dict[str, Any], expected: str) -> None:
-    assert_error(route_service({"rules": [rule]}), expected)
+    assert_error(InferenceServiceWrapper().router(httproute={"rules": [rule]}).worker().obj(), expected)
 
 
 @pytest.mark.parametrize(
@@ -1076,26 +1152,30 @@ def test_httproute_rule_shapes_have_exact_messages(rule: dict[str, Any], expecte
     ],
 )
 def test_endpoint_picker_config_profiles_shape(text: str, expected: str) -> None:
-    assert_error(epp_service(EPP_HEADER + text), f"{EPP_PATH}: Invalid value: {expected}")
+    assert_error(
+        InferenceServiceWrapper().router(endpointPickerConfig=EPP_HEADER + text).worker().obj(),
+        f"{EPP_PATH}: Invalid value: {expected}",
+    )
 
 
 def test_booleans_are_strict() -> None:
     assert_error(
-        service(worker(multinode={"nodeCount": 2, "rewriteCommand": "false"})),
+        InferenceServiceWrapper().worker(multinode={"nodeCount": 2, "rewriteCommand": "false"}).obj(),
         'spec.roles[0].multinode.rewriteCommand: Invalid value: "false": must be a boolean',
     )
 
 
 def test_map_keys_that_look_like_type_names_keep_their_path() -> None:
-    role = worker()
-    role["template"]["metadata"] = {"annotations": {"int": 1}}
-    assert_error(service(role), "spec.roles[0].template.metadata.annotations[int]: Invalid value: 1: must be a string")
+    assert_error(
+        InferenceServiceWrapper().worker(pod_annotations={"int": 1}).obj(),
+        "spec.roles[0].template.metadata.annotations[int]: Invalid value: 1: must be a string",
+    )
 
 
 def test_deeply_nested_values_are_an_error_not_a_crash() -> None:
     deep: Any = "leaf"
     for _ in range(20000):
         deep = [deep]
-    obj = service(worker())
+    obj = InferenceServiceWrapper().worker().obj()
     obj["status"] = {"conditions": deep}
     assert errors(obj)

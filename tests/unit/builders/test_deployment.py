@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 import pytest
 import yaml
+from tests.support.wrappers import InferenceServiceWrapper
 
 from fusioninfer.api.v1alpha1 import InferenceService
 from fusioninfer.api.validation import parse
@@ -14,28 +14,6 @@ from fusioninfer.builders import BuildOptions, build
 from fusioninfer.builders.context import BuildContext, Manifest
 from fusioninfer.builders.deployment import build_deployment
 from fusioninfer.builders.workload import rolling_update
-
-
-def role(name: str, ctype: str, **extra: Any) -> dict[str, Any]:
-    template = extra.pop(
-        "template",
-        {"spec": {"containers": [{"name": "vllm", "image": "vllm/vllm-openai:v0.11.0", "args": ["--model", "m"]}]}},
-    )
-    return {"name": name, "componentType": ctype, "template": template, **extra}
-
-
-def isvc(*roles: dict[str, Any], name: str = "svc", namespace: str | None = "ns", **spec: Any) -> InferenceService:
-    metadata: dict[str, Any] = {"name": name}
-    if namespace is not None:
-        metadata["namespace"] = namespace
-    return parse(
-        {
-            "apiVersion": "fusioninfer.io/v1alpha1",
-            "kind": "InferenceService",
-            "metadata": metadata,
-            "spec": {"roles": list(roles), **spec},
-        }
-    )
 
 
 def deployments(service: InferenceService, options: BuildOptions | None = None) -> dict[str, Manifest]:
@@ -67,33 +45,46 @@ def our_labels(service: str, role_name: str, ctype: str) -> dict[str, str]:
 
 
 def topologies() -> dict[str, InferenceService]:
-    user_meta = {"labels": {"team": "ml", "app.kubernetes.io/name": "qwen"}, "annotations": {"note": "keep me"}}
-
-    def with_meta(name: str, ctype: str, **extra: Any) -> dict[str, Any]:
-        r = role(name, ctype, **extra)
-        r["template"]["metadata"] = copy.deepcopy(user_meta)
-        return r
-
+    """Every shape a serving role's Deployment comes in, each role's pods carrying the user's metadata."""
+    user: dict[str, Any] = {
+        "pod_labels": {"team": "ml", "app.kubernetes.io/name": "qwen"},
+        "pod_annotations": {"note": "keep me"},
+    }
+    ns = "ns"
     return {
-        "monolithic": isvc(with_meta("w", "worker")),
-        "monolithic-router": isvc({"name": "router", "componentType": "router"}, with_meta("w", "worker")),
-        "pd": isvc(
-            {"name": "router", "componentType": "router", "strategy": "pd-disaggregation"},
-            with_meta("p", "prefiller"),
-            with_meta("d", "decoder"),
+        "monolithic": parse(InferenceServiceWrapper().namespace(ns).worker("w", **user).obj()),
+        "monolithic-router": parse(
+            InferenceServiceWrapper().namespace(ns).router(parent=None).worker("w", **user).obj()
         ),
-        "pd-volcano": isvc(
-            with_meta("p", "prefiller"),
-            with_meta("d", "decoder"),
-            schedulingStrategy={"schedulerName": "volcano", "queue": "q"},
+        "pd": parse(
+            InferenceServiceWrapper()
+            .namespace(ns)
+            .router("pd-disaggregation", parent=None)
+            .prefiller("p", **user)
+            .decoder("d", **user)
+            .obj()
         ),
-        "gang-enabled": isvc(with_meta("w", "worker"), schedulingStrategy={"gangScheduling": "Enabled"}),
+        "pd-volcano": parse(
+            InferenceServiceWrapper()
+            .namespace(ns)
+            .prefiller("p", **user)
+            .decoder("d", **user)
+            .spec(schedulingStrategy={"schedulerName": "volcano", "queue": "q"})
+            .obj()
+        ),
+        "gang-enabled": parse(
+            InferenceServiceWrapper()
+            .namespace(ns)
+            .worker("w", **user)
+            .spec(schedulingStrategy={"gangScheduling": "Enabled"})
+            .obj()
+        ),
     }
 
 
 # --- identity and labels -----------------------------------------------------------------------------
 def test_name_namespace_and_kind() -> None:
-    dep = the_deployment(isvc(role("inference", "worker")))
+    dep = the_deployment(parse(InferenceServiceWrapper().namespace("ns").worker("inference").obj()))
     assert dep["apiVersion"] == "apps/v1"
     assert dep["kind"] == "Deployment"
     assert dep["metadata"]["name"] == "svc-inference"
@@ -101,11 +92,13 @@ def test_name_namespace_and_kind() -> None:
 
 
 def test_namespace_defaults_to_default() -> None:
-    assert the_deployment(isvc(role("w", "worker"), namespace=None))["metadata"]["namespace"] == "default"
+    assert the_deployment(parse(InferenceServiceWrapper().worker("w").obj()))["metadata"]["namespace"] == "default"
 
 
 def test_our_labels_on_the_deployment() -> None:
-    assert the_deployment(isvc(role("w", "worker")))["metadata"]["labels"] == our_labels("svc", "w", "worker")
+    assert the_deployment(parse(InferenceServiceWrapper().namespace("ns").worker("w").obj()))["metadata"][
+        "labels"
+    ] == our_labels("svc", "w", "worker")
 
 
 @pytest.mark.parametrize("name", sorted(topologies()))
@@ -135,13 +128,15 @@ def test_user_template_labels_and_annotations_are_never_dropped(name: str) -> No
 
 def test_selector_does_not_depend_on_mutable_fields() -> None:
     # The selector of a Deployment is immutable: changing replicas, the template or the type must not change it.
-    a = the_deployment(isvc(role("w", "worker")))
-    b = the_deployment(isvc(role("w", "worker", replicas=5, rollout={"maxSurge": 2})))
+    a = the_deployment(parse(InferenceServiceWrapper().namespace("ns").worker("w").obj()))
+    b = the_deployment(
+        parse(InferenceServiceWrapper().namespace("ns").worker("w", replicas=5, rollout={"maxSurge": 2}).obj())
+    )
     assert a["spec"]["selector"] == b["spec"]["selector"]
 
 
 def test_selectors_of_two_roles_do_not_overlap() -> None:
-    deps = deployments(isvc(role("p", "prefiller"), role("d", "decoder")))
+    deps = deployments(parse(InferenceServiceWrapper().namespace("ns").prefiller("p").decoder("d").obj()))
     p, d = deps["p"]["spec"], deps["d"]["spec"]
     assert not p["selector"]["matchLabels"].items() <= d["template"]["metadata"]["labels"].items()
     assert not d["selector"]["matchLabels"].items() <= p["template"]["metadata"]["labels"].items()
@@ -163,7 +158,9 @@ def test_user_pod_spec_is_kept() -> None:
             ],
         }
     }
-    spec = the_deployment(isvc(role("w", "worker", template=template)))["spec"]["template"]["spec"]
+    spec = the_deployment(parse(InferenceServiceWrapper().namespace("ns").worker("w", template=template).obj()))[
+        "spec"
+    ]["template"]["spec"]
     assert spec["nodeSelector"] == {"gpu": "a100"}
     assert spec["tolerations"] == template["spec"]["tolerations"]
     (container,) = spec["containers"]
@@ -177,22 +174,32 @@ def test_user_pod_spec_is_kept() -> None:
     ids=["default", "replicas", "zero", "roleReplicas-alias"],
 )
 def test_replicas(fields: dict[str, Any], expected: int) -> None:
-    assert the_deployment(isvc(role("w", "worker", **fields)))["spec"]["replicas"] == expected
+    assert (
+        the_deployment(parse(InferenceServiceWrapper().namespace("ns").worker("w", **fields).obj()))["spec"]["replicas"]
+        == expected
+    )
 
 
 def test_each_role_gets_its_own_replicas() -> None:
-    deps = deployments(isvc(role("p", "prefiller", replicas=2), role("d", "decoder", roleReplicas=4)))
+    deps = deployments(
+        parse(InferenceServiceWrapper().namespace("ns").prefiller("p", replicas=2).decoder("d", roleReplicas=4).obj())
+    )
     assert {n: d["spec"]["replicas"] for n, d in deps.items()} == {"p": 2, "d": 4}
 
 
 @pytest.mark.parametrize("multinode", [{"multinode": {"nodeCount": 1}}, {"podReplicas": 1}])
 def test_one_node_per_replica_is_still_a_deployment(multinode: dict[str, Any]) -> None:
-    assert the_deployment(isvc(role("w", "worker", replicas=2, **multinode)))["spec"]["replicas"] == 2
+    assert (
+        the_deployment(parse(InferenceServiceWrapper().namespace("ns").worker("w", replicas=2, **multinode).obj()))[
+            "spec"
+        ]["replicas"]
+        == 2
+    )
 
 
 @pytest.mark.parametrize("multinode", [{"multinode": {"nodeCount": 2}}, {"podReplicas": 3}])
 def test_multinode_roles_are_not_deployments(multinode: dict[str, Any]) -> None:
-    service = isvc(role("w", "worker", **multinode))
+    service = parse(InferenceServiceWrapper().namespace("ns").worker("w", **multinode).obj())
     assert deployments(service) == {}
     assert "svc-w" in {o["metadata"]["name"] for o in build(service).objects}
 
@@ -221,13 +228,13 @@ def test_owner_reference_on_every_child_once_the_uid_is_known() -> None:
 
 
 def test_empty_uid_is_no_uid() -> None:
-    dep = the_deployment(isvc(role("w", "worker")), BuildOptions(owner_uid=""))
+    dep = the_deployment(parse(InferenceServiceWrapper().namespace("ns").worker("w").obj()), BuildOptions(owner_uid=""))
     assert "ownerReferences" not in dep["metadata"]
 
 
 # --- rolling update ----------------------------------------------------------------------------------
 def test_rolling_update_defaults_need_no_spare_gpu() -> None:
-    strategy = the_deployment(isvc(role("w", "worker")))["spec"]["strategy"]
+    strategy = the_deployment(parse(InferenceServiceWrapper().namespace("ns").worker("w").obj()))["spec"]["strategy"]
     assert strategy == {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 0, "maxUnavailable": 1}}
 
 
@@ -242,18 +249,20 @@ def test_rolling_update_defaults_need_no_spare_gpu() -> None:
     ],
 )
 def test_rolling_update_overrides(rollout: dict[str, Any], expected: dict[str, Any]) -> None:
-    dep = the_deployment(isvc(role("w", "worker", rollout=rollout)))
+    dep = the_deployment(parse(InferenceServiceWrapper().namespace("ns").worker("w", rollout=rollout).obj()))
     assert dep["spec"]["strategy"] == {"type": "RollingUpdate", "rollingUpdate": expected}
 
 
 def test_rollout_is_per_role() -> None:
-    deps = deployments(isvc(role("p", "prefiller", rollout={"maxSurge": 2}), role("d", "decoder")))
+    deps = deployments(
+        parse(InferenceServiceWrapper().namespace("ns").prefiller("p", rollout={"maxSurge": 2}).decoder("d").obj())
+    )
     assert deps["p"]["spec"]["strategy"]["rollingUpdate"] == {"maxSurge": 2, "maxUnavailable": 1}
     assert deps["d"]["spec"]["strategy"]["rollingUpdate"] == {"maxSurge": 0, "maxUnavailable": 1}
 
 
 def test_rolling_update_helper_matches_the_deployment() -> None:
-    service = isvc(role("w", "worker", rollout={"maxUnavailable": 2}))
+    service = parse(InferenceServiceWrapper().namespace("ns").worker("w", rollout={"maxUnavailable": 2}).obj())
     assert rolling_update(service.roles[0]) == {"maxSurge": 0, "maxUnavailable": 2}
 
 
@@ -276,7 +285,7 @@ def test_rendering_does_not_mutate_the_service(name: str) -> None:
 
 
 def test_output_does_not_alias_the_service() -> None:
-    service = isvc(role("w", "worker"))
+    service = parse(InferenceServiceWrapper().namespace("ns").worker("w").obj())
     before = service.model_dump(by_alias=True)
     dep = the_deployment(service)
     dep["spec"]["template"]["spec"]["containers"][0]["image"] = "changed"
@@ -286,13 +295,13 @@ def test_output_does_not_alias_the_service() -> None:
 
 
 def test_build_deployment_directly() -> None:
-    service = isvc(role("w", "worker", replicas=2))
+    service = parse(InferenceServiceWrapper().namespace("ns").worker("w", replicas=2).obj())
     dep = build_deployment(BuildContext(service), service.roles[0])
     assert dep == the_deployment(service)
 
 
 def test_deployments_come_out_sorted_by_name() -> None:
-    service = isvc(role("zeta", "prefiller"), role("alpha", "decoder"), role("mid", "prefiller"))
+    service = parse(InferenceServiceWrapper().namespace("ns").prefiller("zeta").decoder("alpha").prefiller("mid").obj())
     names = [o["metadata"]["name"] for o in build(service).objects if o["kind"] == "Deployment"]
     assert names == sorted(names)
     assert set(names) >= {"svc-alpha", "svc-mid", "svc-zeta"}

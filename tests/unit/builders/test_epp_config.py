@@ -13,6 +13,7 @@ import pytest
 import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from tests.support.wrappers import InferenceServiceWrapper, pd_service
 
 from fusioninfer.api.router_spec import RoutingStrategy
 from fusioninfer.api.validation import parse
@@ -37,27 +38,13 @@ PLUGIN_FIELDS = {
 }
 
 
-def _service(router: dict[str, Any], disaggregated: bool = False) -> Any:
-    roles: list[dict[str, Any]] = [{"name": "router", "componentType": "router", **router}]
-    if disaggregated:
-        roles += [
-            {"name": "prefill", "componentType": "prefiller", "template": {"spec": {"containers": [dict(VLLM)]}}},
-            {"name": "decode", "componentType": "decoder", "template": {"spec": {"containers": [dict(VLLM)]}}},
-        ]
-    else:
-        roles.append({"name": "inference", "componentType": "worker", "template": {"spec": {"containers": [VLLM]}}})
-    return parse(
-        {
-            "apiVersion": "fusioninfer.io/v1alpha1",
-            "kind": "InferenceService",
-            "metadata": {"name": "svc", "namespace": "ns"},
-            "spec": {"roles": roles},
-        }
-    )
-
-
 def _config(router: dict[str, Any], disaggregated: bool = False, pd_image: str | None = None) -> dict[str, Any]:
-    isvc = _service(router, disaggregated)
+    service = InferenceServiceWrapper().namespace("ns").router(**router)
+    if disaggregated:
+        service.prefiller(container=VLLM).decoder(container=VLLM)
+    else:
+        service.worker(container=VLLM)
+    isvc = parse(service.obj())
     assert isvc.router is not None
     config = picker_config(isvc.router, pd_image)
     loaded = yaml.safe_load(config.text)
@@ -142,7 +129,7 @@ def test_pd_config_for_current_llmd_uses_the_disagg_handler_with_a_decider() -> 
         "deciders": {"prefill": "always-disagg-pd-decider"},
     }
     _assert_pd_profiles(config)
-    isvc = _service({"strategy": "pd-disaggregation"}, disaggregated=True)
+    isvc = parse(pd_service(VLLM, VLLM))
     assert isvc.router is not None
     assert picker_config(isvc.router).needs_llmd_image
 
@@ -214,7 +201,7 @@ def test_seed_003_weights_replace_the_strategy_scorer_and_need_the_llmd_image() 
         {"pluginRef": "load-aware-scorer", "weight": 1},
         {"pluginRef": "max-score-picker"},
     ]
-    isvc = _service(router)
+    isvc = parse(InferenceServiceWrapper().namespace("ns").router(**router).worker(container=VLLM).obj())
     assert isvc.router is not None
     assert picker_config(isvc.router).needs_llmd_image
 
@@ -236,7 +223,7 @@ def test_disabled_scorers_are_left_out_and_gie_only_scorers_keep_the_gie_image()
         {"pluginRef": "kv-cache-utilization-scorer", "weight": 2},
         {"pluginRef": "max-score-picker"},
     ]
-    isvc = _service(router)
+    isvc = parse(InferenceServiceWrapper().namespace("ns").router(**router).worker(container=VLLM).obj())
     assert isvc.router is not None
     assert not picker_config(isvc.router).needs_llmd_image
 
@@ -291,7 +278,13 @@ schedulingProfiles:
 
 
 def test_raw_config_is_used_verbatim_and_replaces_strategy() -> None:
-    isvc = _service({"strategy": "queue-size", "endpointPickerConfig": RAW})
+    isvc = parse(
+        InferenceServiceWrapper()
+        .namespace("ns")
+        .router("queue-size", endpointPickerConfig=RAW)
+        .worker(container=VLLM)
+        .obj()
+    )
     assert isvc.router is not None
     config = picker_config(isvc.router)
     assert config.text == RAW
@@ -303,7 +296,9 @@ def test_raw_config_with_llmd_plugins_needs_the_llmd_image() -> None:
     raw = RAW.replace("- type: kv-cache-utilization-scorer", "- type: load-aware-scorer").replace(
         "pluginRef: kv-cache-utilization-scorer", "pluginRef: load-aware-scorer"
     )
-    isvc = _service({"endpointPickerConfig": raw})
+    isvc = parse(
+        InferenceServiceWrapper().namespace("ns").router(endpointPickerConfig=raw).worker(container=VLLM).obj()
+    )
     assert isvc.router is not None
     assert picker_config(isvc.router).needs_llmd_image
 
@@ -379,7 +374,12 @@ def test_every_generated_config_satisfies_the_loader_rules(case: tuple[dict[str,
             assert not isinstance(ref["weight"], bool)
             assert ref["weight"] >= 1
     # The image the config needs: GIE unless some type is llm-d only.
-    isvc = _service(router, disaggregated)
+    service = InferenceServiceWrapper().namespace("ns").router(**router)
+    if disaggregated:
+        service.prefiller(container=VLLM).decoder(container=VLLM)
+    else:
+        service.worker(container=VLLM)
+    isvc = parse(service.obj())
     assert isvc.router is not None
     needs_llmd = picker_config(isvc.router).needs_llmd_image
     assert needs_llmd == any(t not in GIE_PLUGIN_TYPES for t in types.values())

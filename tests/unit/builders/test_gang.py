@@ -12,6 +12,7 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from tests.support.schema import validate
+from tests.support.wrappers import InferenceServiceWrapper, engine_container, serving_role
 
 from fusioninfer.api.v1alpha1 import InferenceService
 from fusioninfer.api.validation import parse
@@ -33,51 +34,16 @@ def example(name: str) -> InferenceService:
     return parse(yaml.safe_load((EXAMPLES / name).read_text()))
 
 
-def role(
-    name: str,
-    component: str,
-    *,
-    replicas: int = 1,
-    nodes: int = 1,
-    resources: dict[str, Any] | None = None,
-    spec: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    container: dict[str, Any] = {"name": "vllm", "image": "vllm/vllm-openai:v0.11.0", "args": ["--model", "m"]}
-    if resources is not None:
-        container["resources"] = resources
-    out: dict[str, Any] = {
-        "name": name,
-        "componentType": component,
-        "replicas": replicas,
-        "template": {"spec": {"containers": [container], **(spec or {})}},
-    }
-    if nodes > 1:
-        out["multinode"] = {"nodeCount": nodes}
-    return out
-
-
-def make(roles: list[dict[str, Any]], scheduling: dict[str, Any] | None = None) -> InferenceService:
-    spec: dict[str, Any] = {"roles": roles}
-    if scheduling is not None:
-        spec["schedulingStrategy"] = scheduling
-    return parse(
-        {
-            "apiVersion": "fusioninfer.io/v1alpha1",
-            "kind": "InferenceService",
-            "metadata": {"name": "svc", "namespace": "ns"},
-            "spec": spec,
-        }
-    )
-
-
 TOPOLOGIES = {
-    "single": [role("w", "worker", replicas=2)],
-    "multinode": [role("w", "worker", replicas=2, nodes=2)],
-    "pd": [role("p", "prefiller", replicas=2), role("d", "decoder")],
+    "single": [serving_role("w", "worker", replicas=2)],
+    "multinode": [serving_role("w", "worker", replicas=2, multinode={"nodeCount": 2})],
+    "pd": [serving_role("p", "prefiller", replicas=2), serving_role("d", "decoder")],
 }
 
 
-def render(isvc: InferenceService, **capabilities: bool) -> BuildResult:
+def render(service: InferenceService | InferenceServiceWrapper, **capabilities: bool) -> BuildResult:
+    """Build `service` (parsed first when it is a wrapper) with these capabilities."""
+    isvc = parse(service.obj()) if isinstance(service, InferenceServiceWrapper) else service
     return build(isvc, BuildOptions(capabilities=Capabilities(**capabilities)))
 
 
@@ -160,7 +126,10 @@ def test_monolithic_single_node_service_has_no_podgroup() -> None:
 @pytest.mark.parametrize("topology", sorted(TOPOLOGIES))
 def test_when_a_podgroup_is_emitted(topology: str, mode: str | None, scheduler: str | None, installed: bool) -> None:
     scheduling = {k: v for k, v in (("gangScheduling", mode), ("schedulerName", scheduler)) if v is not None}
-    result = render(make(TOPOLOGIES[topology], scheduling or None), volcano=installed)
+    service = InferenceServiceWrapper().namespace("ns").roles(*TOPOLOGIES[topology])
+    if scheduling:
+        service.spec(schedulingStrategy=scheduling)
+    result = render(service, volcano=installed)
 
     explicit = scheduler == "volcano" or mode == "Enabled"
     gang = installed and mode != "Disabled" and (explicit or topology in ("multinode", "pd"))
@@ -199,13 +168,25 @@ def test_when_a_podgroup_is_emitted(topology: str, mode: str | None, scheduler: 
 
 
 def test_explicit_request_covers_a_single_node_service_too() -> None:
-    [pg] = podgroups(render(make(TOPOLOGIES["single"], {"gangScheduling": "Enabled"})))
+    [pg] = podgroups(
+        render(
+            InferenceServiceWrapper()
+            .namespace("ns")
+            .roles(*TOPOLOGIES["single"])
+            .spec(schedulingStrategy={"gangScheduling": "Enabled"})
+        )
+    )
     assert pg["spec"]["minMember"] == 2
     assert pg["spec"]["minTaskMember"] == {"w": 2}
 
 
 def test_another_scheduler_turns_auto_gang_scheduling_off() -> None:
-    result = render(make(TOPOLOGIES["pd"], {"schedulerName": "kai-scheduler"}))
+    result = render(
+        InferenceServiceWrapper()
+        .namespace("ns")
+        .roles(*TOPOLOGIES["pd"])
+        .spec(schedulingStrategy={"schedulerName": "kai-scheduler"})
+    )
     assert podgroups(result) == []
     for parts in serving_pod_templates(result).values():
         for template in parts:
@@ -215,15 +196,23 @@ def test_another_scheduler_turns_auto_gang_scheduling_off() -> None:
 
 def test_a_template_scheduler_is_kept_outside_the_gang_and_overridden_inside_it() -> None:
     own = {"schedulerName": "my-scheduler"}
-    outside = render(make([role("w", "worker", spec=own)], {"schedulerName": "kai"}))
+    outside = render(
+        InferenceServiceWrapper()
+        .namespace("ns")
+        .worker("w", pod_spec=own)
+        .spec(schedulingStrategy={"schedulerName": "kai"})
+    )
     assert serving_pod_templates(outside)["w"][0]["spec"]["schedulerName"] == "my-scheduler"
-    inside = render(make([role("p", "prefiller", spec=own), role("d", "decoder")]))
+    inside = render(InferenceServiceWrapper().namespace("ns").prefiller("p", pod_spec=own).decoder("d"))
     assert serving_pod_templates(inside)["p"][0]["spec"]["schedulerName"] == "volcano"
 
 
 def test_multinode_roles_without_lws_are_left_out_of_the_gang() -> None:
     # Their pods would never exist, and would hold the decode pods Pending forever.
-    result = render(make([role("p", "prefiller", nodes=2), role("d", "decoder", replicas=3)]), lws=False)
+    result = render(
+        InferenceServiceWrapper().namespace("ns").prefiller("p", multinode={"nodeCount": 2}).decoder("d", replicas=3),
+        lws=False,
+    )
     [pg] = podgroups(result)
     assert pg["spec"]["minMember"] == 3
     assert pg["spec"]["minTaskMember"] == {"d": 3}
@@ -231,9 +220,15 @@ def test_multinode_roles_without_lws_are_left_out_of_the_gang() -> None:
 
 
 def test_router_pods_are_outside_scheduling_strategy() -> None:
-    router = {"name": "r", "componentType": "router", "strategy": "pd-disaggregation"}
     scheduling = {"schedulerName": "volcano", "priorityClassName": "high"}
-    result = render(make([router, *TOPOLOGIES["pd"]], scheduling))
+    service = (
+        InferenceServiceWrapper()
+        .namespace("ns")
+        .router("pd-disaggregation", name="r", parent=None)
+        .roles(*TOPOLOGIES["pd"])
+        .spec(schedulingStrategy=scheduling)
+    )
+    result = render(service)
     [epp] = [o for o in result.objects if o["kind"] == "Deployment" and o["metadata"]["name"] == "svc-epp"]
     pod = epp["spec"]["template"]
     assert "schedulerName" not in pod["spec"]
@@ -244,8 +239,10 @@ def test_router_pods_are_outside_scheduling_strategy() -> None:
 
 
 def test_podgroup_follows_scaling() -> None:
-    small = podgroups(render(make([role("p", "prefiller", replicas=1), role("d", "decoder", replicas=1)])))
-    large = podgroups(render(make([role("p", "prefiller", replicas=4), role("d", "decoder", replicas=2)])))
+    small = podgroups(render(InferenceServiceWrapper().namespace("ns").prefiller("p").decoder("d")))
+    large = podgroups(
+        render(InferenceServiceWrapper().namespace("ns").prefiller("p", replicas=4).decoder("d", replicas=2))
+    )
     assert small[0]["spec"]["minTaskMember"] == {"d": 1, "p": 1}
     assert large[0]["spec"]["minTaskMember"] == {"d": 2, "p": 4}
     assert large[0]["spec"]["minMember"] == 6
@@ -253,19 +250,23 @@ def test_podgroup_follows_scaling() -> None:
 
 # --- minResources arithmetic --------------------------------------------------------------------
 def test_min_resources_are_exact_and_use_limits_only_where_requests_are_absent() -> None:
-    prefill = role(
+    prefill = serving_role(
         "p",
         "prefiller",
         replicas=3,
-        resources={"requests": {"cpu": "500m", "memory": "1Gi"}, "limits": {"nvidia.com/gpu": "1"}},
+        container=engine_container(
+            resources={"requests": {"cpu": "500m", "memory": "1Gi"}, "limits": {"nvidia.com/gpu": "1"}}
+        ),
     )
-    decode = role(
+    decode = serving_role(
         "d",
         "decoder",
         replicas=2,
-        resources={"requests": {"cpu": "1"}, "limits": {"cpu": "2", "memory": "4Gi", "nvidia.com/gpu": "1"}},
+        container=engine_container(
+            resources={"requests": {"cpu": "1"}, "limits": {"cpu": "2", "memory": "4Gi", "nvidia.com/gpu": "1"}}
+        ),
     )
-    [pg] = podgroups(render(make([prefill, decode])))
+    [pg] = podgroups(render(InferenceServiceWrapper().namespace("ns").role(prefill).role(decode)))
     assert pg["spec"]["minResources"] == {
         "cpu": "3500m",  # 3 x 500m + 2 x 1 (the request, not the 2-core limit)
         "memory": "11Gi",  # 3 x 1Gi + 2 x 4Gi (limit as request)
@@ -276,21 +277,27 @@ def test_min_resources_are_exact_and_use_limits_only_where_requests_are_absent()
 
 
 def test_min_resources_count_every_pod_of_a_multinode_group() -> None:
-    worker = role("w", "worker", replicas=2, nodes=3, resources={"requests": {"cpu": "250m", "memory": "512Mi"}})
-    [pg] = podgroups(render(make([worker])))
+    worker = serving_role(
+        "w",
+        "worker",
+        replicas=2,
+        multinode={"nodeCount": 3},
+        container=engine_container(resources={"requests": {"cpu": "250m", "memory": "512Mi"}}),
+    )
+    [pg] = podgroups(render(InferenceServiceWrapper().namespace("ns").role(worker)))
     assert pg["spec"]["minResources"] == {"cpu": "1500m", "memory": "3Gi"}
     assert pg["spec"]["minMember"] == 6
 
 
 def test_min_resources_omitted_when_nothing_is_requested() -> None:
-    [pg] = podgroups(render(make(TOPOLOGIES["pd"])))
+    [pg] = podgroups(render(InferenceServiceWrapper().namespace("ns").roles(*TOPOLOGIES["pd"])))
     assert "minResources" not in pg["spec"]
 
 
 def test_queue_and_priority_class() -> None:
     scheduling = {"queue": "research", "priorityClassName": "high"}
-    roles = [role("p", "prefiller"), role("d", "decoder", spec={"priorityClassName": "low"})]
-    result = render(make(roles, scheduling))
+    roles = [serving_role("p", "prefiller"), serving_role("d", "decoder", pod_spec={"priorityClassName": "low"})]
+    result = render(InferenceServiceWrapper().namespace("ns").roles(*roles).spec(schedulingStrategy=scheduling))
     [pg] = podgroups(result)
     assert pg["spec"]["queue"] == "research"
     assert pg["spec"]["priorityClassName"] == "high"
@@ -300,9 +307,11 @@ def test_queue_and_priority_class() -> None:
 
 
 def test_no_priority_class_key_unless_asked_for() -> None:
-    [pg] = podgroups(render(make(TOPOLOGIES["pd"])))
+    [pg] = podgroups(render(InferenceServiceWrapper().namespace("ns").roles(*TOPOLOGIES["pd"])))
     assert "priorityClassName" not in pg["spec"]
-    for parts in serving_pod_templates(render(make(TOPOLOGIES["pd"]))).values():
+    for parts in serving_pod_templates(
+        render(InferenceServiceWrapper().namespace("ns").roles(*TOPOLOGIES["pd"]))
+    ).values():
         assert "priorityClassName" not in parts[0]["spec"]
 
 
@@ -324,8 +333,17 @@ def gang_services(draw: st.DrawFn) -> tuple[InferenceService, dict[str, tuple[in
         res: dict[str, Any] = {"requests": {"cpu": f"{milli}m"}}
         if gpus:
             res["limits"] = {"nvidia.com/gpu": str(gpus)}
-        roles.append(role(name, component, replicas=replicas, nodes=nodes, resources=res))
-    return make(roles, {"gangScheduling": "Enabled"}), shape
+        multinode = {"multinode": {"nodeCount": nodes}} if nodes > 1 else {}
+        roles.append(
+            serving_role(name, component, replicas=replicas, container=engine_container(resources=res), **multinode)
+        )
+    return parse(
+        InferenceServiceWrapper()
+        .namespace("ns")
+        .roles(*roles)
+        .spec(schedulingStrategy={"gangScheduling": "Enabled"})
+        .obj()
+    ), shape
 
 
 @settings(max_examples=60, deadline=None)
@@ -371,9 +389,17 @@ def crd_schema(kind: str, api_version: str) -> dict[str, Any]:
     [
         example("story2-pd-volcano.yaml"),
         example("multinode.yaml"),
-        make(
-            [role("w", "worker", replicas=2, nodes=3, resources={"requests": {"cpu": "250m"}})],
-            {"queue": "q", "priorityClassName": "high", "gangScheduling": "Enabled"},
+        parse(
+            InferenceServiceWrapper()
+            .namespace("ns")
+            .worker(
+                "w",
+                replicas=2,
+                multinode={"nodeCount": 3},
+                container=engine_container(resources={"requests": {"cpu": "250m"}}),
+            )
+            .spec(schedulingStrategy={"queue": "q", "priorityClassName": "high", "gangScheduling": "Enabled"})
+            .obj()
         ),
     ],
     ids=["story2", "multinode", "queue-priority"],

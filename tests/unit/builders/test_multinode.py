@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 import yaml
+from tests.support.wrappers import InferenceServiceWrapper, engine_container
 
 from fusioninfer.api.v1alpha1 import InferenceService
 from fusioninfer.api.validation import parse
@@ -26,36 +27,12 @@ def example(name: str) -> InferenceService:
     return parse(yaml.safe_load((EXAMPLES / name).read_text()))
 
 
-def service(
-    container: dict[str, Any],
-    *,
-    nodes: int = 2,
-    replicas: int = 1,
-    multinode: dict[str, Any] | None = None,
-    role: dict[str, Any] | None = None,
-) -> InferenceService:
-    return parse(
-        {
-            "apiVersion": "fusioninfer.io/v1alpha1",
-            "kind": "InferenceService",
-            "metadata": {"name": "svc", "namespace": "ns"},
-            "spec": {
-                "roles": [
-                    {
-                        "name": "inference",
-                        "componentType": "worker",
-                        "replicas": replicas,
-                        "multinode": {"nodeCount": nodes, **(multinode or {})},
-                        "template": {"spec": {"containers": [{"name": "engine", **container}]}},
-                        **(role or {}),
-                    }
-                ]
-            },
-        }
-    )
+Service = InferenceService | InferenceServiceWrapper
 
 
-def render(isvc: InferenceService, **capabilities: bool) -> BuildResult:
+def render(service: Service, **capabilities: bool) -> BuildResult:
+    """Build `service` (parsed first when it is a wrapper) with these capabilities."""
+    isvc = parse(service.obj()) if isinstance(service, InferenceServiceWrapper) else service
     return build(isvc, BuildOptions(capabilities=Capabilities(**capabilities)))
 
 
@@ -63,19 +40,19 @@ def objects(result: BuildResult, kind: str) -> list[dict[str, Any]]:
     return [o for o in result.objects if o["kind"] == kind]
 
 
-def lws(isvc: InferenceService, name: str = "svc-inference") -> dict[str, Any]:
+def lws(isvc: Service, name: str = "svc-inference") -> dict[str, Any]:
     found = [o for o in objects(render(isvc), "LeaderWorkerSet") if o["metadata"]["name"] == name]
     assert len(found) == 1, f"expected one LeaderWorkerSet {name}"
     return found[0]
 
 
-def engine_container(template: dict[str, Any], name: str = "engine") -> dict[str, Any]:
+def container_in(template: dict[str, Any], name: str = "engine") -> dict[str, Any]:
     return next(c for c in template["spec"]["containers"] if c["name"] == name)
 
 
-def leader_and_worker(isvc: InferenceService, name: str = "engine") -> tuple[dict[str, Any], dict[str, Any]]:
+def leader_and_worker(isvc: Service, name: str = "engine") -> tuple[dict[str, Any], dict[str, Any]]:
     lwt = lws(isvc)["spec"]["leaderWorkerTemplate"]
-    return engine_container(lwt["leaderTemplate"], name), engine_container(lwt["workerTemplate"], name)
+    return container_in(lwt["leaderTemplate"], name), container_in(lwt["workerTemplate"], name)
 
 
 def script(container: dict[str, Any]) -> str:
@@ -85,10 +62,11 @@ def script(container: dict[str, Any]) -> str:
     return str(container["command"][2])
 
 
-VLLM = {"image": "vllm/vllm-openai:v0.11.0", "args": ["--model", "Qwen/Qwen3-8B", "--tensor-parallel-size", "8"]}
+VLLM = engine_container(name="engine", args=["--model", "Qwen/Qwen3-8B", "--tensor-parallel-size", "8"])
 # The mp backend across nodes needs vLLM 0.11.1 (`--nnodes` & co.); 0.11.0 is refused (test_engine_rules).
 VLLM_MP = {**VLLM, "image": "vllm/vllm-openai:v0.11.1"}
 SGLANG = {
+    "name": "engine",
     "image": "lmsysorg/sglang:v0.5.5",
     "command": ["python3", "-m", "sglang.launch_server"],
     "args": ["--model-path", "Qwen/Qwen3-8B", "--tp", "16", "--port", "30000"],
@@ -126,8 +104,8 @@ def test_seed_multinode_example_is_one_lws_of_two_groups_of_four() -> None:
         assert labels["fusioninfer.io/service"] == "deepseek-r1"
         assert labels["fusioninfer.io/role-name"] == "inference"
 
-    leader = engine_container(lwt["leaderTemplate"], "vllm")
-    worker = engine_container(lwt["workerTemplate"], "vllm")
+    leader = container_in(lwt["leaderTemplate"], "vllm")
+    worker = container_in(lwt["workerTemplate"], "vllm")
     assert script(leader) == (
         "ray start --head --port=6379 && exec vllm serve --model deepseek-ai/DeepSeek-R1 "
         "--tensor-parallel-size 32 --distributed-executor-backend ray"
@@ -156,8 +134,8 @@ def test_pd_multinode_example_has_one_lws_per_role() -> None:
     assert [o["metadata"]["name"] for o in objects(result, "Deployment")] == ["qwen-inference-service-epp"]
     for spec in (prefill, decode):
         lwt = spec["leaderWorkerTemplate"]
-        leader = engine_container(lwt["leaderTemplate"], "vllm")
-        worker = engine_container(lwt["workerTemplate"], "vllm")
+        leader = container_in(lwt["leaderTemplate"], "vllm")
+        worker = container_in(lwt["workerTemplate"], "vllm")
         assert script(leader).startswith("ray start --head --port=6379 && exec vllm serve --model Qwen/Qwen3-8B ")
         assert script(leader).endswith(" --distributed-executor-backend ray")
         assert script(worker) == RAY_WORKER
@@ -168,7 +146,17 @@ def test_pd_multinode_example_has_one_lws_per_role() -> None:
 
 
 def test_rollout_budget_and_partition_come_from_the_role() -> None:
-    isvc = service(VLLM, replicas=4, role={"rollout": {"maxSurge": 1, "maxUnavailable": "50%", "partition": 2}})
+    isvc = parse(
+        InferenceServiceWrapper()
+        .namespace("ns")
+        .worker(
+            replicas=4,
+            multinode={"nodeCount": 2},
+            container=VLLM,
+            rollout={"maxSurge": 1, "maxUnavailable": "50%", "partition": 2},
+        )
+        .obj()
+    )
     assert lws(isvc)["spec"]["rolloutStrategy"]["rollingUpdateConfiguration"] == {
         "maxUnavailable": "50%",
         "maxSurge": 1,
@@ -177,12 +165,25 @@ def test_rollout_budget_and_partition_come_from_the_role() -> None:
 
 
 def test_replicas_track_the_role_including_zero() -> None:
-    assert lws(service(VLLM, replicas=3))["spec"]["replicas"] == 3
-    assert lws(service(VLLM, replicas=0))["spec"]["replicas"] == 0
+    assert (
+        lws(InferenceServiceWrapper().namespace("ns").worker(replicas=3, multinode={"nodeCount": 2}, container=VLLM))[
+            "spec"
+        ]["replicas"]
+        == 3
+    )
+    assert (
+        lws(InferenceServiceWrapper().namespace("ns").worker(replicas=0, multinode={"nodeCount": 2}, container=VLLM))[
+            "spec"
+        ]["replicas"]
+        == 0
+    )
 
 
 def test_without_lws_there_is_no_workload_and_a_notice_with_the_install_command() -> None:
-    result = render(service(VLLM), lws=False)
+    result = render(
+        InferenceServiceWrapper().namespace("ns").worker(multinode={"nodeCount": 2}, container=VLLM),
+        lws=False,
+    )
     assert objects(result, "LeaderWorkerSet") == []
     assert objects(result, "Deployment") == []  # a single-node fallback would not fit the model
     assert result.notices == [
@@ -196,14 +197,25 @@ def test_without_lws_there_is_no_workload_and_a_notice_with_the_install_command(
 
 
 def test_single_node_roles_get_no_lws_and_no_notice_without_lws() -> None:
-    result = render(service(VLLM, nodes=1), lws=False)
+    result = render(
+        InferenceServiceWrapper().namespace("ns").worker(multinode={"nodeCount": 1}, container=VLLM),
+        lws=False,
+    )
     assert objects(result, "LeaderWorkerSet") == []
     assert len(objects(result, "Deployment")) == 1
     assert result.notices == []
 
 
 def test_build_is_deterministic_and_leaves_the_spec_untouched() -> None:
-    isvc = service({**VLLM, "readinessProbe": {"httpGet": {"path": "/v1/models", "port": 8000}}})
+    isvc = parse(
+        InferenceServiceWrapper()
+        .namespace("ns")
+        .worker(
+            multinode={"nodeCount": 2},
+            container={**VLLM, "readinessProbe": {"httpGet": {"path": "/v1/models", "port": 8000}}},
+        )
+        .obj()
+    )
     before = copy.deepcopy(isvc.model_dump(by_alias=True))
     assert render(isvc).objects == render(isvc).objects
     assert isvc.model_dump(by_alias=True) == before
@@ -211,7 +223,9 @@ def test_build_is_deterministic_and_leaves_the_spec_untouched() -> None:
 
 # --- vLLM with Ray (the default) ---------------------------------------------------------------
 def test_ray_leader_without_command_uses_the_image_entrypoint_vllm_serve() -> None:
-    leader, worker = leader_and_worker(service(VLLM))
+    leader, worker = leader_and_worker(
+        InferenceServiceWrapper().namespace("ns").worker(multinode={"nodeCount": 2}, container=VLLM)
+    )
     assert script(leader) == (
         "ray start --head --port=6379 && exec vllm serve --model Qwen/Qwen3-8B --tensor-parallel-size 8 "
         "--distributed-executor-backend ray"
@@ -222,11 +236,14 @@ def test_ray_leader_without_command_uses_the_image_entrypoint_vllm_serve() -> No
 
 def test_ray_leader_keeps_the_users_command() -> None:
     container = {
+        "name": "engine",
         "image": "my/vllm:1",
         "command": ["python3", "-m", "vllm.entrypoints.openai.api_server"],
         "args": ["--model", "M"],
     }
-    leader, _ = leader_and_worker(service(container))
+    leader, _ = leader_and_worker(
+        InferenceServiceWrapper().namespace("ns").worker(multinode={"nodeCount": 2}, container=container)
+    )
     assert script(leader) == (
         "ray start --head --port=6379 && exec python3 -m vllm.entrypoints.openai.api_server --model M "
         "--distributed-executor-backend ray"
@@ -242,7 +259,11 @@ def test_ray_leader_keeps_the_users_command() -> None:
     ],
 )
 def test_ray_backend_flag_is_never_duplicated(given: list[str]) -> None:
-    leader, _ = leader_and_worker(service({**VLLM, "args": [*VLLM["args"], *given]}))
+    leader, _ = leader_and_worker(
+        InferenceServiceWrapper()
+        .namespace("ns")
+        .worker(multinode={"nodeCount": 2}, container={**VLLM, "args": [*VLLM["args"], *given]})
+    )
     words = shlex.split(script(leader).split(" && exec ", 1)[1])
     assert sum(w.replace("_", "-").startswith("--distributed-executor-backend") for w in words) == 1
 
@@ -250,25 +271,29 @@ def test_ray_backend_flag_is_never_duplicated(given: list[str]) -> None:
 def test_ray_leader_quotes_arguments_so_the_shell_passes_them_unchanged() -> None:
     kv = '{"kv_connector":"NixlConnector","kv_role":"kv_both"}'
     args = ["--model", "M", "--kv-transfer-config", kv, "--chat-template", "it's $HOME; rm -rf /"]
-    leader, _ = leader_and_worker(service({**VLLM, "args": args}))
+    leader, _ = leader_and_worker(
+        InferenceServiceWrapper().namespace("ns").worker(multinode={"nodeCount": 2}, container={**VLLM, "args": args})
+    )
     head, served = script(leader).split(" && exec ", 1)
     assert head == "ray start --head --port=6379"
     assert shlex.split(served) == ["vllm", "serve", *args, "--distributed-executor-backend", "ray"]
 
 
 def test_ray_with_a_shell_script_starts_the_head_before_it() -> None:
-    container = {"image": "vllm/vllm-openai:v0.11.0", "command": ["/bin/bash", "-c"], "args": ["vllm serve M --tp 8"]}
-    result = render(service(container))
+    container = engine_container(name="engine", command=["/bin/bash", "-c"], args=["vllm serve M --tp 8"])
+    result = render(InferenceServiceWrapper().namespace("ns").worker(multinode={"nodeCount": 2}, container=container))
     lwt = objects(result, "LeaderWorkerSet")[0]["spec"]["leaderWorkerTemplate"]
-    leader = engine_container(lwt["leaderTemplate"])
+    leader = container_in(lwt["leaderTemplate"])
     assert leader["command"] == ["/bin/bash", "-c"]
     assert leader["args"] == ["ray start --head --port=6379 && vllm serve M --tp 8"]
-    assert script(engine_container(lwt["workerTemplate"])) == RAY_WORKER
+    assert script(container_in(lwt["workerTemplate"])) == RAY_WORKER
     assert result.notices == []
 
 
 def test_explicit_ray_backend_field() -> None:
-    leader, worker = leader_and_worker(service(VLLM, multinode={"backend": "ray"}))
+    leader, worker = leader_and_worker(
+        InferenceServiceWrapper().namespace("ns").worker(multinode={"nodeCount": 2, "backend": "ray"}, container=VLLM)
+    )
     assert script(leader).endswith("--distributed-executor-backend ray")
     assert script(worker) == RAY_WORKER
 
@@ -289,7 +314,9 @@ MP_FLAGS = [
 
 
 def test_mp_backend_runs_vllm_on_every_node_with_headless_workers() -> None:
-    leader, worker = leader_and_worker(service(VLLM_MP, nodes=4, multinode={"backend": "mp"}))
+    leader, worker = leader_and_worker(
+        InferenceServiceWrapper().namespace("ns").worker(multinode={"nodeCount": 4, "backend": "mp"}, container=VLLM_MP)
+    )
     assert "command" not in leader  # the image's `vllm serve` entrypoint is kept
     assert leader["args"] == [*VLLM_MP["args"], *MP_FLAGS]
     assert worker["args"] == [*VLLM_MP["args"], *MP_FLAGS, "--headless"]
@@ -299,14 +326,22 @@ def test_mp_backend_runs_vllm_on_every_node_with_headless_workers() -> None:
 
 def test_mp_backend_chosen_by_the_users_own_flag() -> None:
     args = [*VLLM_MP["args"], "--distributed-executor-backend", "mp"]
-    leader, worker = leader_and_worker(service({**VLLM_MP, "args": args}, nodes=4))
+    leader, worker = leader_and_worker(
+        InferenceServiceWrapper()
+        .namespace("ns")
+        .worker(multinode={"nodeCount": 4}, container={**VLLM_MP, "args": args})
+    )
     assert leader["args"] == [*args, *MP_FLAGS[2:]]
     assert worker["args"] == [*args, *MP_FLAGS[2:], "--headless"]
 
 
 def test_mp_flags_the_user_wrote_are_kept_and_not_duplicated() -> None:
     args = ["--model", "M", "-n", "4", "--master-port=12345", "--headless"]
-    leader, worker = leader_and_worker(service({**VLLM_MP, "args": args}, nodes=4, multinode={"backend": "mp"}))
+    leader, worker = leader_and_worker(
+        InferenceServiceWrapper()
+        .namespace("ns")
+        .worker(multinode={"nodeCount": 4, "backend": "mp"}, container={**VLLM_MP, "args": args})
+    )
     added = [
         "--distributed-executor-backend",
         "mp",
@@ -321,17 +356,25 @@ def test_mp_flags_the_user_wrote_are_kept_and_not_duplicated() -> None:
 
 def test_mp_with_an_explicit_command_keeps_it() -> None:
     container = {**VLLM_MP, "command": ["vllm", "serve"]}
-    leader, _ = leader_and_worker(service(container, nodes=4, multinode={"backend": "mp"}))
+    leader, _ = leader_and_worker(
+        InferenceServiceWrapper()
+        .namespace("ns")
+        .worker(multinode={"nodeCount": 4, "backend": "mp"}, container=container)
+    )
     assert leader["command"] == ["vllm", "serve"]
     assert leader["args"] == [*VLLM_MP["args"], *MP_FLAGS]
 
 
 def test_mp_shell_script_is_not_edited_and_the_user_is_told() -> None:
-    container = {"image": VLLM_MP["image"], "command": ["sh", "-c", "vllm serve M"]}
-    result = render(service(container, multinode={"backend": "mp"}))
+    container = engine_container(name="engine", image=VLLM_MP["image"], args=None, command=["sh", "-c", "vllm serve M"])
+    result = render(
+        InferenceServiceWrapper()
+        .namespace("ns")
+        .worker(multinode={"nodeCount": 2, "backend": "mp"}, container=container)
+    )
     lwt = objects(result, "LeaderWorkerSet")[0]["spec"]["leaderWorkerTemplate"]
     for part in ("leaderTemplate", "workerTemplate"):
-        assert engine_container(lwt[part])["command"] == ["sh", "-c", "vllm serve M"]
+        assert container_in(lwt[part])["command"] == ["sh", "-c", "vllm serve M"]
     warnings = [n for n in result.notices if n.reason == "CannotRewriteCommand"]
     assert [n.condition for n in warnings] == ["SpecWarnings", "SpecWarnings"]
     assert "--headless" in warnings[1].message
@@ -351,7 +394,9 @@ SGLANG_FLAGS = [
 
 
 def test_sglang_every_pod_launches_the_server_with_its_rank() -> None:
-    leader, worker = leader_and_worker(service(SGLANG))
+    leader, worker = leader_and_worker(
+        InferenceServiceWrapper().namespace("ns").worker(multinode={"nodeCount": 2}, container=SGLANG)
+    )
     assert leader["command"] == worker["command"] == ["python3", "-m", "sglang.launch_server"]
     assert leader["args"] == [*SGLANG["args"], *SGLANG_FLAGS, "--host", "0.0.0.0"]
     assert worker["args"] == [*SGLANG["args"], *SGLANG_FLAGS]
@@ -361,22 +406,34 @@ def test_sglang_every_pod_launches_the_server_with_its_rank() -> None:
 
 def test_sglang_keeps_the_users_host_and_distribution_flags() -> None:
     args = ["--model-path", "M", "--host=0.0.0.0", "--port", "40000", "--nccl-init-addr", "x:1", "--nnodes", "2"]
-    leader, worker = leader_and_worker(service({**SGLANG, "args": args}))
+    leader, worker = leader_and_worker(
+        InferenceServiceWrapper().namespace("ns").worker(multinode={"nodeCount": 2}, container={**SGLANG, "args": args})
+    )
     assert leader["args"] == [*args, "--node-rank", "$(LWS_WORKER_INDEX)"]
     assert worker["args"] == [*args, "--node-rank", "$(LWS_WORKER_INDEX)"]
     assert leader["readinessProbe"]["httpGet"]["port"] == 40000
 
 
 def test_engine_field_selects_sglang_for_an_unrecognised_image() -> None:
-    container = {"image": "registry.local/llm:1", "command": ["launch"], "args": ["--model-path", "M"]}
-    leader, _ = leader_and_worker(service(container, role={"engine": "sglang"}))
+    container = engine_container(
+        name="engine", image="registry.local/llm:1", command=["launch"], args=["--model-path", "M"]
+    )
+    leader, _ = leader_and_worker(
+        InferenceServiceWrapper()
+        .namespace("ns")
+        .worker(multinode={"nodeCount": 2}, container=container, engine="sglang")
+    )
     assert leader["args"] == ["--model-path", "M", *SGLANG_FLAGS, "--host", "0.0.0.0"]
 
 
 # --- rewriteCommand: false, probes, other containers --------------------------------------------
 @pytest.mark.parametrize("container", [VLLM, SGLANG, {**VLLM, "command": ["sh", "-c", "my start script"]}])
 def test_rewrite_off_leaves_command_and_args_exactly_as_written(container: dict[str, Any]) -> None:
-    leader, worker = leader_and_worker(service(container, multinode={"rewriteCommand": False}))
+    leader, worker = leader_and_worker(
+        InferenceServiceWrapper()
+        .namespace("ns")
+        .worker(multinode={"nodeCount": 2, "rewriteCommand": False}, container=container)
+    )
     for pod in (leader, worker):
         assert pod.get("command") == container.get("command")
         assert pod.get("args") == container.get("args")
@@ -385,7 +442,11 @@ def test_rewrite_off_leaves_command_and_args_exactly_as_written(container: dict[
 
 def test_users_leader_readiness_probe_is_kept() -> None:
     probe = {"httpGet": {"path": "/v1/models", "port": 8000}, "periodSeconds": 30}
-    leader, _ = leader_and_worker(service({**VLLM, "readinessProbe": probe}))
+    leader, _ = leader_and_worker(
+        InferenceServiceWrapper()
+        .namespace("ns")
+        .worker(multinode={"nodeCount": 2}, container={**VLLM, "readinessProbe": probe})
+    )
     assert leader["readinessProbe"] == probe
 
 
@@ -397,47 +458,29 @@ def test_workers_lose_probes_on_the_api_port_and_keep_the_others() -> None:
         "livenessProbe": {"tcpSocket": {"port": "http"}},
         "startupProbe": {"exec": {"command": ["true"]}},
     }
-    leader, worker = leader_and_worker(service(container))
+    leader, worker = leader_and_worker(
+        InferenceServiceWrapper().namespace("ns").worker(multinode={"nodeCount": 2}, container=container)
+    )
     assert "readinessProbe" not in worker
     assert "livenessProbe" not in worker
     assert worker["startupProbe"] == {"exec": {"command": ["true"]}}
     assert leader["livenessProbe"] == {"tcpSocket": {"port": "http"}}
 
     other = {**VLLM, "livenessProbe": {"httpGet": {"path": "/", "port": 9000}}}
-    _, worker = leader_and_worker(service(other))
+    _, worker = leader_and_worker(
+        InferenceServiceWrapper().namespace("ns").worker(multinode={"nodeCount": 2}, container=other)
+    )
     assert worker["livenessProbe"] == {"httpGet": {"path": "/", "port": 9000}}
 
 
 def test_only_the_serving_container_is_rewritten() -> None:
-    isvc = parse(
-        {
-            "apiVersion": "fusioninfer.io/v1alpha1",
-            "kind": "InferenceService",
-            "metadata": {"name": "svc"},
-            "spec": {
-                "roles": [
-                    {
-                        "name": "inference",
-                        "componentType": "worker",
-                        "multinode": {"nodeCount": 2},
-                        "template": {
-                            "spec": {
-                                "containers": [
-                                    {"name": "logs", "image": "busybox", "command": ["tail", "-f", "/dev/null"]},
-                                    {"name": "engine", **VLLM},
-                                ]
-                            }
-                        },
-                    }
-                ]
-            },
-        }
-    )
+    logs = {"name": "logs", "image": "busybox", "command": ["tail", "-f", "/dev/null"]}
+    isvc = parse(InferenceServiceWrapper().worker(multinode={"nodeCount": 2}, containers=[logs, VLLM]).obj())
     lwt = lws(isvc)["spec"]["leaderWorkerTemplate"]
     for part in ("leaderTemplate", "workerTemplate"):
-        logs = engine_container(lwt[part], "logs")
+        logs = container_in(lwt[part], "logs")
         assert logs == {"name": "logs", "image": "busybox", "command": ["tail", "-f", "/dev/null"]}
-        assert engine_container(lwt[part])["command"][0] == "/bin/sh"
+        assert container_in(lwt[part])["command"][0] == "/bin/sh"
 
 
 # --- helpers ------------------------------------------------------------------------------------
@@ -458,35 +501,58 @@ def test_shell_script_location(container: dict[str, Any], expected: tuple[str, i
 
 
 # --- single-node SGLang, and backend settings that cannot apply ---------------------------------
-def single_node_container(isvc: InferenceService) -> dict[str, Any]:
+def single_node_container(isvc: Service) -> dict[str, Any]:
     deployment = objects(render(isvc), "Deployment")[0]
-    return engine_container(deployment["spec"]["template"])
+    return container_in(deployment["spec"]["template"])
 
 
 def test_single_node_sglang_listens_on_all_interfaces() -> None:
     # Without --host SGLang binds 127.0.0.1: no probe, pool or sidecar could reach it.
-    container = single_node_container(service(SGLANG, nodes=1))
+    container = single_node_container(
+        InferenceServiceWrapper().namespace("ns").worker(multinode={"nodeCount": 1}, container=SGLANG)
+    )
     assert container["args"] == [*SGLANG["args"], "--host", "0.0.0.0"]
 
 
 @pytest.mark.parametrize("host", [["--host", "::"], ["--host=10.0.0.1"]])
 def test_single_node_sglang_keeps_the_users_host(host: list[str]) -> None:
     args = [*SGLANG["args"], *host]
-    assert single_node_container(service({**SGLANG, "args": args}, nodes=1))["args"] == args
+    assert (
+        single_node_container(
+            InferenceServiceWrapper()
+            .namespace("ns")
+            .worker(multinode={"nodeCount": 1}, container={**SGLANG, "args": args})
+        )["args"]
+        == args
+    )
 
 
 def test_single_node_sglang_is_left_alone_when_rewriting_is_off() -> None:
-    container = single_node_container(service(SGLANG, nodes=1, multinode={"rewriteCommand": False}))
+    container = single_node_container(
+        InferenceServiceWrapper()
+        .namespace("ns")
+        .worker(multinode={"nodeCount": 1, "rewriteCommand": False}, container=SGLANG)
+    )
     assert container["args"] == SGLANG["args"]
 
 
 def test_single_node_vllm_is_not_rewritten() -> None:
-    assert single_node_container(service(VLLM, nodes=1))["args"] == VLLM["args"]
+    assert (
+        single_node_container(
+            InferenceServiceWrapper().namespace("ns").worker(multinode={"nodeCount": 1}, container=VLLM)
+        )["args"]
+        == VLLM["args"]
+    )
 
 
 def test_backend_that_contradicts_the_users_flag_is_reported_and_the_flag_wins() -> None:
     args = [*VLLM_MP["args"], "--distributed-executor-backend", "mp"]
-    isvc = service({**VLLM_MP, "args": args}, nodes=4, multinode={"backend": "ray"})
+    isvc = parse(
+        InferenceServiceWrapper()
+        .namespace("ns")
+        .worker(multinode={"nodeCount": 4, "backend": "ray"}, container={**VLLM_MP, "args": args})
+        .obj()
+    )
     result = render(isvc)
     warnings = [n for n in result.notices if n.reason == "IgnoredField"]
     assert len(warnings) == 1
@@ -498,7 +564,9 @@ def test_backend_that_contradicts_the_users_flag_is_reported_and_the_flag_wins()
 
 
 def test_backend_on_an_sglang_role_is_reported() -> None:
-    result = render(service(SGLANG, multinode={"backend": "mp"}))
+    result = render(
+        InferenceServiceWrapper().namespace("ns").worker(multinode={"nodeCount": 2, "backend": "mp"}, container=SGLANG)
+    )
     warnings = [n for n in result.notices if n.reason == "IgnoredField"]
     assert [n.message for n in warnings] == [
         "spec.roles[0].multinode.backend: 'mp' is ignored: it selects vLLM's distributed executor, "
@@ -508,5 +576,9 @@ def test_backend_on_an_sglang_role_is_reported() -> None:
 
 def test_matching_backend_and_flag_are_not_reported() -> None:
     args = [*VLLM_MP["args"], "--distributed-executor-backend", "mp"]
-    result = render(service({**VLLM_MP, "args": args}, nodes=4, multinode={"backend": "mp"}))
+    result = render(
+        InferenceServiceWrapper()
+        .namespace("ns")
+        .worker(multinode={"nodeCount": 4, "backend": "mp"}, container={**VLLM_MP, "args": args})
+    )
     assert not [n for n in result.notices if n.reason == "IgnoredField"]

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.support.wrappers import InferenceServiceWrapper, pd_service
 
 from fusioninfer.api.labels import LABEL_SERVING
 from fusioninfer.api.validation import parse
@@ -42,24 +43,6 @@ def _sglang(*args: str) -> dict[str, Any]:
     }
 
 
-def _isvc(roles: list[dict[str, Any]], router: dict[str, Any] | None = None) -> Any:
-    all_roles = list(roles)
-    if router is not None:
-        all_roles.insert(0, {"name": "router", "componentType": "router", **router})
-    return parse(
-        {
-            "apiVersion": "fusioninfer.io/v1alpha1",
-            "kind": "InferenceService",
-            "metadata": {"name": "svc", "namespace": "ns"},
-            "spec": {"roles": all_roles},
-        }
-    )
-
-
-def _role(name: str, ctype: str, *containers: dict[str, Any], **extra: Any) -> dict[str, Any]:
-    return {"name": name, "componentType": ctype, "template": {"spec": {"containers": list(containers)}}, **extra}
-
-
 @dataclass
 class Decorated:
     template: Manifest
@@ -87,27 +70,17 @@ def _decorate(isvc: Any, role_name: str, part: PodPart = PodPart.SINGLE, **optio
     return Decorated(decorate(ctx, role, base_pod_template(ctx, role), part), ctx)
 
 
-def _pd(prefill: dict[str, Any] | None = None, decode: dict[str, Any] | None = None, **router: Any) -> Any:
-    return _isvc(
-        [
-            _role("prefill", "prefiller", prefill or _vllm()),
-            _role("decode", "decoder", decode or _vllm()),
-        ],
-        router={"strategy": "pd-disaggregation", **router},
-    )
-
-
 # --- the serving label --------------------------------------------------------------------------
 @pytest.mark.parametrize(("part", "serving"), [(PodPart.SINGLE, True), (PodPart.LEADER, True), (PodPart.WORKER, False)])
 def test_only_single_pods_and_leaders_carry_the_serving_label(part: PodPart, serving: bool) -> None:
-    isvc = _isvc([_role("inference", "worker", _vllm())])
+    isvc = parse(InferenceServiceWrapper().namespace("ns").worker(container=_vllm()).obj())
     labels = _decorate(isvc, "inference", part).labels
     assert (labels.get(LABEL_SERVING) == "true") is serving
     assert LABEL_LLMD_ROLE not in labels, "a monolithic service has no P/D roles"
 
 
 def test_monolithic_pods_are_otherwise_untouched() -> None:
-    isvc = _isvc([_role("inference", "worker", _vllm())])
+    isvc = parse(InferenceServiceWrapper().namespace("ns").worker(container=_vllm()).obj())
     d = _decorate(isvc, "inference")
     assert d.containers == [_vllm()]
     assert d.init_containers == []
@@ -116,14 +89,14 @@ def test_monolithic_pods_are_otherwise_untouched() -> None:
 # --- P/D labels, NIXL, KV connector -------------------------------------------------------------
 @pytest.mark.parametrize("part", list(PodPart))
 def test_pd_roles_are_labelled_for_the_llmd_filters_on_every_part(part: PodPart) -> None:
-    isvc = _pd()
+    isvc = parse(pd_service(_vllm(), _vllm()))
     assert _decorate(isvc, "prefill", part).labels[LABEL_LLMD_ROLE] == "prefill"
     assert _decorate(isvc, "decode", part).labels[LABEL_LLMD_ROLE] == "decode"
 
 
 @pytest.mark.parametrize("role", ["prefill", "decode"])
 def test_vllm_pd_containers_get_nixl_side_channel_env_and_the_nixl_connector(role: str) -> None:
-    vllm = _decorate(_pd(), role).container("vllm")
+    vllm = _decorate(parse(pd_service(_vllm(), _vllm())), role).container("vllm")
     env = {e["name"]: e for e in vllm["env"]}
     assert env["VLLM_NIXL_SIDE_CHANNEL_HOST"]["valueFrom"] == {
         "fieldRef": {"apiVersion": "v1", "fieldPath": "status.podIP"}
@@ -136,7 +109,7 @@ def test_vllm_pd_containers_get_nixl_side_channel_env_and_the_nixl_connector(rol
 def test_user_kv_transfer_config_and_nixl_env_are_respected() -> None:
     own = '{"kv_connector":"LMCacheConnectorV1","kv_role":"kv_both"}'
     prefill = _vllm(f"--kv-transfer-config={own}", env=[{"name": "VLLM_NIXL_SIDE_CHANNEL_PORT", "value": "6000"}])
-    d = _decorate(_pd(prefill=prefill), "prefill")
+    d = _decorate(parse(pd_service(prefill, _vllm())), "prefill")
     vllm = d.container("vllm")
     assert [a for a in vllm["args"] if "kv-transfer-config" in a] == [f"--kv-transfer-config={own}"]
     assert [e["value"] for e in vllm["env"] if e["name"] == "VLLM_NIXL_SIDE_CHANNEL_PORT"] == ["6000"]
@@ -145,7 +118,7 @@ def test_user_kv_transfer_config_and_nixl_env_are_respected() -> None:
 
 def test_pynccl_connector_on_vllm_011_is_kept_but_reported() -> None:
     old = '{"kv_connector":"PyNcclConnector","kv_role":"kv_producer"}'
-    d = _decorate(_pd(prefill=_vllm("--kv-transfer-config", old)), "prefill")
+    d = _decorate(parse(pd_service(_vllm("--kv-transfer-config", old), _vllm())), "prefill")
     assert d.container("vllm")["args"].count("--kv-transfer-config") == 1
     assert old in d.container("vllm")["args"]
     [notice] = d.ctx.notices
@@ -158,7 +131,7 @@ def test_pynccl_connector_on_an_older_vllm_is_fine() -> None:
     old = '{"kv_connector":"PyNcclConnector","kv_role":"kv_producer"}'
     prefill = _vllm("--kv-transfer-config", old)
     prefill["image"] = "vllm/vllm-openai:v0.10.1"
-    assert _decorate(_pd(prefill=prefill), "prefill").ctx.notices == []
+    assert _decorate(parse(pd_service(prefill, _vllm())), "prefill").ctx.notices == []
 
 
 @pytest.mark.parametrize(
@@ -177,7 +150,7 @@ def test_decode_gets_the_routing_sidecar_on_the_pool_port_and_vllm_moves_to_8200
         ports=[{"name": "http", "containerPort": 8000}],
         readinessProbe={"httpGet": {"path": "/health", "port": 8000}},
     )
-    d = _decorate(_pd(decode=decode), "decode")
+    d = _decorate(parse(pd_service(_vllm(), decode)), "decode")
     [sidecar] = d.init_containers
     assert sidecar == {
         "name": "routing-sidecar",
@@ -195,30 +168,31 @@ def test_decode_gets_the_routing_sidecar_on_the_pool_port_and_vllm_moves_to_8200
 
 
 def test_decode_without_a_port_flag_gets_one() -> None:
-    vllm = _decorate(_pd(), "decode").container("vllm")
+    vllm = _decorate(parse(pd_service(_vllm(), _vllm())), "decode").container("vllm")
     assert vllm["args"][-2:] == ["--port", "8200"]
 
 
 def test_prefill_keeps_its_port_and_gets_no_sidecar() -> None:
-    d = _decorate(_pd(), "prefill")
+    d = _decorate(parse(pd_service(_vllm(), _vllm())), "prefill")
     assert d.init_containers == []
     assert flag_value(d.container("vllm"), "--port") is None
 
 
 def test_sidecar_follows_the_prefill_port_and_avoids_it_internally() -> None:
     prefill = _vllm("--port=8200")  # the pool port is the prefillers' port
-    d = _decorate(_pd(prefill=prefill, decode=_vllm("--port=9000")), "decode")
+    d = _decorate(parse(pd_service(prefill, _vllm("--port=9000"))), "decode")
     assert d.init_containers[0]["args"][:2] == ["--port=8200", "--vllm-port=8201"]
     assert flag_value(d.container("vllm"), "--port") == "8201"
 
 
 def test_multinode_decode_leader_gets_the_sidecar_and_workers_do_not() -> None:
-    isvc = _isvc(
-        [
-            _role("prefill", "prefiller", _vllm()),
-            _role("decode", "decoder", _vllm(), multinode={"nodeCount": 2}),
-        ],
-        router={"strategy": "pd-disaggregation"},
+    isvc = parse(
+        InferenceServiceWrapper()
+        .namespace("ns")
+        .router("pd-disaggregation")
+        .prefiller(container=_vllm())
+        .decoder(container=_vllm(), multinode={"nodeCount": 2})
+        .obj()
     )
     leader = _decorate(isvc, "decode", PodPart.LEADER)
     worker = _decorate(isvc, "decode", PodPart.WORKER)
@@ -231,43 +205,62 @@ def test_multinode_decode_leader_gets_the_sidecar_and_workers_do_not() -> None:
 
 def test_notices_are_reported_once_per_role_not_per_part() -> None:
     old = '{"kv_connector":"PyNcclConnector","kv_role":"kv_both"}'
-    isvc = _isvc(
-        [
-            _role("prefill", "prefiller", _vllm("--kv-transfer-config", old), multinode={"nodeCount": 2}),
-            _role("decode", "decoder", _vllm()),
-        ],
-        router={"strategy": "pd-disaggregation"},
+    isvc = parse(
+        InferenceServiceWrapper()
+        .namespace("ns")
+        .router("pd-disaggregation")
+        .prefiller(container=_vllm("--kv-transfer-config", old), multinode={"nodeCount": 2})
+        .decoder(container=_vllm())
+        .obj()
     )
     assert [n.reason for n in _decorate(isvc, "prefill", PodPart.LEADER).ctx.notices] == ["DeprecatedKVConnector"]
     assert _decorate(isvc, "prefill", PodPart.WORKER).ctx.notices == []
 
 
 def test_engine_port_is_the_internal_port_only_behind_the_sidecar() -> None:
-    isvc = _isvc(
-        [_role("prefill", "prefiller", _vllm()), _role("decode", "decoder", _vllm(), multinode={"nodeCount": 2})],
-        router={"strategy": "pd-disaggregation"},
+    isvc = parse(
+        InferenceServiceWrapper()
+        .namespace("ns")
+        .router("pd-disaggregation")
+        .prefiller(container=_vllm())
+        .decoder(container=_vllm(), multinode={"nodeCount": 2})
+        .obj()
     )
     ctx = BuildContext(isvc)
     prefill, decode = isvc.serving_roles
     assert engine_port(ctx, prefill, PodPart.SINGLE) == 8000
     assert engine_port(ctx, decode, PodPart.LEADER) == 8200
     assert engine_port(ctx, decode, PodPart.WORKER) == 8000
-    mono = _isvc([_role("inference", "worker", _vllm())])
+    mono = parse(InferenceServiceWrapper().namespace("ns").worker(container=_vllm()).obj())
     assert engine_port(BuildContext(mono), mono.serving_roles[0], PodPart.SINGLE) == 8000
 
 
 def test_sidecar_image_overrides() -> None:
     own = "registry.example/sidecar:dev"
-    assert _decorate(_pd(), "decode", routing_sidecar_image=own).init_containers[0]["image"] == own
+    assert (
+        _decorate(parse(pd_service(_vllm(), _vllm())), "decode", routing_sidecar_image=own).init_containers[0]["image"]
+        == own
+    )
     router_own = "registry.example/sidecar:router"
-    isvc = _pd(endpointPicker={"routingSidecarImage": router_own})
+    isvc = parse(
+        InferenceServiceWrapper()
+        .namespace("ns")
+        .router("pd-disaggregation", endpointPicker={"routingSidecarImage": router_own})
+        .prefiller(container=_vllm())
+        .decoder(container=_vllm())
+        .obj()
+    )
     assert _decorate(isvc, "decode", routing_sidecar_image=own).init_containers[0]["image"] == router_own
 
 
 def test_sglang_pd_uses_the_sglang_connector_and_no_nixl() -> None:
-    isvc = _isvc(
-        [_role("prefill", "prefiller", _sglang("--port", "30000")), _role("decode", "decoder", _sglang())],
-        router={"strategy": "pd-disaggregation"},
+    isvc = parse(
+        InferenceServiceWrapper()
+        .namespace("ns")
+        .router("pd-disaggregation")
+        .prefiller(container=_sglang("--port", "30000"))
+        .decoder(container=_sglang())
+        .obj()
     )
     decode = _decorate(isvc, "decode")
     assert decode.init_containers[0]["args"] == [
@@ -289,7 +282,7 @@ class OldCluster(Capabilities):
 
 
 def test_before_native_sidecars_the_sidecar_is_a_regular_last_container() -> None:
-    d = _decorate(_pd(), "decode", capabilities=OldCluster())
+    d = _decorate(parse(pd_service(_vllm(), _vllm())), "decode", capabilities=OldCluster())
     assert d.init_containers == []
     assert [c["name"] for c in d.containers] == ["vllm", "routing-sidecar"]
     assert "restartPolicy" not in d.containers[1]
@@ -307,7 +300,7 @@ def test_shell_scripts_are_edited_in_place_or_reported() -> None:
     assert no_flag["args"] == ["vllm serve m"]
 
     decode = {"name": "vllm", "image": VLLM_IMAGE, "command": ["sh", "-c", "exec vllm serve m"]}
-    d = _decorate(_pd(decode=decode), "decode")
+    d = _decorate(parse(pd_service(_vllm(), decode)), "decode")
     assert {n.reason for n in d.ctx.notices} == {"CannotRewriteCommand"}
     assert d.container("vllm")["command"] == ["sh", "-c", "exec vllm serve m"]
 

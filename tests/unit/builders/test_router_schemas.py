@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 import yaml
 from tests.support.schema import validate
+from tests.support.wrappers import InferenceServiceWrapper
 
 from fusioninfer.api.validation import parse
 from fusioninfer.builders import build
@@ -53,28 +54,6 @@ def _checked(manifest: Manifest) -> dict[str, Any]:
     return {k: v for k, v in manifest.items() if k != "metadata"}
 
 
-VLLM = {"name": "vllm", "image": "vllm/vllm-openai:v0.11.0", "args": ["--model", "m"]}
-
-
-def _isvc(router: dict[str, Any], pd: bool = False) -> Any:
-    roles: list[dict[str, Any]] = [{"name": "router", "componentType": "router", **router}]
-    if pd:
-        roles += [
-            {"name": "p", "componentType": "prefiller", "template": {"spec": {"containers": [VLLM]}}},
-            {"name": "d", "componentType": "decoder", "template": {"spec": {"containers": [VLLM]}}},
-        ]
-    else:
-        roles.append({"name": "w", "componentType": "worker", "template": {"spec": {"containers": [VLLM]}}})
-    return parse(
-        {
-            "apiVersion": "fusioninfer.io/v1alpha1",
-            "kind": "InferenceService",
-            "metadata": {"name": "svc", "namespace": "ns"},
-            "spec": {"roles": roles},
-        }
-    )
-
-
 FULL_ROUTE = {
     "parentRefs": [{"name": "gw", "namespace": "infra", "sectionName": "http", "port": 80}],
     "hostnames": ["llm.example.com", "*.models.example.com"],
@@ -94,13 +73,26 @@ FULL_ROUTE = {
     ],
 }
 
+
 CASES = {
-    "prefix-cache": _isvc({"httproute": {"parentRefs": [{"name": "gw"}]}}),
-    "pd": _isvc({"strategy": "pd-disaggregation", "httproute": {"parentRefs": [{"name": "gw"}]}}, pd=True),
-    "full-route-and-gateway": _isvc(
-        {"httproute": FULL_ROUTE, "gateway": {"className": "istio", "listenerPort": 8080, "serviceType": "ClusterIP"}}
+    "prefix-cache": parse(InferenceServiceWrapper().namespace("ns").router().worker("w").obj()),
+    "pd": parse(
+        InferenceServiceWrapper().namespace("ns").router("pd-disaggregation").prefiller("p").decoder("d").obj()
     ),
-    "gateway-only": _isvc({"gateway": {"className": "kgateway"}}),
+    "full-route-and-gateway": parse(
+        InferenceServiceWrapper()
+        .namespace("ns")
+        .router(httproute=FULL_ROUTE, gateway={"className": "istio", "listenerPort": 8080, "serviceType": "ClusterIP"})
+        .worker("w")
+        .obj()
+    ),
+    "gateway-only": parse(
+        InferenceServiceWrapper()
+        .namespace("ns")
+        .router(parent=None, gateway={"className": "kgateway"})
+        .worker("w")
+        .obj()
+    ),
 }
 
 

@@ -7,7 +7,7 @@ the YAML a user would write (no fields the operator fills in), and `.obj()` must
 from __future__ import annotations
 
 import pytest
-from tests.support.wrappers import InferenceServiceWrapper, pd_service
+from tests.support.wrappers import InferenceServiceWrapper, engine_container, pd_service, serving_role
 
 from fusioninfer.api.errors import InvalidSpec
 from fusioninfer.api.validation import parse
@@ -113,3 +113,27 @@ def test_obj_hands_out_copies_and_shares_nothing_with_its_inputs() -> None:
 def test_autoscaling_names_a_role_that_exists() -> None:
     with pytest.raises(ValueError, match="not enough values"):
         InferenceServiceWrapper().worker().autoscaling("decode", {"maxReplicas": 2})
+
+
+def test_args_are_written_as_given_or_left_out() -> None:
+    """A test of a malformed `args` must get that value, not a list the builder made of it."""
+    assert "args" not in engine_container(args=None)
+    assert engine_container(args=("--model", "q"))["args"] == ["--model", "q"]
+    assert engine_container(args="vllm serve")["args"] == "vllm serve"
+    assert engine_container(args={"a": "b"})["args"] == {"a": "b"}
+    role = serving_role("w", "worker", args=None)
+    assert role["template"]["spec"]["containers"] == [{"name": "vllm", "image": "vllm/vllm-openai:v0.11.0"}]
+
+
+def test_pod_spec_fields_follow_the_containers() -> None:
+    role = serving_role("w", "worker", pod_spec={"nodeSelector": {"gpu": "a100"}}, pod_labels={"team": "ml"})
+    assert role["template"] == {
+        "metadata": {"labels": {"team": "ml"}},
+        "spec": {"containers": [engine_container()], "nodeSelector": {"gpu": "a100"}},
+    }
+
+
+def test_metadata_fields_are_added_to_name_and_namespace() -> None:
+    manifest = InferenceServiceWrapper().namespace("ns").metadata(uid="u1", generation=3).worker().obj()
+    assert manifest["metadata"] == {"name": "svc", "namespace": "ns", "uid": "u1", "generation": 3}
+    assert parse(manifest).metadata.uid == "u1"
