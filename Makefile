@@ -56,7 +56,7 @@ demo: setup k8s-binaries ## Local demo: control plane + simulated GPU nodes + op
 .PHONY: manifests
 manifests: setup ## Regenerate the CRD, the RBAC, the chart's copies and config/samples from the code and examples/
 	$(FI) crd > config/crd/bases/fusioninfer.io_inferenceservices.yaml
-	$(BIN)/python -m fusioninfer.manifests.generate
+	$(BIN)/python -m fusioninfer.install.generate
 
 .PHONY: install
 install: setup ## Install the CRD into the cluster of KUBECONFIG

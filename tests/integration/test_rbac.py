@@ -35,9 +35,9 @@ from fusioninfer.api.v1alpha1 import API_VERSION, KIND, PLURAL
 from fusioninfer.api.validation import parse
 from fusioninfer.builders import BuildOptions, build
 from fusioninfer.controller.operator import Operator, OperatorConfig, ProcessConfig, run_process
-from fusioninfer.manifests import rbac
-from fusioninfer.manifests.deploy import apply_objects
-from fusioninfer.manifests.kustomize import Manifest, render, set_namespace
+from fusioninfer.install import rbac
+from fusioninfer.install.deploy import apply_objects
+from fusioninfer.install.kustomize import Manifest, render, set_namespace
 from fusioninfer.runtime.apply import apply, get
 from fusioninfer.runtime.registry import default_registry, raw_resource
 from fusioninfer_dev.localcluster.cluster import LocalCluster

@@ -16,9 +16,9 @@ from lightkube.resources.core_v1 import Namespace, ServiceAccount
 from lightkube.resources.rbac_authorization_v1 import ClusterRole, ClusterRoleBinding
 from tests.support.eventually import eventually
 
-from fusioninfer.manifests import rbac
-from fusioninfer.manifests.deploy import apply_objects, delete_objects
-from fusioninfer.manifests.kustomize import render
+from fusioninfer.install import rbac
+from fusioninfer.install.deploy import apply_objects, delete_objects
+from fusioninfer.install.kustomize import render
 from fusioninfer_dev.localcluster.cluster import LocalCluster
 
 pytestmark = pytest.mark.integration

@@ -20,8 +20,8 @@ import yaml
 
 from fusioninfer.api.crd import crd_yaml
 from fusioninfer.cli import app
-from fusioninfer.manifests import generate, rbac
-from fusioninfer.manifests.kustomize import KustomizeError, render, set_namespace, split_image
+from fusioninfer.install import generate, rbac
+from fusioninfer.install.kustomize import KustomizeError, render, set_namespace, split_image
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = ROOT / "Dockerfile"

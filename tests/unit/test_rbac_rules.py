@@ -15,8 +15,8 @@ from fusioninfer.api.v1alpha1 import GROUP, PLURAL, Role
 from fusioninfer.builders import epp
 from fusioninfer.builders.kinds import CHILD_KINDS
 from fusioninfer.cli import app
-from fusioninfer.manifests import rbac
-from fusioninfer.manifests.generate import CHART_RULES_FILE, ROLE_FILE
+from fusioninfer.install import rbac
+from fusioninfer.install.generate import CHART_RULES_FILE, ROLE_FILE
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "fusioninfer"

@@ -20,7 +20,7 @@ from rich.console import Console
 
 from fusioninfer.api.v1alpha1 import API_VERSION, KIND, PLURAL
 from fusioninfer.controller.conditions import find
-from fusioninfer.install import install_crds
+from fusioninfer.install.crds import install_crds
 from fusioninfer.runtime.apply import apply
 from fusioninfer.runtime.registry import default_registry
 from fusioninfer.status_view import render_services, service_children

@@ -1,7 +1,7 @@
 """`make deploy` / `make undeploy` without kubectl: apply or delete a rendered kustomization.
 
 Objects are server-side applied (field manager `fusioninfer-deploy`) in kustomize's order;
-CRDs go through `fusioninfer.install.apply_crds`, which adapts them to the server (CEL rules
+CRDs go through `fusioninfer.install.crds.apply_crds`, which adapts them to the server (CEL rules
 stripped before 1.25) and waits until they are Established, so samples applied right after
 a deploy find their kind. Deletion runs in reverse order and ignores what is already gone.
 """
@@ -15,8 +15,8 @@ from typing import Any
 from lightkube import ApiError, Client, KubeConfig
 from lightkube.types import CascadeType, PatchType
 
-from fusioninfer.install import apply_crds
-from fusioninfer.manifests.kustomize import Manifest
+from fusioninfer.install.crds import apply_crds
+from fusioninfer.install.kustomize import Manifest
 from fusioninfer.runtime.registry import default_registry, is_namespaced, raw_resource
 
 FIELD_MANAGER = "fusioninfer-deploy"
