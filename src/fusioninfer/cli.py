@@ -296,7 +296,7 @@ _mount_plugin_commands()
 
 
 def _mount_shipping_commands() -> None:
-    """`install`, `uninstall`, `rbac`, `deploy`, `undeploy`: the installer's commands, defined in
+    """`install`, `uninstall`, `rbac`: the installer's commands, defined in
     `fusioninfer.install.commands`."""
     from fusioninfer.install.commands import register
 

@@ -1,5 +1,6 @@
 """What ships: the Dockerfile (hadolint-style rules checked by hand), the wheel and its console
-script, the kustomize layout in config/ (rendered by our kustomize subset) and the Helm chart
+script, the kustomize layout in config/ (rendered by `kubectl kustomize`, as `make deploy`'s
+`kubectl apply -k` renders it) and the Helm chart
 (no helm here: its static files are parsed and its templates checked against values.yaml)."""
 
 from __future__ import annotations
@@ -17,11 +18,11 @@ from typing import Any
 import pytest
 import typer.main
 import yaml
+from tests.support.kubectl import deploy_overlay, kustomize
 
 from fusioninfer.api.crd import crd_yaml
 from fusioninfer.cli import app
 from fusioninfer.install import generate, rbac
-from fusioninfer.install.kustomize import KustomizeError, render, set_namespace, split_image
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = ROOT / "Dockerfile"
@@ -53,10 +54,10 @@ def test_dockerfile_is_multi_stage_on_a_pinned_slim_python_311() -> None:
     for rest in froms:
         image = rest.split()[0]
         image = re.sub(r"\$\{(\w+)\}", lambda m: args[m.group(1)], image)
-        name, tag = split_image(image)
+        name, _, tag = image.partition(":")
         assert name == "python", image
         # pinned: a full X.Y.Z version, slim, never latest
-        assert re.fullmatch(r":3\.11\.\d+-slim(-\w+)?", tag), image
+        assert re.fullmatch(r"3\.11\.\d+-slim(-\w+)?", tag), image
     assert "AS build" in froms[0]
     assert any("--from=build" in rest for word, rest in instructions() if word == "COPY")
 
@@ -228,12 +229,12 @@ def test_samples_are_the_examples() -> None:
 
 
 def test_samples_apply_as_one_kustomization() -> None:
-    objects = render(ROOT / "config" / "samples")
+    objects = kustomize(ROOT / "config" / "samples")
     assert {o["kind"] for o in objects} == {"InferenceService"}
 
 
 def test_default_renders_the_operator_with_its_rbac() -> None:
-    objects = render(ROOT / "config" / "default")
+    objects = kustomize(ROOT / "config" / "default")
     kinds = [o["kind"] for o in objects]
     assert kinds == [
         "Namespace",
@@ -263,7 +264,7 @@ def test_default_renders_the_operator_with_its_rbac() -> None:
 
 
 def test_manager_deployment() -> None:
-    deployment = by_kind(render(ROOT / "config" / "default"))["Deployment"]
+    deployment = by_kind(kustomize(ROOT / "config" / "default"))["Deployment"]
     pod = deployment["spec"]["template"]["spec"]
     (container,) = pod["containers"]
     assert_run_accepts(container["args"])
@@ -292,107 +293,48 @@ def test_manager_deployment() -> None:
     assert [m["mountPath"] for m in container["volumeMounts"]] == ["/tmp"]
 
 
-def test_deploy_image_override() -> None:
-    for image, expected in [
+@pytest.mark.parametrize(
+    ("image", "expected"),
+    [
         ("reg.example:5000/team/fusioninfer:v1.2.3", "reg.example:5000/team/fusioninfer:v1.2.3"),
         ("ghcr.io/x/fi@sha256:abc", "ghcr.io/x/fi@sha256:abc"),
-        ("myimage", "myimage:latest"),  # no tag given: the manifest's tag stays
-    ]:
-        deployment = by_kind(render(ROOT / "config" / "default", image=image))["Deployment"]
-        assert deployment["spec"]["template"]["spec"]["containers"][0]["image"] == expected
-
-
-def test_deploy_cli_dry_run_prints_the_rendered_objects() -> None:
-    from typer.testing import CliRunner
-
-    result = CliRunner().invoke(
-        app, ["deploy", "--dry-run", "--img", "r.example/fi:v9", "-k", str(ROOT / "config" / "default")]
-    )
-    assert result.exit_code == 0, result.output
-    objects = list(yaml.safe_load_all(result.stdout))
-    assert by_kind(objects)["Deployment"]["spec"]["template"]["spec"]["containers"][0]["image"] == "r.example/fi:v9"
-    missing = CliRunner().invoke(app, ["deploy", "--dry-run", "-k", "/nonexistent"])
-    assert missing.exit_code == 1
-
-
-# --- the kustomize subset --------------------------------------------------------------------------
-@pytest.mark.parametrize(
-    ("image", "split"),
-    [
-        ("fusioninfer", ("fusioninfer", "")),
-        ("fusioninfer:dev", ("fusioninfer", ":dev")),
-        ("reg:5000/a/b", ("reg:5000/a/b", "")),
-        ("reg:5000/a/b:1.0", ("reg:5000/a/b", ":1.0")),
-        ("a/b@sha256:0f", ("a/b", "@sha256:0f")),
+        ("localhost/fusioninfer:1.0", "localhost/fusioninfer:1.0"),  # a tag that YAML would read as a number
+        ("myimage", "myimage:latest"),  # no tag given: the manifest's tag stays (kustomize edit set image's rule)
     ],
 )
-def test_split_image(image: str, split: tuple[str, str]) -> None:
-    assert split_image(image) == split
+def test_make_deploy_sets_the_image_without_editing_config(tmp_path: Path, image: str, expected: str) -> None:
+    """`make deploy IMG=...` applies `.fusioninfer/deploy`: config/default plus an `images` entry."""
+    overlay = deploy_overlay(tmp_path, image)
+    objects = kustomize(overlay)
+    assert [o["kind"] for o in objects] == [o["kind"] for o in kustomize(ROOT / "config" / "default")]
+    deployment = by_kind(objects)["Deployment"]
+    assert deployment["spec"]["template"]["spec"]["containers"][0]["image"] == expected
+    copied = tmp_path / "repo" / "config"
+    assert all(
+        (copied / p.relative_to(ROOT / "config")).read_text() == p.read_text()
+        for p in (ROOT / "config").rglob("*")
+        if p.is_file()
+    ), "make deploy-overlay changed a checked-in file"
 
 
-def write(path: Path, data: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump_all(data) if isinstance(data, list) else yaml.safe_dump(data))
-
-
-def test_kustomize_subset_nests_sets_namespaces_and_images(tmp_path: Path) -> None:
-    write(
-        tmp_path / "base" / "kustomization.yaml",
-        {"resources": ["objs.yaml"], "images": [{"name": "app", "newTag": "2"}]},
-    )
-    write(
-        tmp_path / "base" / "objs.yaml",
-        [
-            {
-                "apiVersion": "apps/v1",
-                "kind": "Deployment",
-                "metadata": {"name": "d"},
-                "spec": {"template": {"spec": {"containers": [{"name": "c", "image": "app:1"}]}}},
-            },
-            {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "sa", "namespace": "old"}},
-            {
-                "apiVersion": "rbac.authorization.k8s.io/v1",
-                "kind": "ClusterRoleBinding",
-                "metadata": {"name": "b"},
-                "subjects": [
-                    {"kind": "ServiceAccount", "name": "sa", "namespace": "old"},
-                    {"kind": "ServiceAccount", "name": "other", "namespace": "elsewhere"},
-                ],
-            },
-        ],
-    )
-    write(tmp_path / "top" / "kustomization.yaml", {"namespace": "new", "resources": ["../base"]})
-    objects = render(tmp_path / "top")
-    assert [o["kind"] for o in objects] == ["ServiceAccount", "ClusterRoleBinding", "Deployment"]
-    objs = by_kind(objects)
-    assert objs["Deployment"]["metadata"]["namespace"] == "new"
-    assert objs["Deployment"]["spec"]["template"]["spec"]["containers"][0]["image"] == "app:2"
-    assert "namespace" not in objs["ClusterRoleBinding"]["metadata"]
-    assert objs["ClusterRoleBinding"]["subjects"] == [
-        {"kind": "ServiceAccount", "name": "sa", "namespace": "new"},
-        {"kind": "ServiceAccount", "name": "other", "namespace": "elsewhere"},
+def test_make_deploy_undeploy_and_samples_are_kubectl_with_kustomize() -> None:
+    """What `make` runs (`-n`: printed, not run; `-o setup`: the virtualenv taken as made)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "KUBECTL", "IMG")}
+    printed = subprocess.run(
+        ["make", "-n", "-s", "-C", str(ROOT), "-o", "setup", "deploy", "undeploy", "samples", "IMG=r.example/fi:v9"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        check=True,
+    ).stdout.splitlines()
+    kubectl = f"KUBECONFIG={os.environ.get('KUBECONFIG', Path.home() / '.kube' / 'config')} .venv/bin/kubectl"
+    assert [line for line in printed if ".venv/bin/kubectl" in line] == [
+        f"{kubectl} apply --server-side --force-conflicts -k .fusioninfer/deploy",
+        f"{kubectl} wait --for=condition=Established --timeout=60s crd/inferenceservices.fusioninfer.io",
+        f"{kubectl} delete --ignore-not-found=true -k config/default",
+        f"{kubectl} apply --server-side -k config/samples",
     ]
-
-
-def test_kustomize_subset_refuses_what_it_does_not_support(tmp_path: Path) -> None:
-    write(tmp_path / "kustomization.yaml", {"resources": [], "patches": [{"path": "p.yaml"}]})
-    with pytest.raises(KustomizeError, match="patches"):
-        render(tmp_path)
-    write(tmp_path / "kustomization.yaml", {"resources": ["missing.yaml"]})
-    with pytest.raises(KustomizeError, match="not found"):
-        render(tmp_path)
-    with pytest.raises(KustomizeError, match="no kustomization"):
-        render(tmp_path / "nowhere")
-
-
-def test_set_namespace_leaves_cluster_scoped_objects_alone() -> None:
-    objects: list[dict[str, Any]] = [
-        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "x"}},
-        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}},
-    ]
-    set_namespace(objects, "y")
-    assert "namespace" not in objects[0]["metadata"]
-    assert objects[1]["metadata"]["namespace"] == "y"
 
 
 # --- the Helm chart --------------------------------------------------------------------------------
@@ -460,7 +402,7 @@ def test_chart_deployment_matches_config_manager() -> None:
     block = text.split("          args:\n", 1)[1].split("          env:\n", 1)[0]
     args = [line.strip()[2:] for line in render_inline(block).splitlines()]
     assert_run_accepts(args)
-    manager = by_kind(render(ROOT / "config" / "default"))["Deployment"]
+    manager = by_kind(kustomize(ROOT / "config" / "default"))["Deployment"]
     (container,) = manager["spec"]["template"]["spec"]["containers"]
     assert set(container["args"]) <= set(args)
     assert values()["securityContext"] == container["securityContext"]
