@@ -34,8 +34,12 @@ $(VENV)/.installed: pyproject.toml dev/pyproject.toml | $(BIN)/python
 setup: $(VENV)/.installed ## Create the virtualenv and install FusionInfer, its dev tools and the dev harness
 
 .PHONY: k8s-binaries
-k8s-binaries: setup ## Build (once, cached) the control plane, etcd and KWOK from their Go modules
+k8s-binaries: setup ## Build (once, cached) the control plane, etcd, KWOK, LWS and the pickers from their Go modules
 	$(FI) cluster build
+
+.PHONY: tools
+tools: setup ## Build (once, cached) Helm from its Go module, for the chart's tests (helm lint, helm template)
+	$(FI) cluster build --tools
 
 .PHONY: lint
 lint: setup ## ruff (lint + format check) and mypy (strict)
@@ -48,7 +52,7 @@ unit: setup ## Unit and property tests only (no cluster needed)
 	$(BIN)/pytest tests/unit -q $(PYTEST_ARGS)
 
 .PHONY: test
-test: setup k8s-binaries image-tools lint ## Everything: lint, type checks, unit, integration and e2e tests
+test: setup k8s-binaries tools image-tools lint ## Everything: lint, type checks, unit, integration and e2e tests
 	$(BIN)/pytest tests -q -ra --durations=15 $(PYTEST_ARGS)
 
 .PHONY: demo
