@@ -12,6 +12,7 @@ session's other tests share it, and undeploy would delete it.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -95,7 +96,9 @@ def test_deploy_then_undeploy_config_default(cluster: LocalCluster, tmp_path: Pa
             assert again.metadata.generation == generation
         finally:
             deleted = kubectl(*undeploy, kubeconfig=kubeconfig).splitlines()
-        assert all(line.endswith(" deleted") for line in deleted), deleted
+        # `namespace "fusioninfer-system" deleted`, `deployment.apps "..." deleted from fusioninfer-system namespace`
+        assert len(deleted) == len(objects), deleted
+        assert all(re.fullmatch(r'\S+ "[^"]+" deleted( from \S+ namespace)?', line) for line in deleted), deleted
 
         def gone() -> None:
             for res, name in ((ClusterRole, rbac.CLUSTER_ROLE_NAME), (ClusterRoleBinding, BINDING)):
