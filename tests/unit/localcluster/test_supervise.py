@@ -40,7 +40,8 @@ def test_sigterm_reaches_the_command_and_ends_supervision() -> None:
     children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children")
     deadline = time.monotonic() + 30
     while not children.read_text().strip():
-        assert proc.poll() is None and time.monotonic() < deadline, "the supervisor never started its command"
+        assert proc.poll() is None, "the supervisor exited before starting its command"
+        assert time.monotonic() < deadline, "the supervisor never started its command"
         time.sleep(0.02)
     started = time.monotonic()
     proc.send_signal(signal.SIGTERM)
