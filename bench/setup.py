@@ -20,7 +20,7 @@ from bench.kube import AuditLog, audit_policy
 from fusioninfer.builders import Capabilities
 from fusioninfer.builders.context import OPTIONAL_APIS
 from fusioninfer.controller.discovery import capabilities_from, slim_crd
-from fusioninfer.install import install_crds
+from fusioninfer.install.crds import install_crds
 from fusioninfer.runtime.version import server_version
 from fusioninfer_dev.localcluster.cluster import LocalCluster
 from fusioninfer_dev.localcluster.crds import BUNDLED_CRD_DIR

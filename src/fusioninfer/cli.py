@@ -250,21 +250,6 @@ KubeconfigOption = Annotated[
 ]
 
 
-@app.command()
-def install(
-    kubeconfig: KubeconfigOption = None,
-    with_crds: Annotated[
-        list[Path] | None,
-        typer.Option("--with-crds", help="Also install the CRDs in this file or directory (repeatable)."),
-    ] = None,
-) -> None:
-    """Install (or update) the InferenceService CRD, adapted to the server's Kubernetes version."""
-    from fusioninfer.install import install_crds
-
-    for name in install_crds(kubeconfig, with_crds or []):
-        typer.echo(f"customresourcedefinition {name} established")
-
-
 class StatusFormat(StrEnum):
     TABLE = "table"
     YAML = "yaml"
@@ -293,15 +278,6 @@ def status(
     raise typer.Exit(code)
 
 
-@app.command()
-def uninstall(kubeconfig: KubeconfigOption = None) -> None:
-    """Delete the InferenceService CRD (and with it every InferenceService and its children)."""
-    from fusioninfer.install import uninstall_crds
-
-    removed = uninstall_crds(kubeconfig)
-    typer.echo("customresourcedefinition inferenceservices.fusioninfer.io " + ("deleted" if removed else "not found"))
-
-
 def _mount_plugin_commands() -> None:
     """Commands other distributions add under the entry-point group `fusioninfer.commands`: the
     development harness (`fusioninfer-dev`: `cluster`, `demo`) when it is installed. A Typer app
@@ -320,8 +296,9 @@ _mount_plugin_commands()
 
 
 def _mount_shipping_commands() -> None:
-    """`rbac`, `deploy`, `undeploy`: the operator's packaging, defined in `fusioninfer.manifests.cli`."""
-    from fusioninfer.manifests.cli import register
+    """`install`, `uninstall`, `rbac`: the installer's commands, defined in
+    `fusioninfer.install.commands`."""
+    from fusioninfer.install.commands import register
 
     register(app)
 

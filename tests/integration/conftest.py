@@ -23,6 +23,8 @@ from lightkube import ApiError, AsyncClient, Client
 from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.core_v1 import Namespace
 
+from fusioninfer.api.crd import crd as generate_crd
+from fusioninfer.install.crds import apply_crds
 from fusioninfer_dev.localcluster.build import ensure_cluster_binaries
 from fusioninfer_dev.localcluster.cluster import LocalCluster
 from fusioninfer_dev.localcluster.crds import BUNDLED_CRD_DIR, install_crds
@@ -31,7 +33,6 @@ from fusioninfer_dev.localcluster.kwok import NodeSpec, create_nodes, delete_nod
 
 REPO_ROOT = Path(__file__).resolve().parents[2]  # `tests.support` on sys.path: ../conftest.py
 
-OUR_CRD_FILE = REPO_ROOT / "config" / "crd" / "bases" / "fusioninfer.io_inferenceservices.yaml"
 SIM_NODES = 4
 SIM_GPUS_PER_NODE = 8
 TEST_FIELD_MANAGER = "fusioninfer-tests"
@@ -46,17 +47,9 @@ def tmpfs_dir() -> Path | None:
 
 
 def install_our_crd(client: Client) -> list[str]:
-    """Install the InferenceService CRD: generated from the code when `fusioninfer.install` offers
-    that (the code is the source of truth; it adapts the CRD to servers older than 1.25), otherwise
-    from `config/crd/bases/` if the file exists. Returns the names installed (maybe none yet)."""
-    try:
-        from fusioninfer.api.crd import crd as generate_crd
-        from fusioninfer.install import apply_crds
-    except ImportError:
-        if OUR_CRD_FILE.exists():
-            return install_crds(client, OUR_CRD_FILE, field_manager=TEST_FIELD_MANAGER)
-        return []
-    return list(apply_crds(client, [generate_crd()]))
+    """Install the InferenceService CRD as `fusioninfer install` does: generated from the code (the
+    source of truth), adapted to the server, applied and waited for. Returns its name."""
+    return apply_crds(client, [generate_crd()])
 
 
 @dataclass

@@ -2,8 +2,9 @@
 
 The operator runs in-process with the credentials of its own ServiceAccount (a TokenRequest
 token, authenticated by the apiserver as `system:serviceaccount:<ns>:<name>`), bound by the
-shipped ClusterRoleBinding to the shipped ClusterRole: both rendered from `config/rbac/` by the
-same code as `make deploy`, only moved to the test's namespace and given unique names. It
+shipped ClusterRoleBinding to the shipped ClusterRole: `config/rbac/` rendered and applied by
+kubectl as `make deploy` does (`kubectl apply --server-side`), only moved to the test's namespace
+and given unique names (kustomize's `namespace` and `nameSuffix`). It
 elects a leader on a Lease, watches, applies every child (including the endpoint picker's Role,
 which Kubernetes' escalation check allows only to a subject that holds every permission in it),
 writes status and records Events.
@@ -17,7 +18,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
+import os
 import secrets
+import tempfile
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,15 +33,15 @@ from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.core_v1 import Event, Namespace, Secret
 from lightkube.resources.rbac_authorization_v1 import ClusterRole, ClusterRoleBinding
 from tests.support.eventually import eventually_async
+from tests.support.kubectl import kubectl, kustomize
 
 from fusioninfer.api.v1alpha1 import API_VERSION, KIND, PLURAL
 from fusioninfer.api.validation import parse
 from fusioninfer.builders import BuildOptions, build
 from fusioninfer.controller.operator import Operator, OperatorConfig, ProcessConfig, run_process
+from fusioninfer.install import rbac
 from fusioninfer.kube.owners import lists_owner
-from fusioninfer.manifests import rbac
-from fusioninfer.manifests.deploy import apply_objects
-from fusioninfer.manifests.kustomize import Manifest, render, set_namespace
+from fusioninfer.kube.types import Obj as Manifest
 from fusioninfer.runtime.apply import apply, get
 from fusioninfer.runtime.registry import default_registry, raw_resource
 from fusioninfer_dev.localcluster.cluster import LocalCluster
@@ -55,18 +58,21 @@ RECONCILE_TIMEOUT = 90.0
 
 
 def shipped_rbac(namespace: str, suffix: str, rules: list[dict[str, Any]] | None = None) -> list[Manifest]:
-    """config/rbac as `make deploy` renders it, in `namespace`, cluster-scoped names suffixed."""
-    objects = render(RBAC_DIR)
+    """config/rbac as `kubectl kustomize` renders it, in `namespace`, names suffixed."""
+    with tempfile.TemporaryDirectory() as tmp:
+        kustomization = {
+            "apiVersion": "kustomize.config.k8s.io/v1beta1",
+            "kind": "Kustomization",
+            "namespace": namespace,
+            "nameSuffix": suffix,
+            "resources": [os.path.relpath(RBAC_DIR, tmp)],
+        }
+        (Path(tmp) / "kustomization.yaml").write_text(yaml.safe_dump(kustomization))
+        objects = kustomize(Path(tmp))
     assert sorted(o["kind"] for o in objects) == ["ClusterRole", "ClusterRoleBinding", "ServiceAccount"]
-    set_namespace(objects, namespace)
-    for obj in objects:
-        if obj["kind"] == "ClusterRole":
-            obj["metadata"]["name"] += suffix
-            if rules is not None:
-                obj["rules"] = rules
-        elif obj["kind"] == "ClusterRoleBinding":
-            obj["metadata"]["name"] += suffix
-            obj["roleRef"]["name"] += suffix
+    if rules is not None:
+        (role,) = [o for o in objects if o["kind"] == "ClusterRole"]
+        role["rules"] = rules
     return objects
 
 
@@ -84,7 +90,7 @@ def operator_identity(
     """The shipped ServiceAccount + ClusterRole + binding, and a kubeconfig acting as that SA."""
     suffix = "-" + secrets.token_hex(3)
     objects = shipped_rbac(namespace, suffix, rules)
-    apply_objects(admin, objects)
+    kubectl("apply", "--server-side", "-f", "-", kubeconfig=cluster.kubeconfig_path, stdin=yaml.safe_dump_all(objects))
     try:
         (sa,) = [o for o in objects if o["kind"] == "ServiceAccount"]
         name = sa["metadata"]["name"]

@@ -1,6 +1,7 @@
 """What ships: the Dockerfile (hadolint-style rules checked by hand), the wheel and its console
-script, the kustomize layout in config/ (rendered by our kustomize subset) and the Helm chart
-(no helm here: its static files are parsed and its templates checked against values.yaml)."""
+script, the kustomize layout in config/ (rendered by `kubectl kustomize`, as `make deploy`'s
+`kubectl apply --server-side -k` renders it) and the Helm chart (`helm lint --strict` and
+`helm template` with Helm built from its Go module, tests/support/helm.py)."""
 
 from __future__ import annotations
 
@@ -17,11 +18,13 @@ from typing import Any
 import pytest
 import typer.main
 import yaml
+from tests.support.helm import helm, helm_binary
+from tests.support.helm import template as helm_template
+from tests.support.kubectl import deploy_overlay, kustomize
 
 from fusioninfer.api.crd import crd_yaml
 from fusioninfer.cli import app
-from fusioninfer.manifests import generate, rbac
-from fusioninfer.manifests.kustomize import KustomizeError, render, set_namespace, split_image
+from fusioninfer.install import generate, rbac
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = ROOT / "Dockerfile"
@@ -53,10 +56,10 @@ def test_dockerfile_is_multi_stage_on_a_pinned_slim_python_311() -> None:
     for rest in froms:
         image = rest.split()[0]
         image = re.sub(r"\$\{(\w+)\}", lambda m: args[m.group(1)], image)
-        name, tag = split_image(image)
+        name, _, tag = image.partition(":")
         assert name == "python", image
         # pinned: a full X.Y.Z version, slim, never latest
-        assert re.fullmatch(r":3\.11\.\d+-slim(-\w+)?", tag), image
+        assert re.fullmatch(r"3\.11\.\d+-slim(-\w+)?", tag), image
     assert "AS build" in froms[0]
     assert any("--from=build" in rest for word, rest in instructions() if word == "COPY")
 
@@ -228,12 +231,12 @@ def test_samples_are_the_examples() -> None:
 
 
 def test_samples_apply_as_one_kustomization() -> None:
-    objects = render(ROOT / "config" / "samples")
+    objects = kustomize(ROOT / "config" / "samples")
     assert {o["kind"] for o in objects} == {"InferenceService"}
 
 
 def test_default_renders_the_operator_with_its_rbac() -> None:
-    objects = render(ROOT / "config" / "default")
+    objects = kustomize(ROOT / "config" / "default")
     kinds = [o["kind"] for o in objects]
     assert kinds == [
         "Namespace",
@@ -263,7 +266,7 @@ def test_default_renders_the_operator_with_its_rbac() -> None:
 
 
 def test_manager_deployment() -> None:
-    deployment = by_kind(render(ROOT / "config" / "default"))["Deployment"]
+    deployment = by_kind(kustomize(ROOT / "config" / "default"))["Deployment"]
     pod = deployment["spec"]["template"]["spec"]
     (container,) = pod["containers"]
     assert_run_accepts(container["args"])
@@ -292,117 +295,100 @@ def test_manager_deployment() -> None:
     assert [m["mountPath"] for m in container["volumeMounts"]] == ["/tmp"]
 
 
-def test_deploy_image_override() -> None:
-    for image, expected in [
+@pytest.mark.parametrize(
+    ("image", "expected"),
+    [
         ("reg.example:5000/team/fusioninfer:v1.2.3", "reg.example:5000/team/fusioninfer:v1.2.3"),
         ("ghcr.io/x/fi@sha256:abc", "ghcr.io/x/fi@sha256:abc"),
-        ("myimage", "myimage:latest"),  # no tag given: the manifest's tag stays
-    ]:
-        deployment = by_kind(render(ROOT / "config" / "default", image=image))["Deployment"]
-        assert deployment["spec"]["template"]["spec"]["containers"][0]["image"] == expected
-
-
-def test_deploy_cli_dry_run_prints_the_rendered_objects() -> None:
-    from typer.testing import CliRunner
-
-    result = CliRunner().invoke(
-        app, ["deploy", "--dry-run", "--img", "r.example/fi:v9", "-k", str(ROOT / "config" / "default")]
-    )
-    assert result.exit_code == 0, result.output
-    objects = list(yaml.safe_load_all(result.stdout))
-    assert by_kind(objects)["Deployment"]["spec"]["template"]["spec"]["containers"][0]["image"] == "r.example/fi:v9"
-    missing = CliRunner().invoke(app, ["deploy", "--dry-run", "-k", "/nonexistent"])
-    assert missing.exit_code == 1
-
-
-# --- the kustomize subset --------------------------------------------------------------------------
-@pytest.mark.parametrize(
-    ("image", "split"),
-    [
-        ("fusioninfer", ("fusioninfer", "")),
-        ("fusioninfer:dev", ("fusioninfer", ":dev")),
-        ("reg:5000/a/b", ("reg:5000/a/b", "")),
-        ("reg:5000/a/b:1.0", ("reg:5000/a/b", ":1.0")),
-        ("a/b@sha256:0f", ("a/b", "@sha256:0f")),
+        ("localhost/fusioninfer:1.0", "localhost/fusioninfer:1.0"),  # a tag that YAML would read as a number
+        ("myimage", "myimage:latest"),  # no tag given: the manifest's tag stays (kustomize edit set image's rule)
     ],
 )
-def test_split_image(image: str, split: tuple[str, str]) -> None:
-    assert split_image(image) == split
+def test_make_deploy_sets_the_image_without_editing_config(tmp_path: Path, image: str, expected: str) -> None:
+    """`make deploy IMG=...` applies `.fusioninfer/deploy`: config/default plus an `images` entry."""
+    overlay = deploy_overlay(tmp_path, image)
+    objects = kustomize(overlay)
+    assert [o["kind"] for o in objects] == [o["kind"] for o in kustomize(ROOT / "config" / "default")]
+    deployment = by_kind(objects)["Deployment"]
+    assert deployment["spec"]["template"]["spec"]["containers"][0]["image"] == expected
+    copied = tmp_path / "repo" / "config"
+    assert all(
+        (copied / p.relative_to(ROOT / "config")).read_text() == p.read_text()
+        for p in (ROOT / "config").rglob("*")
+        if p.is_file()
+    ), "make deploy-overlay changed a checked-in file"
 
 
-def write(path: Path, data: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump_all(data) if isinstance(data, list) else yaml.safe_dump(data))
-
-
-def test_kustomize_subset_nests_sets_namespaces_and_images(tmp_path: Path) -> None:
-    write(
-        tmp_path / "base" / "kustomization.yaml",
-        {"resources": ["objs.yaml"], "images": [{"name": "app", "newTag": "2"}]},
-    )
-    write(
-        tmp_path / "base" / "objs.yaml",
-        [
-            {
-                "apiVersion": "apps/v1",
-                "kind": "Deployment",
-                "metadata": {"name": "d"},
-                "spec": {"template": {"spec": {"containers": [{"name": "c", "image": "app:1"}]}}},
-            },
-            {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "sa", "namespace": "old"}},
-            {
-                "apiVersion": "rbac.authorization.k8s.io/v1",
-                "kind": "ClusterRoleBinding",
-                "metadata": {"name": "b"},
-                "subjects": [
-                    {"kind": "ServiceAccount", "name": "sa", "namespace": "old"},
-                    {"kind": "ServiceAccount", "name": "other", "namespace": "elsewhere"},
-                ],
-            },
-        ],
-    )
-    write(tmp_path / "top" / "kustomization.yaml", {"namespace": "new", "resources": ["../base"]})
-    objects = render(tmp_path / "top")
-    assert [o["kind"] for o in objects] == ["ServiceAccount", "ClusterRoleBinding", "Deployment"]
-    objs = by_kind(objects)
-    assert objs["Deployment"]["metadata"]["namespace"] == "new"
-    assert objs["Deployment"]["spec"]["template"]["spec"]["containers"][0]["image"] == "app:2"
-    assert "namespace" not in objs["ClusterRoleBinding"]["metadata"]
-    assert objs["ClusterRoleBinding"]["subjects"] == [
-        {"kind": "ServiceAccount", "name": "sa", "namespace": "new"},
-        {"kind": "ServiceAccount", "name": "other", "namespace": "elsewhere"},
+def test_make_deploy_undeploy_and_samples_are_kubectl_with_kustomize() -> None:
+    """What `make` runs (`-n`: printed, not run; `-o setup`: the virtualenv taken as made)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "KUBECTL", "IMG")}
+    printed = subprocess.run(
+        ["make", "-n", "-s", "-C", str(ROOT), "-o", "setup", "deploy", "undeploy", "samples", "IMG=r.example/fi:v9"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        check=True,
+    ).stdout.splitlines()
+    kubectl = f"KUBECONFIG={os.environ.get('KUBECONFIG', Path.home() / '.kube' / 'config')} .venv/bin/kubectl"
+    assert [line for line in printed if ".venv/bin/kubectl" in line] == [
+        f"{kubectl} apply --server-side --force-conflicts -k .fusioninfer/deploy",
+        f"{kubectl} wait --for=condition=Established --timeout=60s crd/inferenceservices.fusioninfer.io",
+        f"{kubectl} delete --ignore-not-found=true -k config/default",
+        f"{kubectl} apply --server-side -k config/samples",
     ]
 
 
-def test_kustomize_subset_refuses_what_it_does_not_support(tmp_path: Path) -> None:
-    write(tmp_path / "kustomization.yaml", {"resources": [], "patches": [{"path": "p.yaml"}]})
-    with pytest.raises(KustomizeError, match="patches"):
-        render(tmp_path)
-    write(tmp_path / "kustomization.yaml", {"resources": ["missing.yaml"]})
-    with pytest.raises(KustomizeError, match="not found"):
-        render(tmp_path)
-    with pytest.raises(KustomizeError, match="no kustomization"):
-        render(tmp_path / "nowhere")
+# --- the Helm chart (a real `helm lint` / `helm template`: tests/support/helm.py) ---------------------
+HELM_LABELS = (
+    "app.kubernetes.io/instance",
+    "app.kubernetes.io/managed-by",
+    "app.kubernetes.io/version",
+    "helm.sh/chart",
+)
 
 
-def test_set_namespace_leaves_cluster_scoped_objects_alone() -> None:
-    objects: list[dict[str, Any]] = [
-        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "x"}},
-        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}},
-    ]
-    set_namespace(objects, "y")
-    assert "namespace" not in objects[0]["metadata"]
-    assert objects[1]["metadata"]["namespace"] == "y"
-
-
-# --- the Helm chart --------------------------------------------------------------------------------
 def values() -> dict[str, Any]:
     data: dict[str, Any] = yaml.safe_load((CHART / "values.yaml").read_text())
     return data
 
 
-def templates() -> dict[str, str]:
-    return {p.name: p.read_text() for p in sorted((CHART / "templates").iterdir())}
+@pytest.fixture(scope="module")
+def helm_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    helm_binary()  # skipped (or, under CI, failed) here when Helm is not built
+    return tmp_path_factory.mktemp("helm")
+
+
+@pytest.fixture(scope="module")
+def chart_objects(helm_home: Path) -> list[dict[str, Any]]:
+    """The chart with its default values, CRD included, as `helm install` would send it."""
+    return helm_template(helm_home, include_crds=True)
+
+
+def chart_object(objects: list[dict[str, Any]], kind: str, name: str | None = None) -> dict[str, Any]:
+    (found,) = [o for o in objects if o["kind"] == kind and (name is None or o["metadata"]["name"] == name)]
+    return found
+
+
+def chart_container(objects: list[dict[str, Any]]) -> dict[str, Any]:
+    containers: list[dict[str, Any]] = chart_object(objects, "Deployment")["spec"]["template"]["spec"]["containers"]
+    (container,) = containers
+    return container
+
+
+def without_helm_labels(obj: dict[str, Any]) -> dict[str, Any]:
+    """`obj` without the labels only Helm adds (release, chart, version), wherever labels are."""
+    out: dict[str, Any] = yaml.safe_load(yaml.safe_dump(obj))
+    spec = out.get("spec") or {}
+    for labels in (
+        out["metadata"].get("labels"),
+        spec.get("selector", {}).get("matchLabels") if isinstance(spec.get("selector"), dict) else None,
+        spec.get("selector") if out["kind"] == "Service" else None,
+        (spec.get("template") or {}).get("metadata", {}).get("labels"),
+    ):
+        for key in HELM_LABELS:
+            (labels or {}).pop(key, None)
+    return out
 
 
 def test_chart_metadata_and_values() -> None:
@@ -422,6 +408,21 @@ def test_chart_metadata_and_values() -> None:
     assert v["resources"]["requests"]
 
 
+@pytest.mark.parametrize(
+    "sets",
+    [
+        [],
+        ["metrics.enabled=false", "leaderElection.enabled=false", "replicas=2"],
+        ["watchNamespaces={a,b}", "endpointPicker.image=x/epp:1", "serviceAccount.annotations.k=v"],
+    ],
+    ids=["defaults", "without-metrics-and-leader-election", "namespaces-and-images"],
+)
+def test_chart_lints_strictly(helm_home: Path, sets: list[str]) -> None:
+    done = helm("lint", "--strict", CHART, *(arg for value in sets for arg in ("--set", value)), home=helm_home)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "1 chart(s) linted, 0 chart(s) failed" in done.stdout
+
+
 def lookup(path: str) -> Any:
     node: Any = values()
     for part in path.split("."):
@@ -431,51 +432,108 @@ def lookup(path: str) -> Any:
     return node
 
 
-def test_chart_templates_only_use_defined_values_and_balance_their_blocks() -> None:
-    for name, text in templates().items():
+def test_chart_templates_only_use_defined_values() -> None:
+    """What `helm lint --strict` lets through: a top-level `.Values.typo` renders as empty."""
+    for text in (p.read_text() for p in sorted((CHART / "templates").iterdir())):
         for path in re.findall(r"\.Values\.([A-Za-z0-9_.]+)", text):
             lookup(path.rstrip("."))
-        assert text.count("{{") == text.count("}}"), name
-        opened = len(re.findall(r"\{\{-?\s*(if|with|range|define)\b", text))
-        closed = len(re.findall(r"\{\{-?\s*end\b", text))
-        assert opened == closed, f"{name}: {opened} blocks opened, {closed} closed"
 
 
-def test_chart_crd_is_the_generated_one() -> None:
+def test_chart_crd_is_the_generated_one(chart_objects: list[dict[str, Any]]) -> None:
     assert (CHART / "crds" / "fusioninfer.io_inferenceservices.yaml").read_text() == crd_yaml()
+    assert chart_object(chart_objects, "CustomResourceDefinition") == yaml.safe_load(crd_yaml())
 
 
-def render_inline(text: str) -> str:
-    """Enough of Go templates for the manager's args: values and inline if/else/end."""
-
-    def cond(match: re.Match[str]) -> str:
-        return match.group(2) if lookup(match.group(1)) else match.group(3)
-
-    text = re.sub(r"\{\{ if \.Values\.([\w.]+) \}\}(.*?)\{\{ else \}\}(.*?)\{\{ end \}\}", cond, text)
-    return re.sub(r"\{\{ \.Values\.([\w.]+) \}\}", lambda m: str(lookup(m.group(1))), text)
-
-
-def test_chart_deployment_matches_config_manager() -> None:
-    text = templates()["deployment.yaml"]
-    block = text.split("          args:\n", 1)[1].split("          env:\n", 1)[0]
-    args = [line.strip()[2:] for line in render_inline(block).splitlines()]
-    assert_run_accepts(args)
-    manager = by_kind(render(ROOT / "config" / "default"))["Deployment"]
-    (container,) = manager["spec"]["template"]["spec"]["containers"]
-    assert set(container["args"]) <= set(args)
-    assert values()["securityContext"] == container["securityContext"]
-    assert values()["podSecurityContext"] == manager["spec"]["template"]["spec"]["securityContext"]
-    for probe in ("livenessProbe", "readinessProbe"):
-        assert f"path: {container[probe]['httpGet']['path']}" in text
-    assert "type: RollingUpdate" in text
-    assert "maxUnavailable: 0" in text
-    for env in ("WATCH_NAMESPACES", "LEADER_ELECTION_NAMESPACE", "EPP_IMAGE"):
-        assert f"name: {env}" in text
+def test_chart_cluster_role_is_the_generated_one(chart_objects: list[dict[str, Any]]) -> None:
+    role = chart_object(chart_objects, "ClusterRole", rbac.CLUSTER_ROLE_NAME)
+    assert role["rules"] == rbac.operator_rules()
+    binding = chart_object(chart_objects, "ClusterRoleBinding")
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "ClusterRole",
+        "name": rbac.CLUSTER_ROLE_NAME,
+    }
+    sa = chart_object(chart_objects, "ServiceAccount")["metadata"]
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": sa["name"], "namespace": NAMESPACE}]
+    assert sa["namespace"] == NAMESPACE
 
 
-def test_chart_user_roles_are_the_kustomize_ones() -> None:
-    root = CHART.parents[1]
+def test_chart_objects_are_config_defaults(chart_objects: list[dict[str, Any]]) -> None:
+    """The same objects as config/default (minus its Namespace: `helm install -n`) under the same
+    names, the user roles of config/rbac/user_roles.yaml added."""
+    default = kustomize(ROOT / "config" / "default")
+    user_roles = [d for d in yaml.safe_load_all((ROOT / "config" / "rbac" / "user_roles.yaml").read_text()) if d]
+    names = sorted((o["kind"], o["metadata"]["name"]) for o in chart_objects if o["kind"] != "Service")
+    expected = [(o["kind"], o["metadata"]["name"]) for o in [*default, *user_roles]]
+    assert names == sorted(k for k in expected if k[0] not in ("Namespace", "Service"))
+    for role in user_roles:
+        assert without_helm_labels(chart_object(chart_objects, "ClusterRole", role["metadata"]["name"])) == role
     assert (CHART / "files" / "user-roles.yaml").read_text() == (
-        root / "config" / "rbac" / "user_roles.yaml"
+        ROOT / "config" / "rbac" / "user_roles.yaml"
     ).read_text()
-    assert "user_roles.yaml" in (root / "config" / "rbac" / "kustomization.yaml").read_text()
+    assert "user_roles.yaml" in (ROOT / "config" / "rbac" / "kustomization.yaml").read_text()
+
+
+def test_chart_deployment_matches_config_manager(chart_objects: list[dict[str, Any]]) -> None:
+    """Helm's labels, the image and two flags at their defaults aside, the chart's Deployment with
+    default values is config/manager's: args, probes, resources, security contexts, strategy, env."""
+    manager = by_kind(kustomize(ROOT / "config" / "default"))["Deployment"]
+    (config_container,) = manager["spec"]["template"]["spec"]["containers"]
+    chart = without_helm_labels(chart_object(chart_objects, "Deployment"))
+    container = chart_container([chart])
+    assert (
+        container["image"]
+        == f"{values()['image']['repository']}:{yaml.safe_load((CHART / 'Chart.yaml').read_text())['appVersion']}"
+    )
+    args = container["args"]
+    assert_run_accepts(args)
+    assert args[: len(config_container["args"])] == config_container["args"]
+    assert args[len(config_container["args"]) :] == ["--log-level=info", "--workers=4"]
+    container["image"], container["args"] = config_container["image"], config_container["args"]
+    assert chart == manager
+    # What the assertion above covers, spelt out.
+    assert container["securityContext"] == values()["securityContext"]
+    assert chart["spec"]["template"]["spec"]["securityContext"] == values()["podSecurityContext"]
+    assert chart["spec"]["strategy"] == {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}
+    service = chart_object(chart_objects, "Service")
+    assert service["spec"]["selector"] == chart_object(chart_objects, "Deployment")["spec"]["selector"]["matchLabels"]
+    assert without_helm_labels(service)["spec"] == by_kind(kustomize(ROOT / "config" / "default"))["Service"]["spec"]
+
+
+def test_chart_values_reach_the_operator(helm_home: Path) -> None:
+    objects = helm_template(
+        helm_home,
+        "image.repository=r.example/fi",
+        "image.tag=v9",
+        "watchNamespaces={team-a,team-b}",
+        "endpointPicker.image=r.example/epp:1",
+        "endpointPicker.pdImage=r.example/pd:2",
+        "endpointPicker.routingSidecarImage=r.example/sidecar:3",
+        "metrics.enabled=false",
+        "leaderElection.enabled=false",
+        "logFormat=console",
+        "workers=8",
+        "replicas=2",
+    )
+    container = chart_container(objects)
+    assert container["image"] == "r.example/fi:v9"
+    assert_run_accepts(container["args"])
+    assert container["args"] == [
+        "--no-leader-elect",
+        "--metrics-bind-address=0",
+        "--health-probe-bind-address=:8081",
+        "--log-format=console",
+        "--log-level=info",
+        "--workers=8",
+    ]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env == {
+        "LEADER_ELECTION_NAMESPACE": None,  # from the pod's namespace (fieldRef)
+        "WATCH_NAMESPACES": "team-a,team-b",
+        "EPP_IMAGE": "r.example/epp:1",
+        "PD_EPP_IMAGE": "r.example/pd:2",
+        "ROUTING_SIDECAR_IMAGE": "r.example/sidecar:3",
+    }
+    assert [p["name"] for p in container["ports"]] == ["health"]
+    assert not [o for o in objects if o["kind"] == "Service"], "no metrics, no metrics Service"
+    assert chart_object(objects, "Deployment")["spec"]["replicas"] == 2

@@ -3,7 +3,6 @@ code touches and everything the endpoint picker's Role grants (RBAC's escalation
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
 
@@ -15,11 +14,10 @@ from fusioninfer.api.v1alpha1 import GROUP, PLURAL, Role
 from fusioninfer.builders import epp
 from fusioninfer.builders.kinds import CHILD_KINDS
 from fusioninfer.cli import app
-from fusioninfer.manifests import rbac
-from fusioninfer.manifests.generate import CHART_RULES_FILE, ROLE_FILE
+from fusioninfer.install import rbac
+from fusioninfer.install.generate import CHART_RULES_FILE, ROLE_FILE
 
 ROOT = Path(__file__).resolve().parents[2]
-CHART = ROOT / "charts" / "fusioninfer"
 
 
 def router(replicas: int) -> Role:
@@ -31,22 +29,10 @@ def test_checked_in_role_is_the_generated_one() -> None:
 
 
 def test_chart_rules_are_the_generated_ones() -> None:
+    """The chart's copy; that `helm template` puts exactly these rules in the chart's ClusterRole is
+    tests/unit/test_packaging.py's `test_chart_cluster_role_is_the_generated_one`."""
     assert (ROOT / CHART_RULES_FILE).read_text() == rbac.rules_yaml(), "chart rules are stale: make manifests"
     assert yaml.safe_load((ROOT / CHART_RULES_FILE).read_text()) == rbac.operator_rules()
-
-
-def test_chart_cluster_role_includes_the_generated_rules() -> None:
-    """The template puts the generated file, unindented, right under `rules:`; substituting it the
-    way Helm's `.Files.Get` does gives a ClusterRole whose rules are the generated ones."""
-    template = (CHART / "templates" / "clusterrole.yaml").read_text()
-    include = '{{ .Files.Get "files/rbac-rules.yaml" }}'
-    assert f"rules:\n{include}\n" in template
-    rendered = template.replace(include, (ROOT / CHART_RULES_FILE).read_text())
-    rendered = re.sub(r"\{\{-?\s*/\*.*?\*/\s*-?\}\}", "", rendered, flags=re.S)  # comments
-    rendered = re.sub(r"\{\{-?[^}]*\}\}", "x", rendered)  # every other action: a placeholder
-    role = yaml.safe_load(rendered)
-    assert role["kind"] == "ClusterRole"
-    assert role["rules"] == rbac.operator_rules()
 
 
 def test_cli_prints_the_role_and_the_rules() -> None:

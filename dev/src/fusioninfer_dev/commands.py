@@ -16,6 +16,7 @@ import typer
 from fusioninfer_dev.localcluster.build import (
     CLUSTER_COMPONENTS,
     PICKER_COMPONENTS,
+    TOOL_COMPONENTS,
     BuildError,
     cache_root,
     component_dir,
@@ -157,10 +158,15 @@ def restart(
 
 
 @cluster_app.command()
-def build() -> None:
+def build(
+    tools: Annotated[
+        bool, typer.Option("--tools", help="Build the tools the tests run on what ships instead (Helm).")
+    ] = False,
+) -> None:
     """Build and cache the control plane, etcd, KWOK, the LWS controller and the endpoint pickers
-    from their Go modules (once; see docs/local-control-plane.md for the time it takes)."""
-    for component in (*CLUSTER_COMPONENTS, *PICKER_COMPONENTS):
+    (or, with --tools, Helm) from their Go modules (once; see docs/local-control-plane.md for the
+    time it takes)."""
+    for component in TOOL_COMPONENTS if tools else (*CLUSTER_COMPONENTS, *PICKER_COMPONENTS):
         target = component_dir(component)
         if not missing_binaries(component, target):
             typer.echo(f"{component.name} {component.version}: cached in {target}")

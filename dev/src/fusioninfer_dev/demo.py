@@ -18,7 +18,7 @@ from lightkube import ApiError, AsyncClient, KubeConfig
 from rich.console import Console
 
 from fusioninfer.api.v1alpha1 import API_VERSION, KIND, PLURAL
-from fusioninfer.install import install_crds
+from fusioninfer.install.crds import install_crds
 from fusioninfer.kube.conditions import find_condition
 from fusioninfer.kube.yaml import load_all
 from fusioninfer.runtime.apply import apply

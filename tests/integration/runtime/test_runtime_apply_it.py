@@ -15,6 +15,7 @@ from lightkube.resources.apps_v1 import Deployment
 from lightkube.resources.core_v1 import Service
 from tests.support.eventually import eventually_async
 
+from fusioninfer.install.crds import apply_crds
 from fusioninfer.kube.types import Obj
 from fusioninfer.runtime.apply import apply, apply_status, delete, get
 from fusioninfer.runtime.diff import APPLIED_HASH_ANNOTATION, first_difference, needs_apply, with_hash_annotation
@@ -22,6 +23,7 @@ from fusioninfer.runtime.informer import Informer
 from fusioninfer.runtime.metrics import RuntimeMetrics
 from fusioninfer.runtime.registry import KindRegistry
 from fusioninfer.runtime.request_counter import RequestCounter
+from fusioninfer_dev.localcluster.cluster import LocalCluster
 
 pytestmark = pytest.mark.integration
 
@@ -193,18 +195,11 @@ WIDGET_CRD: Obj = {
 
 
 async def test_crd_kinds_through_generic_resources(
-    async_client: AsyncClient, namespace: str, metrics: RuntimeMetrics, record_events: Any
+    async_client: AsyncClient, cluster: LocalCluster, namespace: str, metrics: RuntimeMetrics, record_events: Any
 ) -> None:
-    await apply(async_client, WIDGET_CRD, MANAGER)
-
-    async def established() -> bool:
-        crd = await get(
-            async_client, "apiextensions.k8s.io/v1", "CustomResourceDefinition", WIDGET_CRD["metadata"]["name"]
-        )
-        conds = ((crd or {}).get("status") or {}).get("conditions") or []
-        return any(c["type"] == "Established" and c["status"] == "True" for c in conds)
-
-    await eventually_async(established, timeout=20)
+    # The CRD goes in as `fusioninfer install` puts ours: applied, then waited for until Established.
+    with cluster.client(field_manager=MANAGER) as sync_client:
+        await asyncio.to_thread(apply_crds, sync_client, [WIDGET_CRD], 20.0, MANAGER)
     registry = KindRegistry()
     widget_cls = registry.resolve(f"{WIDGET_GROUP}/v1", "Widget")  # plural derived: widgets
     inf = Informer(async_client, widget_cls, namespace=namespace, metrics=metrics)

@@ -9,6 +9,8 @@ component is compiled from its published module with the machine's Go toolchain:
   published `v0.X.Y`. The three binaries share most packages and are built in one `go build`.
 - etcd: `go.etcd.io/etcd/server/v3` has relative replaces as well; wrapper `hack/etcd/go.mod`.
 - KWOK: no replaces, so a plain `go install sigs.k8s.io/kwok/cmd/kwok@VERSION`.
+- Helm (not part of a cluster: the tests lint and render the chart with it): no replaces either,
+  `go install helm.sh/helm/v4/cmd/helm@VERSION`, with the version flags of Helm's own Makefile.
 - LeaderWorkerSet: wrapper `hack/lws/go.mod` (a plain `go install ...@VERSION` asks the proxy
   for the module's version list, which it refuses for this module); its main package is called
   `cmd`, the binary `lws-controller`.
@@ -142,12 +144,26 @@ CUSTOM_METRICS = GoComponent(
     binaries=("custom-metrics-adapter",),
     wrapper="custom-metrics",
 )
+HELM_VERSION = "v4.3.1"
+HELM = GoComponent(
+    name="helm",
+    version=HELM_VERSION,
+    packages=("helm.sh/helm/v4/cmd/helm",),
+    binaries=("helm",),
+    # As Helm's Makefile sets them: otherwise `helm version` reports the bare "v4.3".
+    ldflags=(
+        f"-X helm.sh/helm/v4/internal/version.version={HELM_VERSION}",
+        "-X helm.sh/helm/v4/internal/version.gitTreeState=clean",
+    ),
+)
 # What a local cluster needs, in build order (the biggest first: its progress matters most).
 CLUSTER_COMPONENTS: tuple[GoComponent, ...] = (KUBERNETES, ETCD, KWOK, LWS, CUSTOM_METRICS)
 # The routing components the tests start on what the operator renders: the GIE picker and the
 # llm-d P/D sidecar. The llm-d router's picker (same module as the sidecar) is not among them:
 # its dependency github.com/llm-d/llm-d-kv-cache is not served by the Go module proxy here.
 PICKER_COMPONENTS: tuple[GoComponent, ...] = (GIE_EPP, LLMD_PD_SIDECAR)
+# Tools the tests run on what ships rather than in a cluster: Helm (`helm lint`, `helm template`).
+TOOL_COMPONENTS: tuple[GoComponent, ...] = (HELM,)
 
 
 def cache_root() -> Path:

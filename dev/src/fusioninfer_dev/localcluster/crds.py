@@ -4,7 +4,7 @@
 (LeaderWorkerSet, Volcano PodGroup/Queue, Gateway API, Inference Extension), byte for byte as
 their projects publish them, one directory per project with its licence (see its README.md).
 
-Reading and applying CRDs is `fusioninfer install`'s code (`fusioninfer.install`); this module
+Reading and applying CRDs is `fusioninfer install`'s code (`fusioninfer.install.crds`); this module
 adds the bundled directory and this harness's field manager.
 """
 
@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from fusioninfer.install import CRDNotEstablished, apply_crds, crd_files, is_established, load_crds
+from fusioninfer.install.crds import CRDNotEstablished, apply_crds, crd_files, is_established, load_crds
 
 __all__ = [
     "BUNDLED_CRD_DIR",

@@ -1,6 +1,6 @@
 """Every file in `config/` and `charts/` that is derived from the code or from `examples/`.
 
-`make manifests` runs `python -m fusioninfer.manifests.generate` to write them;
+`make manifests` runs `python -m fusioninfer.install.generate` to write them;
 `tests/unit/test_rbac.py` and `tests/unit/test_packaging.py` compare them with what is checked
 in, so a stale copy fails the tests instead of shipping. (The CRD under `config/crd/bases/`
 is written by `fusioninfer crd`; the chart's copy of it is derived here.)
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import yaml
 
-from fusioninfer.manifests import rbac
+from fusioninfer.install import rbac
 
 ROLE_FILE = Path("config/rbac/role.yaml")
 CHART_RULES_FILE = Path("charts/fusioninfer/files/rbac-rules.yaml")
