@@ -29,6 +29,7 @@ import httpx
 import pytest
 from lightkube import Client
 from lightkube.types import PatchType
+from tests.support.wrappers import InferenceServiceWrapper
 
 from fusioninfer.api.validation import parse
 from fusioninfer.builders import BuildOptions, Capabilities, build
@@ -66,50 +67,34 @@ schedulingProfiles:
 """
 
 
-def _service(router: dict[str, Any], engine: dict[str, Any], pd: bool) -> Any:
-    container = dict(engine)
-    serving = (
-        [
-            {"name": "prefill", "componentType": "prefiller", "template": {"spec": {"containers": [container]}}},
-            {"name": "decode", "componentType": "decoder", "template": {"spec": {"containers": [container]}}},
-        ]
-        if pd
-        else [{"name": "inference", "componentType": "worker", "template": {"spec": {"containers": [container]}}}]
-    )
-    return {
-        "apiVersion": "fusioninfer.io/v1alpha1",
-        "kind": "InferenceService",
-        "metadata": {"name": "svc"},
-        "spec": {
-            "roles": [
-                {"name": "router", "componentType": "router", "httproute": {"parentRefs": [{"name": "gw"}]}, **router},
-                *serving,
-            ]
-        },
-    }
-
-
 def cases() -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     for engine_name, engine in (("vllm", VLLM), ("sglang", SGLANG)):
         for strategy in STRATEGIES:
-            out[f"{strategy}-{engine_name}"] = _service(
-                {"strategy": strategy}, engine, pd=strategy == "pd-disaggregation"
-            )
+            service = InferenceServiceWrapper().router(strategy)
+            if strategy == "pd-disaggregation":
+                service.prefiller(container=engine).decoder(container=engine)
+            else:
+                service.worker(container=engine)
+            out[f"{strategy}-{engine_name}"] = service.obj()
     weighted = {
-        "endpointPicker": {
-            "plugins": {
-                "prefixCacheScorer": {"enabled": True, "weight": 2.0},
-                "loadAwareScorer": {"enabled": True, "weight": 1.0},
-                "queueScorer": {"enabled": True, "weight": 0.5},
-            }
+        "plugins": {
+            "prefixCacheScorer": {"enabled": True, "weight": 2.0},
+            "loadAwareScorer": {"enabled": True, "weight": 1.0},
+            "queueScorer": {"enabled": True, "weight": 0.5},
         }
     }
-    out["weighted-scorers-llmd"] = _service(weighted, VLLM, pd=False)
-    gie_weighted = {"endpointPicker": {"plugins": {"kvCacheUtilizationScorer": {"enabled": True, "weight": 0.7},
-                                                   "queueScorer": {"enabled": True, "weight": 0.3}}}}  # fmt: skip
-    out["weighted-scorers-gie"] = _service(gie_weighted, VLLM, pd=False)
-    out["user-endpoint-picker-config"] = _service({"endpointPickerConfig": USER_CONFIG}, VLLM, pd=False)
+    out["weighted-scorers-llmd"] = (
+        InferenceServiceWrapper().router(endpointPicker=weighted).worker(container=VLLM).obj()
+    )
+    gie_weighted = {"plugins": {"kvCacheUtilizationScorer": {"enabled": True, "weight": 0.7},
+                                "queueScorer": {"enabled": True, "weight": 0.3}}}  # fmt: skip
+    out["weighted-scorers-gie"] = (
+        InferenceServiceWrapper().router(endpointPicker=gie_weighted).worker(container=VLLM).obj()
+    )
+    out["user-endpoint-picker-config"] = (
+        InferenceServiceWrapper().router(endpointPickerConfig=USER_CONFIG).worker(container=VLLM).obj()
+    )
     return out
 
 

@@ -18,6 +18,7 @@ import pytest
 import yaml
 from lightkube import ApiError, AsyncClient, Client, KubeConfig
 from lightkube.resources.apiextensions_v1 import CustomResourceDefinition
+from tests.support.wrappers import InferenceServiceWrapper
 
 from fusioninfer.api.documents import load_documents
 from fusioninfer.api.validation import parse
@@ -213,21 +214,11 @@ async def test_route_shapes_users_write_pass_the_gateway_api_rules(
 ) -> None:
     httproute = {"parentRefs": [{"name": "inference-gateway"}], **ROUTE_SHAPES[shape]}
     isvc = parse(
-        {
-            "apiVersion": "fusioninfer.io/v1alpha1",
-            "kind": "InferenceService",
-            "metadata": {"name": "svc", "namespace": namespace},
-            "spec": {
-                "roles": [
-                    {"name": "router", "componentType": "router", "strategy": "prefix-cache", "httproute": httproute},
-                    {
-                        "name": "inference",
-                        "componentType": "worker",
-                        "template": {"spec": {"containers": [{"name": "vllm", "image": "vllm/vllm-openai:v0.11.0"}]}},
-                    },
-                ]
-            },
-        }
+        InferenceServiceWrapper()
+        .namespace(namespace)
+        .router("prefix-cache", parent=None, httproute=httproute)
+        .worker(args=None)
+        .obj()
     )
     (route,) = [o for o in build(isvc, OPTIONS).objects if o["kind"] == "HTTPRoute"]
     await apply(operator_client, route, FIELD_MANAGER, dry_run=True)

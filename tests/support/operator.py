@@ -71,14 +71,20 @@ def condition(obj: dict[str, Any], type_: str) -> dict[str, Any]:
     return {}
 
 
-def monolithic(name: str = "svc", replicas: int = 2, image: str = "vllm/vllm-openai:v0.11.0") -> dict[str, Any]:
-    """One GPU worker role with pod labels and annotations (so tests can see them carried over)."""
+def monolithic(
+    name: str = "svc",
+    replicas: int = 2,
+    image: str = "vllm/vllm-openai:v0.11.0",
+    args: list[str] | None = None,
+) -> dict[str, Any]:
+    """One GPU worker role with pod labels and annotations (so tests can see them carried over),
+    its engine run with `args` (serving Qwen/Qwen3-8B unless given)."""
     return (
         InferenceServiceWrapper(name)
         .worker(
             replicas=replicas,
             image=image,
-            args=["--model", "Qwen/Qwen3-8B"],
+            args=["--model", "Qwen/Qwen3-8B"] if args is None else args,
             gpus=1,
             pod_labels={"team": "ml"},
             pod_annotations={"owner": "alice"},
@@ -87,10 +93,11 @@ def monolithic(name: str = "svc", replicas: int = 2, image: str = "vllm/vllm-ope
     )
 
 
-def with_router(manifest: dict[str, Any], strategy: str = "prefix-cache") -> dict[str, Any]:
-    """`manifest` with a router role first, attached to the Gateway `inference-gateway`."""
+def with_router(manifest: dict[str, Any], strategy: str | None = "prefix-cache", **fields: Any) -> dict[str, Any]:
+    """`manifest` with a router role first, attached to the Gateway `inference-gateway`, with
+    `strategy` (none when None) and other router `fields`."""
     out = copy.deepcopy(manifest)
-    out["spec"]["roles"].insert(0, router_role(strategy, parent="inference-gateway"))
+    out["spec"]["roles"].insert(0, router_role(strategy, parent="inference-gateway", **fields))
     return out
 
 

@@ -26,6 +26,7 @@ from lightkube.types import PatchType
 from tests.support.datapath import backlog, data_path
 from tests.support.eventually import eventually, eventually_async
 from tests.support.operator import OperatorFactory, RawDeployment, apply_service, exists, get_service, monolithic
+from tests.support.wrappers import InferenceServiceWrapper
 
 from fusioninfer_dev.localcluster.cluster import LocalCluster
 from fusioninfer_dev.localcluster.podrunner import Timing
@@ -175,20 +176,12 @@ async def test_a_prefill_role_follows_its_decode_role_in_proportion(
     operator_factory: OperatorFactory, async_client: AsyncClient, namespace: str
 ) -> None:
     await operator_factory(namespace)
-    container = {"name": "vllm", "image": "vllm/vllm-openai:v0.11.0", "args": ["--model", "m"]}
-    manifest = {
-        "apiVersion": "fusioninfer.io/v1alpha1",
-        "kind": "InferenceService",
-        "metadata": {"name": "svc"},
-        "spec": {
-            "roles": [
-                {"name": "prefill", "componentType": "prefiller", "template": {"spec": {"containers": [container]}},
-                 "autoscaling": {"ratioTo": {"role": "decode", "ratio": "1:2"}}},
-                {"name": "decode", "componentType": "decoder", "template": {"spec": {"containers": [container]}},
-                 "autoscaling": {"minReplicas": 2, "maxReplicas": 8, "metrics": [METRIC]}},
-            ]
-        },
-    }  # fmt: skip
+    manifest = (
+        InferenceServiceWrapper()
+        .prefiller(autoscaling={"ratioTo": {"role": "decode", "ratio": "1:2"}})
+        .decoder(autoscaling={"minReplicas": 2, "maxReplicas": 8, "metrics": [METRIC]})
+        .obj()
+    )
     await apply_service(async_client, manifest, namespace)
 
     expected = {"decode": 2, "prefill": 1}

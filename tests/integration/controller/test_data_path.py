@@ -14,7 +14,6 @@ its metrics then report, and which the picker scrapes.
 from __future__ import annotations
 
 import asyncio
-import copy
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -33,6 +32,7 @@ from tests.support.operator import (
     wait_ready,
     with_router,
 )
+from tests.support.wrappers import InferenceServiceWrapper
 
 from fusioninfer_dev.localcluster.cluster import LocalCluster
 
@@ -45,14 +45,6 @@ SERVICE = "svc"
 def path(cluster: LocalCluster, namespace: str, tmp_path: Path) -> Iterator[DataPath]:
     with data_path(cluster, namespace, tmp_path / "pods") as dp:
         yield dp
-
-
-def service(strategy: str, replicas: int = 2, args: list[str] | None = None) -> dict[str, Any]:
-    manifest = with_router(monolithic(SERVICE, replicas=replicas), strategy)
-    if args is not None:
-        container = manifest["spec"]["roles"][1]["template"]["spec"]["containers"][0]
-        container["args"] = args
-    return manifest
 
 
 async def serving_pods(path: DataPath, namespace: str) -> dict[str, str]:
@@ -85,7 +77,7 @@ async def test_the_seed_request_is_answered_through_the_gateway(
     path: DataPath, operator_factory: OperatorFactory, async_client: Any, namespace: str
 ) -> None:
     await operator_factory(namespace)
-    await apply_service(async_client, service("prefix-cache"), namespace)
+    await apply_service(async_client, with_router(monolithic(SERVICE), "prefix-cache"), namespace)
     pods = await ready_with_pods(path, async_client, namespace, 2)
 
     reply = await asyncio.to_thread(path.chat, "Hello, how are you?")
@@ -106,7 +98,7 @@ async def test_prefix_cache_sends_a_shared_prefix_to_one_pod(
     path: DataPath, operator_factory: OperatorFactory, async_client: Any, namespace: str
 ) -> None:
     await operator_factory(namespace)
-    await apply_service(async_client, service("prefix-cache"), namespace)
+    await apply_service(async_client, with_router(monolithic(SERVICE), "prefix-cache"), namespace)
     await ready_with_pods(path, async_client, namespace, 2)
     prefix = " ".join(f"context-{i}" for i in range(120))
 
@@ -122,7 +114,7 @@ async def test_load_aware_strategies_prefer_the_less_loaded_pod(
     strategy: str, path: DataPath, operator_factory: OperatorFactory, async_client: Any, namespace: str
 ) -> None:
     await operator_factory(namespace)
-    await apply_service(async_client, service(strategy), namespace)
+    await apply_service(async_client, with_router(monolithic(SERVICE), strategy), namespace)
     pods = await ready_with_pods(path, async_client, namespace, 2)
     loaded, idle = sorted(pods)
     # queue-size scores waiting requests: more than the 5 sequence slots; kv-cache the slots used.
@@ -142,7 +134,7 @@ async def test_lora_affinity_prefers_the_pod_with_the_adapter_active(
 ) -> None:
     await operator_factory(namespace)
     args = ["--model", "Qwen/Qwen3-8B", "--enable-lora", "--max-loras", "2", "--lora-modules", "sql-lora=/adapters/sql"]
-    await apply_service(async_client, service("lora-affinity", args=args), namespace)
+    await apply_service(async_client, with_router(monolithic(SERVICE, args=args), "lora-affinity"), namespace)
     pods = await ready_with_pods(path, async_client, namespace, 2)
     warm = sorted(pods)[0]  # the other pod has no request for the adapter
 
@@ -159,14 +151,11 @@ async def test_a_strategy_change_restarts_the_picker_on_its_new_config(
     path: DataPath, operator_factory: OperatorFactory, async_client: Any, namespace: str
 ) -> None:
     await operator_factory(namespace)
-    manifest = service("prefix-cache")
-    created = await apply_service(async_client, manifest, namespace)
+    created = await apply_service(async_client, with_router(monolithic(SERVICE), "prefix-cache"), namespace)
     pods = await ready_with_pods(path, async_client, namespace, 2)
     before = await picker_pods(path, namespace)
 
-    changed = copy.deepcopy(manifest)
-    changed["spec"]["roles"][0]["strategy"] = "queue-size"
-    await apply_service(async_client, changed, namespace)
+    await apply_service(async_client, with_router(monolithic(SERVICE), "queue-size"), namespace)
     await wait_ready(async_client, SERVICE, namespace, timeout=90)
 
     async def new_picker_serving() -> set[str]:
@@ -208,9 +197,9 @@ async def test_no_ready_endpoint_gets_a_readable_error_not_a_hang(
     path: DataPath, operator_factory: OperatorFactory, async_client: Any, namespace: str
 ) -> None:
     await operator_factory(namespace)
-    await apply_service(async_client, service("prefix-cache"), namespace)
+    await apply_service(async_client, with_router(monolithic(SERVICE), "prefix-cache"), namespace)
     await ready_with_pods(path, async_client, namespace, 2)
-    await apply_service(async_client, service("prefix-cache", replicas=0), namespace)
+    await apply_service(async_client, with_router(monolithic(SERVICE, replicas=0), "prefix-cache"), namespace)
 
     async def no_model_server() -> None:
         assert await serving_pods(path, namespace) == {}
@@ -233,15 +222,13 @@ async def test_a_picker_that_cannot_start_is_reported_and_answered(
     """A user's endpointPickerConfig whose profile names a plugin it never declares: the GIE
     picker exits at start, the gateway answers 503 saying why, and RouteReady says so."""
     await operator_factory(namespace)
-    manifest = service("prefix-cache")
-    router = manifest["spec"]["roles"][0]
-    del router["strategy"]
-    router["endpointPickerConfig"] = (
+    broken = (
         "apiVersion: inference.networking.x-k8s.io/v1alpha1\nkind: EndpointPickerConfig\n"
         "plugins:\n- type: queue-scorer\n- type: max-score-picker\n- type: single-profile-handler\n"
         "schedulingProfiles:\n- name: default\n  plugins:\n  - pluginRef: undeclared-scorer\n"
         "  - pluginRef: max-score-picker\n"
     )
+    manifest = with_router(monolithic(SERVICE), strategy=None, endpointPickerConfig=broken)
     await apply_service(async_client, manifest, namespace)
 
     async def route_not_ready() -> dict[str, Any]:
@@ -265,24 +252,20 @@ async def test_a_service_that_says_only_its_model_answers_for_its_served_name_an
     """Issue 15: no pod template at all; the pods run what the model fields expand to, and the
     gateway answers for the served name and each declared adapter, and refuses other names."""
     await operator_factory(namespace)
-    manifest = {
-        "apiVersion": "fusioninfer.io/v1alpha1",
-        "kind": "InferenceService",
-        "metadata": {"name": SERVICE},
-        "spec": {
-            "model": {
-                "name": "Qwen/Qwen3-8B",
-                "servedName": "qwen3-8b",
-                "loraAdapters": [{"name": "sql-lora", "source": "org/sql-lora"}],
-            },
-            "roles": [
-                {"name": "router", "componentType": "router", "strategy": "lora-affinity",
-                 "httproute": {"parentRefs": [{"name": "inference-gateway"}]}},
-                {"name": "inference", "componentType": "worker", "replicas": 2,
-                 "resources": {"limits": {"nvidia.com/gpu": "1"}}},
-            ],
-        },
-    }  # fmt: skip
+    manifest = (
+        InferenceServiceWrapper(SERVICE)
+        .model(
+            name="Qwen/Qwen3-8B",
+            servedName="qwen3-8b",
+            loraAdapters=[{"name": "sql-lora", "source": "org/sql-lora"}],
+        )
+        .router("lora-affinity", parent="inference-gateway")
+        .role(  # a worker without a template: the model fields say what it runs
+            {"name": "inference", "componentType": "worker", "replicas": 2,
+             "resources": {"limits": {"nvidia.com/gpu": "1"}}}
+        )
+        .obj()
+    )  # fmt: skip
     await apply_service(async_client, manifest, namespace)
     pods = await ready_with_pods(path, async_client, namespace, 2, model="qwen3-8b")
 
@@ -295,13 +278,6 @@ async def test_a_service_that_says_only_its_model_answers_for_its_served_name_an
     assert unknown.status == 404, "the engine serves the served name, not the repository id"
 
 
-def named_service(name: str, model: str, replicas: int = 1) -> dict[str, Any]:
-    manifest = with_router(monolithic(name, replicas=replicas))
-    container = manifest["spec"]["roles"][1]["template"]["spec"]["containers"][0]
-    container["args"] = ["--model", model]
-    return manifest
-
-
 async def test_several_models_share_one_gateway_by_the_model_they_name(
     path: DataPath, operator_factory: OperatorFactory, async_client: Any, namespace: str
 ) -> None:
@@ -309,8 +285,14 @@ async def test_several_models_share_one_gateway_by_the_model_they_name(
     header each service's route matches; a model nobody serves gets a 404 that says so; a second
     service claiming a model another already serves is told, not silently shadowed."""
     await operator_factory(namespace)
-    await apply_service(async_client, named_service("qwen", "Qwen/Qwen3-8B"), namespace)
-    await apply_service(async_client, named_service("llama", "meta-llama/Llama-3.1-8B-Instruct"), namespace)
+    await apply_service(
+        async_client, with_router(monolithic("qwen", replicas=1, args=["--model", "Qwen/Qwen3-8B"])), namespace
+    )
+    await apply_service(
+        async_client,
+        with_router(monolithic("llama", replicas=1, args=["--model", "meta-llama/Llama-3.1-8B-Instruct"])),
+        namespace,
+    )
     for name in ("qwen", "llama"):
         await wait_ready(async_client, name, namespace, timeout=90)
 
@@ -326,7 +308,9 @@ async def test_several_models_share_one_gateway_by_the_model_they_name(
     assert unknown.status == 404
     assert "model" in unknown.json()["error"]["message"]
 
-    await apply_service(async_client, named_service("dup", "Qwen/Qwen3-8B"), namespace)
+    await apply_service(
+        async_client, with_router(monolithic("dup", replicas=1, args=["--model", "Qwen/Qwen3-8B"])), namespace
+    )
 
     async def conflict_reported() -> dict[str, Any]:
         route = condition(await get_service(async_client, "dup", namespace), "RouteReady")

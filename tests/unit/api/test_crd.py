@@ -11,6 +11,7 @@ import pytest
 import yaml
 from tests.support.generated import assert_up_to_date
 from tests.support.schema import validate
+from tests.support.wrappers import InferenceServiceWrapper
 
 from fusioninfer.api.crd import CRD_PATH, crd, crd_yaml, openapi_schema
 from fusioninfer.kube.yaml import load_all
@@ -303,29 +304,21 @@ def test_examples_exist() -> None:
     assert len(EXAMPLES) >= 5
 
 
-def minimal() -> dict[str, Any]:
-    return {
-        "apiVersion": "fusioninfer.io/v1alpha1",
-        "kind": "InferenceService",
-        "metadata": {"name": "svc", "labels": {"any": "thing"}},
-        "spec": {
-            "roles": [
-                {
-                    "name": "w",
-                    "componentType": "worker",
-                    "rollout": {"maxSurge": "25%", "maxUnavailable": 1},
-                    "template": {
-                        "metadata": {"labels": {"a": "b"}},
-                        "spec": {"containers": [{"name": "c", "image": "i"}]},
-                    },
-                }
-            ]
-        },
-    }
+# `.obj()` hands out a fresh copy: each test mutates its own.
+MINIMAL = (
+    InferenceServiceWrapper()
+    .labels({"any": "thing"})
+    .worker(
+        "w",
+        container={"name": "c", "image": "i"},
+        pod_labels={"a": "b"},
+        rollout={"maxSurge": "25%", "maxUnavailable": 1},
+    )
+)
 
 
 def test_checker_accepts_a_minimal_service() -> None:
-    assert validate(minimal(), schema()) == []
+    assert validate(MINIMAL.obj(), schema()) == []
 
 
 @pytest.mark.parametrize(
@@ -354,12 +347,12 @@ def test_checker_accepts_a_minimal_service() -> None:
     ],
 )
 def test_checker_rejects_what_the_apiserver_rejects(mutate: Any, error: str) -> None:
-    doc = minimal()
+    doc = MINIMAL.obj()
     mutate(doc["spec"]["roles"][0])
     assert any(e.startswith(error) for e in validate(doc, schema())), validate(doc, schema())
 
 
 def test_checker_keeps_unknown_pod_spec_fields() -> None:
-    doc = minimal()
+    doc = MINIMAL.obj()
     doc["spec"]["roles"][0]["template"]["spec"]["futureField"] = {"x": [1]}
     assert validate(doc, schema()) == []

@@ -5,40 +5,29 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from tests.support.wrappers import InferenceServiceWrapper
 
 from fusioninfer.api.errors import InvalidSpec
 from fusioninfer.api.validation import parse
 
-
-def multinode(image: str, args: list[str] | None = None, **multinode: Any) -> dict[str, Any]:
-    container = {"name": "vllm", "image": image, "args": args or ["--model", "m", "--tensor-parallel-size", "8"]}
-    return {
-        "apiVersion": "fusioninfer.io/v1alpha1",
-        "kind": "InferenceService",
-        "metadata": {"name": "svc"},
-        "spec": {
-            "roles": [
-                {
-                    "name": "inference",
-                    "componentType": "worker",
-                    "multinode": {"nodeCount": 2, **multinode},
-                    "template": {"spec": {"containers": [container]}},
-                }
-            ]
-        },
-    }
+# The engine container of a worker of two nodes per replica, unless a test says otherwise.
+TP8 = ["--model", "m", "--tensor-parallel-size", "8"]
 
 
-def errors(doc: dict[str, Any]) -> list[str]:
+def errors(service: InferenceServiceWrapper) -> list[str]:
     try:
-        parse(doc)
+        parse(service.obj())
     except InvalidSpec as exc:
         return [str(e) for e in exc.errors]
     return []
 
 
 def test_mp_on_vllm_0_11_0_is_refused_at_the_backend_field_with_the_way_out() -> None:
-    (error,) = errors(multinode("vllm/vllm-openai:v0.11.0", backend="mp"))
+    (error,) = errors(
+        InferenceServiceWrapper().worker(
+            image="vllm/vllm-openai:v0.11.0", args=TP8, multinode={"nodeCount": 2, "backend": "mp"}
+        )
+    )
     assert error.startswith("spec.roles[0].multinode.backend: Invalid value: vLLM 0.11.0")
     assert "--nnodes" in error
     assert "0.11.1" in error
@@ -47,10 +36,16 @@ def test_mp_on_vllm_0_11_0_is_refused_at_the_backend_field_with_the_way_out() ->
 
 def test_mp_asked_for_on_the_command_line_is_refused_there() -> None:
     args = ["--model", "m", "--distributed-executor-backend", "mp"]
-    (error,) = errors(multinode("vllm/vllm-openai:v0.11.0", args=args))
+    (error,) = errors(
+        InferenceServiceWrapper().worker(image="vllm/vllm-openai:v0.11.0", args=args, multinode={"nodeCount": 2})
+    )
     assert error.startswith("spec.roles[0].template.spec.containers[0].args: Invalid value: vLLM 0.11.0")
     own = ["--model", "m", "--nnodes", "2", "--node-rank", "0"]
-    assert errors(multinode("vllm/vllm-openai:v0.11.0", args=own, rewriteCommand=False))
+    assert errors(
+        InferenceServiceWrapper().worker(
+            image="vllm/vllm-openai:v0.11.0", args=own, multinode={"nodeCount": 2, "rewriteCommand": False}
+        )
+    )
 
 
 @pytest.mark.parametrize(
@@ -65,4 +60,4 @@ def test_mp_asked_for_on_the_command_line_is_refused_there() -> None:
     ],
 )
 def test_what_the_engine_has_is_accepted(image: str, spec: dict[str, Any]) -> None:
-    assert errors(multinode(image, **spec)) == []
+    assert errors(InferenceServiceWrapper().worker(image=image, args=TP8, multinode={"nodeCount": 2, **spec})) == []

@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 from pydantic import ValidationError
+from tests.support.wrappers import InferenceServiceWrapper
 
 from fusioninfer.api import router_spec
 from fusioninfer.api import v1alpha1 as api
@@ -15,18 +16,8 @@ from fusioninfer.api.v1alpha1 import ComponentType, InferenceService, Role, Roll
 
 
 def role(**fields: Any) -> Role:
+    """A worker `r` with exactly `fields` (no template, unlike the shared builders): one field at a time."""
     return Role.model_validate({"name": "r", "componentType": "worker", **fields})
-
-
-def isvc(*roles: dict[str, Any], **metadata: Any) -> InferenceService:
-    return InferenceService.model_validate(
-        {
-            "apiVersion": "fusioninfer.io/v1alpha1",
-            "kind": "InferenceService",
-            "metadata": {"name": "svc", **metadata},
-            "spec": {"roles": list(roles)},
-        }
-    )
 
 
 # --- identity ---------------------------------------------------------------------------------------
@@ -109,12 +100,11 @@ def test_our_structs_reject_unknown_fields(model: type[Any], data: dict[str, Any
 
 
 def test_object_metadata_and_template_metadata_keep_unknown_fields() -> None:
-    svc = isvc(
-        {"name": "w", "componentType": "worker", "template": {"metadata": {"name": "x"}}},
-        uid="u-1",
-        generation=3,
-        resourceVersion="42",
-        creationTimestamp="2025-01-01T00:00:00Z",
+    svc = InferenceService.model_validate(
+        InferenceServiceWrapper()
+        .role({"name": "w", "componentType": "worker", "template": {"metadata": {"name": "x"}}})
+        .metadata(uid="u-1", generation=3, resourceVersion="42", creationTimestamp="2025-01-01T00:00:00Z")
+        .obj()
     )
     assert (svc.metadata.uid, svc.metadata.generation, svc.metadata.resource_version) == ("u-1", 3, "42")
     assert svc.metadata.model_dump(by_alias=True, exclude_none=True)["creationTimestamp"] == "2025-01-01T00:00:00Z"
@@ -176,10 +166,8 @@ def test_explicit_strategy_wins() -> None:
 
 
 def test_service_views() -> None:
-    svc = isvc(
-        {"name": "router", "componentType": "router"},
-        {"name": "p", "componentType": "prefiller"},
-        {"name": "d", "componentType": "decoder"},
+    svc = InferenceService.model_validate(
+        InferenceServiceWrapper().router(parent=None).prefiller("p").decoder("d").obj()
     )
     assert svc.name == "svc"
     assert svc.namespace == "default"
@@ -190,7 +178,7 @@ def test_service_views() -> None:
 
 
 def test_monolithic_service_views() -> None:
-    svc = isvc({"name": "w", "componentType": "worker"}, namespace="team-a")
+    svc = InferenceService.model_validate(InferenceServiceWrapper().namespace("team-a").worker("w").obj())
     assert svc.namespace == "team-a"
     assert svc.router is None
     assert not svc.is_disaggregated

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from tests.support.wrappers import serving_role
 
 from fusioninfer.api.v1alpha1 import Engine, Role
 from fusioninfer.builders.engine import DEFAULT_PORTS, argv, detect_engine, serving_container
@@ -13,15 +14,9 @@ VLLM = "vllm/vllm-openai:v0.11.0"
 SGLANG = "lmsysorg/sglang:v0.5.3"
 
 
-def role(*containers: dict[str, Any], engine: str | None = None) -> Role:
-    data: dict[str, Any] = {
-        "name": "w",
-        "componentType": "worker",
-        "template": {"spec": {"containers": list(containers)}},
-    }
-    if engine is not None:
-        data["engine"] = engine
-    return Role.model_validate(data)
+def worker(*containers: dict[str, Any], **fields: Any) -> Role:
+    """The Role model of the shared builder's worker `w` running `containers`, plus `fields`."""
+    return Role.model_validate(serving_role("w", "worker", containers=list(containers), **fields))
 
 
 def test_default_ports() -> None:
@@ -69,7 +64,7 @@ def test_container_args_joins_command_and_args() -> None:
 
 # --- the serving container -------------------------------------------------------------------------
 def test_first_container_that_names_an_engine_serves() -> None:
-    r = role(
+    r = worker(
         {"name": "proxy", "image": "envoyproxy/envoy:v1"},
         {"name": "engine", "image": SGLANG},
         {"name": "other", "image": VLLM},
@@ -80,7 +75,7 @@ def test_first_container_that_names_an_engine_serves() -> None:
 
 
 def test_first_container_when_none_names_an_engine_and_vllm_by_default() -> None:
-    sc = serving_container(role({"name": "a", "image": "my/server"}, {"name": "b", "image": "busybox"}))
+    sc = serving_container(worker({"name": "a", "image": "my/server"}, {"name": "b", "image": "busybox"}))
     assert (sc.index, sc.name, sc.engine, sc.port) == (0, "a", Engine.VLLM, 8000)
 
 
@@ -95,7 +90,7 @@ def test_first_container_when_none_names_an_engine_and_vllm_by_default() -> None
     ],
 )
 def test_explicit_engine_wins_and_auto_detects(image: str, explicit: str, engine: Engine, port: int) -> None:
-    sc = serving_container(role({"name": "c", "image": image}, engine=explicit))
+    sc = serving_container(worker({"name": "c", "image": image}, engine=explicit))
     assert (sc.engine, sc.port) == (engine, port)
 
 
@@ -135,7 +130,7 @@ def test_explicit_engine_wins_and_auto_detects(image: str, explicit: str, engine
     ],
 )
 def test_vllm_port(container: dict[str, Any], port: int) -> None:
-    assert serving_container(role({"name": "c", "image": VLLM, **container})).port == port
+    assert serving_container(worker({"name": "c", "image": VLLM, **container})).port == port
 
 
 @pytest.mark.parametrize(
@@ -143,11 +138,11 @@ def test_vllm_port(container: dict[str, Any], port: int) -> None:
     [({}, 30000), ({"args": ["--port", "31000"]}, 31000), ({"ports": [{"containerPort": 8000}]}, 8000)],
 )
 def test_sglang_port(container: dict[str, Any], port: int) -> None:
-    assert serving_container(role({"name": "c", "image": SGLANG, **container})).port == port
+    assert serving_container(worker({"name": "c", "image": SGLANG, **container})).port == port
 
 
 def test_serving_container_does_not_change_the_role() -> None:
-    r = role({"name": "c", "image": VLLM, "args": ["--port", "9000"]})
+    r = worker({"name": "c", "image": VLLM, "args": ["--port", "9000"]})
     before = r.model_dump()
     serving_container(r)
     assert r.model_dump() == before

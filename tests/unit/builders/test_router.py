@@ -7,8 +7,10 @@ from typing import Any
 
 import pytest
 import yaml
+from tests.support.wrappers import InferenceServiceWrapper, serving_role
 
 from fusioninfer.api import naming
+from fusioninfer.api.v1alpha1 import InferenceService
 from fusioninfer.api.validation import parse
 from fusioninfer.builders import build, router
 from fusioninfer.builders.context import BuildContext, BuildOptions, Capabilities, Manifest, Notice
@@ -25,31 +27,9 @@ SGLANG = {
 }
 
 
-def _role(name: str, ctype: str, container: dict[str, Any] | None = None, **extra: Any) -> dict[str, Any]:
-    return {"name": name, "componentType": ctype, "template": {"spec": {"containers": [container or VLLM]}}, **extra}
-
-
-def _isvc(router_role: dict[str, Any] | None = None, roles: list[dict[str, Any]] | None = None) -> Any:
-    all_roles = [*(roles or [_role("inference", "worker")])]
-    if router_role is not None:
-        # A route that attaches to nothing is reported; most tests are not about that.
-        defaults = (
-            {}
-            if "httproute" in router_role or "gateway" in router_role
-            else {"httproute": {"parentRefs": [{"name": "gw"}]}}
-        )
-        all_roles.insert(0, {"name": "router", "componentType": "router", **defaults, **router_role})
-    return parse(
-        {
-            "apiVersion": "fusioninfer.io/v1alpha1",
-            "kind": "InferenceService",
-            "metadata": {"name": "svc", "namespace": "ns"},
-            "spec": {"roles": all_roles},
-        }
-    )
-
-
-PD_ROLES = [_role("prefill", "prefiller"), _role("decode", "decoder")]
+# The serving roles behind the router (one vLLM worker unless a test is about them).
+WORKER = serving_role("inference", "worker", container=VLLM)
+PD_ROLES = [serving_role("prefill", "prefiller", container=VLLM), serving_role("decode", "decoder", container=VLLM)]
 
 
 @dataclass
@@ -74,7 +54,8 @@ class Built:
         return dict(yaml.safe_load(self.get("ConfigMap")["data"]["config.yaml"]))
 
 
-def _build(isvc: Any, **options: Any) -> Built:
+def _build(service: InferenceServiceWrapper | InferenceService, **options: Any) -> Built:
+    isvc = parse(service.obj()) if isinstance(service, InferenceServiceWrapper) else service
     ctx = BuildContext(isvc, BuildOptions(**options))
     return Built(router.build(ctx), ctx.notices)
 
@@ -94,7 +75,7 @@ ROUTER_OBJECTS = [
 # --- objects and names --------------------------------------------------------------------------
 @pytest.mark.parametrize("strategy", ["prefix-cache", "kv-cache-utilization", "queue-size", "lora-affinity"])
 def test_gie_strategies_emit_the_eight_objects_with_the_gie_image(strategy: str) -> None:
-    b = _build(_isvc({"strategy": strategy}))
+    b = _build(InferenceServiceWrapper().namespace("ns").router(strategy).role(WORKER))
     assert b.kinds() == ROUTER_OBJECTS
     assert b.picker["image"] == GIE_EPP_IMAGE
     names = {
@@ -112,7 +93,7 @@ def test_gie_strategies_emit_the_eight_objects_with_the_gie_image(strategy: str)
 
 
 def test_pd_strategy_uses_the_llmd_image() -> None:
-    b = _build(_isvc({"strategy": "pd-disaggregation"}, PD_ROLES))
+    b = _build(InferenceServiceWrapper().namespace("ns").router("pd-disaggregation").roles(*PD_ROLES))
     assert b.kinds() == ROUTER_OBJECTS
     assert b.picker["image"] == LLMD_EPP_IMAGE
     assert b.config["plugins"][-1]["type"] == "disagg-profile-handler"
@@ -120,35 +101,58 @@ def test_pd_strategy_uses_the_llmd_image() -> None:
 
 
 def test_no_router_no_objects() -> None:
-    assert _build(_isvc(None)).objects == []
+    assert _build(InferenceServiceWrapper().namespace("ns").role(WORKER)).objects == []
 
 
 def test_build_is_deterministic() -> None:
-    isvc = _isvc({"strategy": "pd-disaggregation", "gateway": {"className": "kgateway"}}, PD_ROLES)
+    isvc = parse(
+        InferenceServiceWrapper()
+        .namespace("ns")
+        .router("pd-disaggregation", parent=None, gateway={"className": "kgateway"})
+        .roles(*PD_ROLES)
+        .obj()
+    )
     assert build(isvc).objects == build(isvc).objects
 
 
 # --- images -------------------------------------------------------------------------------------
 def test_operator_wide_images_are_the_defaults_overrides() -> None:
-    gie = _build(_isvc({}), epp_image="mirror/epp:1", pd_epp_image="mirror/llmd:1")
+    gie = _build(
+        InferenceServiceWrapper().namespace("ns").router().role(WORKER),
+        epp_image="mirror/epp:1",
+        pd_epp_image="mirror/llmd:1",
+    )
     assert gie.picker["image"] == "mirror/epp:1"
     pd = _build(
-        _isvc({"strategy": "pd-disaggregation"}, PD_ROLES), epp_image="mirror/epp:1", pd_epp_image="mirror/llmd:1"
+        InferenceServiceWrapper().namespace("ns").router("pd-disaggregation").roles(*PD_ROLES),
+        epp_image="mirror/epp:1",
+        pd_epp_image="mirror/llmd:1",
     )
     assert pd.picker["image"] == "mirror/llmd:1"
 
 
 def test_load_aware_scorer_switches_to_the_llmd_image() -> None:
-    b = _build(_isvc({"endpointPicker": {"plugins": {"loadAwareScorer": {"weight": 1}}}}))
+    b = _build(
+        InferenceServiceWrapper()
+        .namespace("ns")
+        .router(endpointPicker={"plugins": {"loadAwareScorer": {"weight": 1}}})
+        .role(WORKER)
+    )
     assert b.picker["image"] == LLMD_EPP_IMAGE
     assert b.notices == []
 
 
 def test_explicit_image_wins_but_a_gie_image_for_llmd_plugins_is_reported() -> None:
-    b = _build(_isvc({"endpointPicker": {"image": "mine/epp:2", "plugins": {"loadAwareScorer": {"weight": 1}}}}))
+    picker = {"image": "mine/epp:2", "plugins": {"loadAwareScorer": {"weight": 1}}}
+    b = _build(InferenceServiceWrapper().namespace("ns").router(endpointPicker=picker).role(WORKER))
     assert b.picker["image"] == "mine/epp:2"
     assert b.notices == []
-    b = _build(_isvc({"strategy": "pd-disaggregation", "endpointPicker": {"image": GIE_EPP_IMAGE}}, PD_ROLES))
+    b = _build(
+        InferenceServiceWrapper()
+        .namespace("ns")
+        .router("pd-disaggregation", endpointPicker={"image": GIE_EPP_IMAGE})
+        .roles(*PD_ROLES)
+    )
     assert b.picker["image"] == GIE_EPP_IMAGE
     [notice] = b.notices
     assert notice.reason == "PickerImageMismatch"
@@ -158,7 +162,7 @@ def test_explicit_image_wins_but_a_gie_image_for_llmd_plugins_is_reported() -> N
 
 # --- picker Deployment, Service, RBAC -----------------------------------------------------------
 def test_picker_deployment() -> None:
-    b = _build(_isvc({}))
+    b = _build(InferenceServiceWrapper().namespace("ns").router().role(WORKER))
     dep = b.get("Deployment")
     spec = dep["spec"]
     assert spec["replicas"] == 1
@@ -192,21 +196,23 @@ def test_picker_deployment() -> None:
 
 
 def test_config_change_rolls_the_picker_and_nothing_else_does() -> None:
-    def annotation(router_role: dict[str, Any]) -> str:
-        dep = _build(_isvc(router_role)).get("Deployment")
+    def annotation(strategy: str | None = None, **router: Any) -> str:
+        dep = _build(InferenceServiceWrapper().namespace("ns").router(strategy, **router).role(WORKER)).get(
+            "Deployment"
+        )
         return str(dep["spec"]["template"]["metadata"]["annotations"]["fusioninfer.io/epp-config-hash"])
 
-    base = annotation({"strategy": "prefix-cache"})
+    base = annotation("prefix-cache")
     assert len(base) == 64
-    assert annotation({"strategy": "prefix-cache"}) == base
-    assert annotation({"strategy": "queue-size"}) != base
-    weighted = {"endpointPicker": {"plugins": {"prefixCacheScorer": {"weight": 2}, "queueScorer": {"weight": 1}}}}
-    assert annotation(weighted) not in (base, annotation({"strategy": "queue-size"}))
-    assert annotation({"strategy": "prefix-cache", "httproute": {"parentRefs": [{"name": "other"}]}}) == base
+    assert annotation("prefix-cache") == base
+    assert annotation("queue-size") != base
+    weighted = {"plugins": {"prefixCacheScorer": {"weight": 2}, "queueScorer": {"weight": 1}}}
+    assert annotation(endpointPicker=weighted) not in (base, annotation("queue-size"))
+    assert annotation("prefix-cache", parent="other") == base
 
 
 def test_endpoint_picker_overrides_and_router_template_merge() -> None:
-    router_role = {
+    router = {
         "endpointPicker": {
             "replicas": 1,
             "extraArgs": ["-v=4", "--kv-cache-usage-percentage-metric=custom"],
@@ -217,7 +223,7 @@ def test_endpoint_picker_overrides_and_router_template_merge() -> None:
             "spec": {"nodeSelector": {"pool": "cpu"}, "tolerations": [{"key": "k", "operator": "Exists"}]},
         },
     }
-    b = _build(_isvc(router_role))
+    b = _build(InferenceServiceWrapper().namespace("ns").router(**router).role(WORKER))
     template = b.get("Deployment")["spec"]["template"]
     assert template["metadata"]["labels"]["team"] == "a"
     assert template["metadata"]["annotations"]["note"] == "x"
@@ -229,7 +235,7 @@ def test_endpoint_picker_overrides_and_router_template_merge() -> None:
 
 
 def test_picker_rbac_is_least_privilege() -> None:
-    b = _build(_isvc({}))
+    b = _build(InferenceServiceWrapper().namespace("ns").router().role(WORKER))
     assert b.get("Role")["rules"] == [
         {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]},
         {
@@ -250,7 +256,7 @@ def test_picker_rbac_is_least_privilege() -> None:
 
 
 def test_replicas_above_one_turn_on_leader_election_with_its_rbac_and_probes() -> None:
-    b = _build(_isvc({"endpointPicker": {"replicas": 2}}))
+    b = _build(InferenceServiceWrapper().namespace("ns").router(endpointPicker={"replicas": 2}).role(WORKER))
     assert b.get("Deployment")["spec"]["replicas"] == 2
     assert "--ha-enable-leader-election=true" in b.picker["args"]
     resources = [r for rule in b.get("Role")["rules"] for r in rule["resources"]]
@@ -266,13 +272,13 @@ class OldCluster(Capabilities):
 
 
 def test_an_apiserver_without_grpc_probes_gets_tcp_probes() -> None:
-    b = _build(_isvc({}), capabilities=OldCluster())
+    b = _build(InferenceServiceWrapper().namespace("ns").router().role(WORKER), capabilities=OldCluster())
     assert b.picker["livenessProbe"]["tcpSocket"] == {"port": 9003}
     assert "grpc" not in b.picker["readinessProbe"]
 
 
 def test_picker_service_ports_all_say_tcp() -> None:
-    svc = _build(_isvc({})).get("Service")
+    svc = _build(InferenceServiceWrapper().namespace("ns").router().role(WORKER)).get("Service")
     assert svc["spec"]["type"] == "ClusterIP"
     assert svc["spec"]["selector"] == {"fusioninfer.io/service": "svc", "fusioninfer.io/role-name": "router"}
     assert svc["spec"]["ports"] == [
@@ -284,7 +290,7 @@ def test_picker_service_ports_all_say_tcp() -> None:
 
 # --- engine-aware flags -------------------------------------------------------------------------
 def test_sglang_metric_flags() -> None:
-    b = _build(_isvc({}, [_role("inference", "worker", SGLANG)]))
+    b = _build(InferenceServiceWrapper().namespace("ns").router().worker(container=SGLANG))
     args = b.picker["args"]
     assert "--total-queued-requests-metric=sglang:num_queue_reqs" in args
     assert "--kv-cache-usage-percentage-metric=sglang:token_usage" in args
@@ -294,18 +300,20 @@ def test_sglang_metric_flags() -> None:
 
 def test_explicit_engine_wins_over_detection() -> None:
     opaque = {"name": "server", "image": "registry.example/llm:1", "args": ["--port", "30000"]}
-    b = _build(_isvc({}, [_role("inference", "worker", opaque, engine="sglang")]))
+    b = _build(InferenceServiceWrapper().namespace("ns").router().worker(container=opaque, engine="sglang"))
     assert "--kv-cache-usage-percentage-metric=sglang:token_usage" in b.picker["args"]
-    assert _build(_isvc({}, [_role("inference", "worker", opaque)])).picker["args"][-1] == (
+    assert _build(InferenceServiceWrapper().namespace("ns").router().worker(container=opaque)).picker["args"][-1] == (
         "--kv-cache-usage-percentage-metric=vllm:kv_cache_usage_perc"
     )
 
 
 def test_lora_affinity_without_enable_lora_is_reported() -> None:
-    b = _build(_isvc({"strategy": "lora-affinity"}))
+    b = _build(InferenceServiceWrapper().namespace("ns").router("lora-affinity").role(WORKER))
     assert [n.reason for n in b.notices] == ["LoRAMetricUnavailable"]
     lora = {**VLLM, "args": [*VLLM["args"], "--enable-lora", "--max-loras", "4"]}
-    assert _build(_isvc({"strategy": "lora-affinity"}, [_role("inference", "worker", lora)])).notices == []
+    assert (
+        _build(InferenceServiceWrapper().namespace("ns").router("lora-affinity").worker(container=lora)).notices == []
+    )
 
 
 # --- InferencePool ------------------------------------------------------------------------------
@@ -314,7 +322,7 @@ def _pool(b: Built) -> dict[str, Any]:
 
 
 def test_pool_selects_serving_pods_and_references_the_picker_explicitly() -> None:
-    spec = _pool(_build(_isvc({})))
+    spec = _pool(_build(InferenceServiceWrapper().namespace("ns").router().role(WORKER)))
     assert spec == {
         "selector": {"matchLabels": {"fusioninfer.io/service": "svc", "fusioninfer.io/serving": "true"}},
         "targetPorts": [{"number": 8000}],
@@ -335,8 +343,14 @@ def _selected(selector: dict[str, str], template: Manifest) -> bool:
 @pytest.mark.parametrize("multinode", [False, True])
 def test_pool_selector_matches_exactly_the_http_serving_pods(multinode: bool) -> None:
     extra = {"multinode": {"nodeCount": 2}} if multinode else {}
-    roles = [_role("prefill", "prefiller", **extra), _role("decode", "decoder", **extra)]
-    isvc = _isvc({"strategy": "pd-disaggregation"}, roles)
+    isvc = parse(
+        InferenceServiceWrapper()
+        .namespace("ns")
+        .router("pd-disaggregation")
+        .prefiller(container=VLLM, **extra)
+        .decoder(container=VLLM, **extra)
+        .obj()
+    )
     ctx = BuildContext(isvc)
     selector = _pool(_build(isvc))["selector"]["matchLabels"]
     for role in isvc.serving_roles:
@@ -349,29 +363,35 @@ def test_pool_selector_matches_exactly_the_http_serving_pods(multinode: bool) ->
 
 
 def test_pool_target_port_comes_from_the_serving_container() -> None:
-    sglang = _pool(_build(_isvc({}, [_role("inference", "worker", SGLANG)])))
+    sglang = _pool(_build(InferenceServiceWrapper().namespace("ns").router().worker(container=SGLANG)))
     assert sglang["targetPorts"] == [{"number": 30000}]
     named = {**VLLM, "ports": [{"name": "metrics", "containerPort": 9100}, {"name": "http", "containerPort": 8080}]}
-    assert _pool(_build(_isvc({}, [_role("inference", "worker", named)])))["targetPorts"] == [{"number": 8080}]
+    assert _pool(_build(InferenceServiceWrapper().namespace("ns").router().worker(container=named)))["targetPorts"] == [
+        {"number": 8080}
+    ]
 
 
 def test_pd_pool_port_is_the_prefill_port_and_decode_ports_do_not_conflict() -> None:
-    roles = [
-        _role("prefill", "prefiller", {**VLLM, "args": [*VLLM["args"], "--port", "8100"]}),
-        _role("decode", "decoder", {**VLLM, "args": [*VLLM["args"], "--port", "8300"]}),
-    ]
-    b = _build(_isvc({"strategy": "pd-disaggregation"}, roles))
+    b = _build(
+        InferenceServiceWrapper()
+        .namespace("ns")
+        .router("pd-disaggregation")
+        .prefiller(container={**VLLM, "args": [*VLLM["args"], "--port", "8100"]})
+        .decoder(container={**VLLM, "args": [*VLLM["args"], "--port", "8300"]})
+    )
     assert _pool(b)["targetPorts"] == [{"number": 8100}]
     assert b.notices == []
 
 
 def test_conflicting_serving_ports_are_reported() -> None:
-    roles = [
-        _role("prefill-a", "prefiller", {**VLLM, "args": ["--port", "8000"]}),
-        _role("prefill-b", "prefiller", {**VLLM, "args": ["--port", "8001"]}),
-        _role("decode", "decoder"),
-    ]
-    b = _build(_isvc({"strategy": "pd-disaggregation"}, roles))
+    b = _build(
+        InferenceServiceWrapper()
+        .namespace("ns")
+        .router("pd-disaggregation")
+        .prefiller("prefill-a", container={**VLLM, "args": ["--port", "8000"]})
+        .prefiller("prefill-b", container={**VLLM, "args": ["--port", "8001"]})
+        .decoder(container=VLLM)
+    )
     assert _pool(b)["targetPorts"] == [{"number": 8000}]
     assert [n.reason for n in b.notices] == ["ConflictingServingPorts"]
 
@@ -380,13 +400,14 @@ def test_conflicting_serving_ports_are_reported() -> None:
 POOL_BACKEND = {"group": "inference.networking.k8s.io", "kind": "InferencePool", "name": "svc-pool", "weight": 1}
 
 
-def _route(router_role: dict[str, Any]) -> tuple[dict[str, Any], list[Notice]]:
-    b = _build(_isvc(router_role))
+def _route(httproute: dict[str, Any]) -> tuple[dict[str, Any], list[Notice]]:
+    """The HTTPRoute of a router whose `httproute` is exactly this (no route to `gw` added)."""
+    b = _build(InferenceServiceWrapper().namespace("ns").router(parent=None, httproute=httproute).role(WORKER))
     return dict(b.get("HTTPRoute")["spec"]), b.notices
 
 
 def test_route_defaults() -> None:
-    spec, notices = _route({"httproute": {"parentRefs": [{"name": "inference-gateway"}]}})
+    spec, notices = _route({"parentRefs": [{"name": "inference-gateway"}]})
     assert spec == {
         "parentRefs": [{"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": "inference-gateway"}],
         "rules": [
@@ -422,7 +443,7 @@ def test_route_keeps_user_parent_refs_hostnames_matches_filters_timeouts_and_nam
             {"matches": [{"headers": [{"name": "x-model", "value": "qwen"}]}]},
         ],
     }
-    spec, _ = _route({"httproute": user})
+    spec, _ = _route(user)
     assert spec["parentRefs"] == [
         {
             "group": "gateway.networking.k8s.io",
@@ -449,12 +470,12 @@ def test_route_keeps_user_parent_refs_hostnames_matches_filters_timeouts_and_nam
 
 def test_route_parent_ref_defaults_never_override_the_user() -> None:
     mesh = {"group": "", "kind": "Service", "name": "svc-mesh", "port": 80}
-    spec, _ = _route({"httproute": {"parentRefs": [mesh]}})
+    spec, _ = _route({"parentRefs": [mesh]})
     assert spec["parentRefs"] == [mesh]
 
 
 def test_zero_timeout_is_kept_but_reported_and_missing_parents_are_reported() -> None:
-    spec, notices = _route({"httproute": {"rules": [{"timeouts": {"request": "0s"}}]}})
+    spec, notices = _route({"rules": [{"timeouts": {"request": "0s"}}]})
     assert spec["rules"][0]["timeouts"] == {"request": "0s"}
     assert "parentRefs" not in spec
     assert sorted(n.reason for n in notices) == ["RouteWithoutParent", "ZeroRequestTimeout"]
@@ -465,18 +486,14 @@ def test_zero_timeout_is_kept_but_reported_and_missing_parents_are_reported() ->
 )
 def test_added_request_timeout_is_never_shorter_than_the_backend_request(backend: str, request_timeout: str) -> None:
     """The CRD rejects `backendRequest` > `request`: the request timeout we add covers it."""
-    spec, _ = _route(
-        {"httproute": {"parentRefs": [{"name": "gw"}], "rules": [{"timeouts": {"backendRequest": backend}}]}}
-    )
+    spec, _ = _route({"parentRefs": [{"name": "gw"}], "rules": [{"timeouts": {"backendRequest": backend}}]})
     assert spec["rules"][0]["timeouts"] == {"backendRequest": backend, "request": request_timeout}
 
 
 def test_redirect_rule_gets_no_backend_ref() -> None:
     """A RequestRedirect rule answers the client itself; the CRD forbids backendRefs beside it."""
     redirect = {"type": "RequestRedirect", "requestRedirect": {"scheme": "https", "statusCode": 301}}
-    spec, _ = _route(
-        {"httproute": {"parentRefs": [{"name": "gw"}], "rules": [{"filters": [redirect]}, {"matches": [{}]}]}}
-    )
+    spec, _ = _route({"parentRefs": [{"name": "gw"}], "rules": [{"filters": [redirect]}, {"matches": [{}]}]})
     first, second = spec["rules"]
     assert "backendRefs" not in first
     assert first["filters"] == [redirect]
@@ -486,12 +503,10 @@ def test_redirect_rule_gets_no_backend_ref() -> None:
 # --- Gateway ------------------------------------------------------------------------------------
 def test_gateway_block_creates_a_gateway_and_the_route_attaches_to_it() -> None:
     b = _build(
-        _isvc(
-            {
-                "gateway": {"className": "istio", "listenerPort": 8080, "serviceType": "ClusterIP"},
-                "httproute": {"parentRefs": [{"name": "shared-gw"}]},
-            }
-        )
+        InferenceServiceWrapper()
+        .namespace("ns")
+        .router(parent="shared-gw", gateway={"className": "istio", "listenerPort": 8080, "serviceType": "ClusterIP"})
+        .role(WORKER)
     )
     gw = b.get("Gateway", "svc-gateway")
     assert gw["apiVersion"] == "gateway.networking.k8s.io/v1"
@@ -511,12 +526,19 @@ def test_gateway_block_creates_a_gateway_and_the_route_attaches_to_it() -> None:
 
 
 def test_gateway_defaults_and_non_istio_service_type_notice() -> None:
-    b = _build(_isvc({"gateway": {"className": "kgateway"}}))
+    b = _build(
+        InferenceServiceWrapper().namespace("ns").router(parent=None, gateway={"className": "kgateway"}).role(WORKER)
+    )
     gw = b.get("Gateway")
     assert gw["spec"]["listeners"][0]["port"] == 80
     assert "annotations" not in gw["metadata"]
     assert b.notices == []
-    b = _build(_isvc({"gateway": {"className": "kgateway", "serviceType": "LoadBalancer"}}))
+    b = _build(
+        InferenceServiceWrapper()
+        .namespace("ns")
+        .router(parent=None, gateway={"className": "kgateway", "serviceType": "LoadBalancer"})
+        .role(WORKER)
+    )
     assert [n.reason for n in b.notices] == ["GatewayServiceTypeNotPortable"]
 
 
@@ -545,7 +567,13 @@ def test_gateway_defaults_and_non_istio_service_type_notice() -> None:
 def test_missing_apis_leave_objects_out_with_one_notice(
     caps: Capabilities, expected: list[tuple[str, str]], names: list[str]
 ) -> None:
-    isvc = _isvc({"gateway": {"className": "kgateway"}})
+    isvc = parse(
+        InferenceServiceWrapper()
+        .namespace("ns")
+        .router(parent=None, gateway={"className": "kgateway"})
+        .role(WORKER)
+        .obj()
+    )
     b = _build(isvc, capabilities=caps)
     assert [k for k in b.kinds() if k[0] != "Gateway"] == expected
     assert any(k == "Gateway" for k, _ in b.kinds()) is caps.gateway_api
@@ -562,12 +590,19 @@ def test_missing_apis_leave_objects_out_with_one_notice(
 
 def test_all_apis_present_no_prerequisite_notice() -> None:
     assert not [
-        n for n in _build(_isvc({"gateway": {"className": "kgateway"}})).notices if n.condition == "PrerequisitesMet"
+        n
+        for n in _build(
+            InferenceServiceWrapper()
+            .namespace("ns")
+            .router(parent=None, gateway={"className": "kgateway"})
+            .role(WORKER)
+        ).notices
+        if n.condition == "PrerequisitesMet"
     ]
 
 
 def test_disaggregated_service_with_a_non_pd_strategy_is_reported() -> None:
-    b = _build(_isvc({"strategy": "prefix-cache"}, PD_ROLES))
+    b = _build(InferenceServiceWrapper().namespace("ns").router("prefix-cache").roles(*PD_ROLES))
     assert [n.reason for n in b.notices] == ["NotDisaggregatedRouting"]
 
 
@@ -578,6 +613,6 @@ kind: EndpointPickerConfig
 plugins: [{type: max-score-picker}, {type: queue-scorer}]
 schedulingProfiles: [{name: default, plugins: [{pluginRef: max-score-picker}, {pluginRef: queue-scorer}]}]
 """
-    b = _build(_isvc({"endpointPickerConfig": raw}))
+    b = _build(InferenceServiceWrapper().namespace("ns").router(endpointPickerConfig=raw).role(WORKER))
     assert b.get("ConfigMap")["data"]["config.yaml"] == raw
     assert [n.reason for n in b.notices] == ["UnweightedScorer"]

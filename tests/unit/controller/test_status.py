@@ -6,6 +6,7 @@ import copy
 from typing import Any
 
 import pytest
+from tests.support.wrappers import InferenceServiceWrapper, serving_role
 
 from fusioninfer.api.errors import FieldError
 from fusioninfer.api.validation import parse
@@ -19,23 +20,13 @@ T0 = "2026-01-01T00:00:00Z"
 T1 = "2026-01-01T00:05:00Z"
 
 
-def service(roles: list[dict[str, Any]], generation: int = 1) -> dict[str, Any]:
-    return {
-        "apiVersion": "fusioninfer.io/v1alpha1",
-        "kind": "InferenceService",
-        "metadata": {"name": "svc", "namespace": "ns", "uid": "u1", "generation": generation},
-        "spec": {"roles": roles},
-    }
+def stored() -> InferenceServiceWrapper:
+    """`svc` in `ns` as the apiserver stores it: the uid its children are owned by, generation 1."""
+    return InferenceServiceWrapper().namespace("ns").metadata(uid="u1", generation=1)
 
 
-def worker(name: str = "inference", replicas: int = 2, **extra: Any) -> dict[str, Any]:
-    return {
-        "name": name,
-        "componentType": "worker",
-        "replicas": replicas,
-        "template": {"spec": {"containers": [{"name": "vllm", "image": "vllm/vllm-openai:v0.11.0"}]}},
-        **extra,
-    }
+# Two replicas of an engine container without args: the status is about counts, not flags.
+WORKER = serving_role("inference", "worker", replicas=2, args=None)
 
 
 def deployment_status(name: str, ready: int, replicas: int, updated: int | None = None, gen: int = 1) -> dict[str, Any]:
@@ -66,8 +57,10 @@ def pod(role: str, ready: bool, name: str = "p", waiting: str | None = None, pha
     }
 
 
-def compute(raw: dict[str, Any], observed: Observed, previous: dict[str, Any] | None = None, now: str = T0):
-    isvc = parse(raw)
+def compute(
+    service: InferenceServiceWrapper, observed: Observed, previous: dict[str, Any] | None = None, now: str = T0
+):
+    isvc = parse(service.obj())
     result = build(isvc, BuildOptions(owner_uid="u1"))
     return compute_status(isvc, result, observed, previous, now=now)
 
@@ -79,7 +72,7 @@ def cond(status: dict[str, Any], type_: str) -> dict[str, Any]:
 
 
 def test_nothing_created_yet_is_pending_and_not_ready() -> None:
-    status = compute(service([worker()]), Observed())
+    status = compute(stored().role(WORKER), Observed())
     comp = status["components"]["inference"]
     assert comp == {
         "desiredReplicas": 2,
@@ -104,7 +97,7 @@ def test_all_replicas_ready_is_running_and_ready() -> None:
         children={("Deployment", "svc-inference"): deployment_status("svc-inference", 2, 2)},
         pods=[pod("inference", True, "a"), pod("inference", True, "b")],
     )
-    status = compute(service([worker()]), observed)
+    status = compute(stored().role(WORKER), observed)
     assert status["components"]["inference"]["phase"] == "Running"
     assert status["components"]["inference"]["readyPods"] == 2
     assert status["phase"] == "Running"
@@ -123,7 +116,7 @@ def test_all_replicas_ready_is_running_and_ready() -> None:
 def test_rollout_in_progress_is_deploying_even_when_ready_count_matches() -> None:
     # Every replica ready, but only one runs the new template yet.
     observed = Observed(children={("Deployment", "svc-inference"): deployment_status("svc-inference", 2, 2, updated=1)})
-    status = compute(service([worker()]), observed)
+    status = compute(stored().role(WORKER), observed)
     assert status["components"]["inference"]["phase"] == "Deploying"
     ready = cond(status, "Ready")
     assert ready["status"] == "False"
@@ -135,7 +128,7 @@ def test_rollout_in_progress_is_deploying_even_when_ready_count_matches() -> Non
 def test_stale_observed_generation_is_not_running() -> None:
     live = deployment_status("svc-inference", 2, 2)
     live["metadata"]["generation"] = 3
-    status = compute(service([worker()]), Observed(children={("Deployment", "svc-inference"): live}))
+    status = compute(stored().role(WORKER), Observed(children={("Deployment", "svc-inference"): live}))
     assert status["components"]["inference"]["phase"] == "Deploying"
 
 
@@ -145,7 +138,7 @@ def test_crashing_pod_fails_the_component_and_degrades_the_service(reason: str) 
         children={("Deployment", "svc-inference"): deployment_status("svc-inference", 1, 2)},
         pods=[pod("inference", True, "a"), pod("inference", False, "b", waiting=reason)],
     )
-    status = compute(service([worker()]), observed)
+    status = compute(stored().role(WORKER), observed)
     assert status["components"]["inference"]["phase"] == "Failed"
     degraded = cond(status, "Degraded")
     assert degraded["status"] == "True"
@@ -160,7 +153,7 @@ def test_apply_errors_degrade_and_block_ready() -> None:
         children={("Deployment", "svc-inference"): deployment_status("svc-inference", 2, 2)},
         apply_errors=["applying ConfigMap x: forbidden"],
     )
-    status = compute(service([worker()]), observed)
+    status = compute(stored().role(WORKER), observed)
     assert cond(status, "Ready")["status"] == "False"
     assert cond(status, "Degraded")["reason"] == "ApplyFailed"
     assert "forbidden" in cond(status, "Degraded")["message"]
@@ -168,7 +161,7 @@ def test_apply_errors_degrade_and_block_ready() -> None:
 
 def test_recovery_clears_degraded_nothing_sticks() -> None:
     bad = compute(
-        service([worker()]),
+        stored().role(WORKER),
         Observed(
             children={("Deployment", "svc-inference"): deployment_status("svc-inference", 1, 2)},
             pods=[pod("inference", False, "b", waiting="CrashLoopBackOff")],
@@ -176,7 +169,7 @@ def test_recovery_clears_degraded_nothing_sticks() -> None:
         now=T0,
     )
     good = compute(
-        service([worker()]),
+        stored().role(WORKER),
         Observed(children={("Deployment", "svc-inference"): deployment_status("svc-inference", 2, 2)}),
         previous=bad,
         now=T1,
@@ -189,17 +182,17 @@ def test_recovery_clears_degraded_nothing_sticks() -> None:
 
 def test_unchanged_inputs_give_identical_status_so_no_write() -> None:
     observed = Observed(children={("Deployment", "svc-inference"): deployment_status("svc-inference", 2, 2)})
-    first = compute(service([worker()]), observed, now=T0)
-    second = compute(service([worker()]), observed, previous=copy.deepcopy(first), now=T1)
+    first = compute(stored().role(WORKER), observed, now=T0)
+    second = compute(stored().role(WORKER), observed, previous=copy.deepcopy(first), now=T1)
     assert second == first
 
 
 def test_transition_time_moves_only_when_status_flips() -> None:
     observed = Observed(children={("Deployment", "svc-inference"): deployment_status("svc-inference", 1, 2)})
-    first = compute(service([worker()]), observed, now=T0)
+    first = compute(stored().role(WORKER), observed, now=T0)
     # Still not ready, different message (1/2 -> 0/2): time stays.
     observed2 = Observed(children={("Deployment", "svc-inference"): deployment_status("svc-inference", 0, 2)})
-    second = compute(service([worker()]), observed2, previous=first, now=T1)
+    second = compute(stored().role(WORKER), observed2, previous=first, now=T1)
     assert cond(second, "Ready")["lastTransitionTime"] == T0
     assert cond(second, "Ready")["message"] != cond(first, "Ready")["message"]
     # lastUpdateTime of the component moves because its counts changed.
@@ -208,13 +201,13 @@ def test_transition_time_moves_only_when_status_flips() -> None:
 
 def test_scaled_to_zero_is_running() -> None:
     observed = Observed(children={("Deployment", "svc-inference"): deployment_status("svc-inference", 0, 0)})
-    status = compute(service([worker(replicas=0)]), observed)
+    status = compute(stored().worker(replicas=0, args=None), observed)
     assert status["components"]["inference"]["phase"] == "Running"
     assert status["components"]["inference"]["totalPods"] == 0
 
 
 def test_multinode_counts_pods_per_group() -> None:
-    raw = service([worker(replicas=2, multinode={"nodeCount": 4})])
+    raw = stored().worker(replicas=2, args=None, multinode={"nodeCount": 4})
     lws = {
         "apiVersion": "leaderworkerset.x-k8s.io/v1",
         "kind": "LeaderWorkerSet",
@@ -232,8 +225,7 @@ def test_multinode_counts_pods_per_group() -> None:
 
 
 def test_missing_prerequisites_are_reported() -> None:
-    raw = service([worker(replicas=1, multinode={"nodeCount": 2})])
-    isvc = parse(raw)
+    isvc = parse(stored().worker(replicas=1, args=None, multinode={"nodeCount": 2}).obj())
     result = build(isvc, BuildOptions(owner_uid="u1", capabilities=Capabilities(lws=False)))
     status = compute_status(isvc, result, Observed(), None, now=T0)
     prereq = cond(status, "PrerequisitesMet")
@@ -243,8 +235,7 @@ def test_missing_prerequisites_are_reported() -> None:
 
 
 def test_route_ready_reflects_the_gateway_verdict() -> None:
-    router = {"name": "router", "componentType": "router", "httproute": {"parentRefs": [{"name": "gw"}]}}
-    raw = service([router, worker(replicas=1)])
+    raw = stored().router(parent="gw").worker(replicas=1, args=None)
     route = {"kind": "HTTPRoute", "metadata": {"name": "svc-route"}, "status": {}}
     unknown = compute(raw, Observed(children={("HTTPRoute", "svc-route"): route}))
     assert cond(unknown, "RouteReady")["status"] == "Unknown"
@@ -268,8 +259,7 @@ def test_route_ready_reflects_the_gateway_verdict() -> None:
 
 
 def _gang_status(pg_status: dict[str, Any]) -> dict[str, Any]:
-    raw = service([worker(replicas=1)])
-    raw["spec"]["schedulingStrategy"] = {"schedulerName": "volcano"}
+    raw = stored().worker(replicas=1, args=None).spec(schedulingStrategy={"schedulerName": "volcano"})
     podgroup = {"kind": "PodGroup", "metadata": {"name": "svc"}, "status": pg_status}
     return cond(compute(raw, Observed(children={("PodGroup", "svc"): podgroup})), "GangScheduled")
 
@@ -328,11 +318,7 @@ def test_a_removed_connector_is_named_in_the_valid_condition() -> None:
         "image": "vllm/vllm-openai:v0.11.0",
         "args": ["--model", "m", "--kv-transfer-config", '{"kv_connector":"PyNcclConnector","kv_role":"kv_both"}'],
     }
-    roles = [
-        {"name": "prefill", "componentType": "prefiller", "template": {"spec": {"containers": [container]}}},
-        {"name": "decode", "componentType": "decoder", "template": {"spec": {"containers": [container]}}},
-    ]
-    valid = cond(compute(service(roles), Observed()), "Valid")
+    valid = cond(compute(stored().prefiller(container=container).decoder(container=container), Observed()), "Valid")
     assert (valid["status"], valid["reason"]) == ("True", "ValidWithErrors")
     assert valid["message"].startswith("spec is valid, but the engine will not start: DeprecatedKVConnector: ")
-    assert cond(compute(service([worker()]), Observed()), "Valid")["reason"] == "Valid"
+    assert cond(compute(stored().role(WORKER), Observed()), "Valid")["reason"] == "Valid"

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.support.wrappers import InferenceServiceWrapper
 
 from fusioninfer.api.validation import parse
 from fusioninfer.builders import BuildOptions, Capabilities, build
@@ -37,19 +38,7 @@ def test_what_runs_for_an_image(image: str, role: str) -> None:
 
 def rendered_picker_pod() -> tuple[dict[str, Any], dict[str, Any]]:
     """The picker pod as the operator's Deployment would create it (template + name + IP)."""
-    spec = {
-        "apiVersion": "fusioninfer.io/v1alpha1",
-        "kind": "InferenceService",
-        "metadata": {"name": "svc", "namespace": "ns"},
-        "spec": {
-            "roles": [
-                {"name": "router", "componentType": "router", "strategy": "prefix-cache",
-                 "httproute": {"parentRefs": [{"name": "gw"}]}},
-                {"name": "inference", "componentType": "worker",
-                 "template": {"spec": {"containers": [{"name": "vllm", "image": "vllm/vllm-openai:v0.11.0"}]}}},
-            ]
-        },
-    }  # fmt: skip
+    spec = InferenceServiceWrapper().namespace("ns").router("prefix-cache").worker(args=None).obj()
     objects = build(parse(spec), BuildOptions(capabilities=Capabilities(server_version=(1, 33)))).objects
     deployment = next(o for o in objects if o["kind"] == "Deployment" and o["metadata"]["name"] == "svc-epp")
     template = deployment["spec"]["template"]
