@@ -5,6 +5,7 @@ plain HTTP to the apiserver (metadata-only list/watch, ``/metrics``), the apiser
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import time
@@ -239,6 +240,34 @@ def control_plane_cpu_seconds(cluster: LocalCluster) -> float:
     of the benchmark share, and what each side's requests and watches cost the server."""
     procs = cluster.processes()
     return sum(cpu_seconds(procs[name].pid) for name in CONTROL_PLANE_CPU if name in procs)
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds every core of the machine has spent not idle (``/proc/stat``), so far."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_snapshot(cluster: LocalCluster, **others: int) -> dict[str, float]:
+    """CPU seconds so far of every cluster process, of `others` (name=pid), of this process
+    ("bench") and of the whole machine ("machine"): subtract two snapshots to see who was
+    busy while a phase ran, and whether the machine's cores were the limit."""
+    pids = {name: record.pid for name, record in cluster.processes().items()} | others | {"bench": os.getpid()}
+    snap: dict[str, float] = {}
+    for name, pid in pids.items():
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            snap[name] = cpu_seconds(pid)
+    snap["machine"] = machine_busy_seconds()
+    return snap
+
+
+def cpu_delta(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    """Seconds per process between two `cpu_snapshot`s, largest first (the machine last)."""
+    spent = {k: round(after[k] - before[k], 1) for k in after if k in before and k != "machine"}
+    ordered = dict(sorted(spent.items(), key=lambda kv: -kv[1]))
+    ordered["machine"] = round(after["machine"] - before["machine"], 1)
+    return ordered
 
 
 async def wait_pods(api: ApiHttp, namespace: str, expected: int, wait: float) -> bool:

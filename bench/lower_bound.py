@@ -10,7 +10,7 @@ from time import process_time
 from lightkube import AsyncClient, KubeConfig
 from lightkube.resources.core_v1 import Namespace
 
-from bench.kube import ApiHttp, control_plane_cpu_seconds, wait_pods
+from bench.kube import ApiHttp, control_plane_cpu_seconds, cpu_delta, cpu_snapshot, wait_pods
 from bench.pool import run_pool, with_retries
 from bench.results import RunResult, log
 from bench.setup import BENCH_MANAGER, FIELD_MANAGER, LOWER_BOUND_SA, Bench, sa_user
@@ -30,6 +30,7 @@ class LowerBoundRun:
     retries: int
     apiserver_cpu_s: float
     client_cpu_s: float
+    cpu: dict[str, float]
 
 
 async def lower_bound(bench: Bench, manifests: list[Obj], concurrency: int, workers: int) -> LowerBoundRun:
@@ -77,6 +78,7 @@ async def lower_bound(bench: Bench, manifests: list[Obj], concurrency: int, work
         namespace = manifests[0]["metadata"]["namespace"]
         await asyncio.gather(*(c.get(Namespace, namespace) for c in (admin, writer) for _ in range(concurrency)))
         started, server_cpu0, client_cpu0 = time.monotonic(), control_plane_cpu_seconds(bench.cluster), process_time()
+        snap0 = cpu_snapshot(bench.cluster)
         async with asyncio.TaskGroup() as group:
             group.create_task(submit_all())
             for _ in range(workers):
@@ -84,11 +86,12 @@ async def lower_bound(bench: Bench, manifests: list[Obj], concurrency: int, work
         seconds = time.monotonic() - started
         server_cpu = control_plane_cpu_seconds(bench.cluster) - server_cpu0
         client_cpu = process_time() - client_cpu0
+        cpu = cpu_delta(snap0, cpu_snapshot(bench.cluster))
     finally:
         await admin.close()
         await writer.close()
     writes = len(bench.audit.writes(start_offset, user=sa_user(LOWER_BOUND_SA)))
-    return LowerBoundRun(seconds, writes, retries[0], server_cpu, client_cpu)
+    return LowerBoundRun(seconds, writes, retries[0], server_cpu, client_cpu, cpu)
 
 
 async def lower_bound_and_settle(
@@ -112,9 +115,10 @@ async def lower_bound_and_settle(
     if best:
         result.apiserver_cpu_lower_bound_s = run.apiserver_cpu_s
         result.lower_bound_client_cpu_s = run.client_cpu_s
+        result.cpu_lower_bound = run.cpu
     log(
         f"  lower bound: {run.seconds:.1f}s, {run.writes} writes, CPU: apiserver+etcd {run.apiserver_cpu_s:.1f}s, "
-        f"client {run.client_cpu_s:.1f}s"
+        f"client {run.client_cpu_s:.1f}s; by process: {run.cpu}"
     )
     if not expected.pods:
         return

@@ -19,7 +19,9 @@ from bench.kube import (
     ApiHttp,
     collection_path,
     control_plane_cpu_seconds,
+    cpu_delta,
     cpu_seconds,
+    cpu_snapshot,
     proc_status,
     summarize,
     wait_pods,
@@ -33,6 +35,7 @@ from bench.setup import (
     MANAGED_SELECTOR,
     OP_NS,
     OPERATOR_SA,
+    QUEUE_HISTOGRAM,
     RECONCILE_HISTOGRAM,
     Bench,
     sa_user,
@@ -147,6 +150,10 @@ def operator_argv(bench: Bench, port: int, workers: int, profile: Path | None = 
     ]
 
 
+def _ms(seconds: float | None) -> str:
+    return "-" if seconds is None else f"{seconds * 1000:.0f} ms"
+
+
 def apiserver_writes(samples: list[promtext.Sample]) -> dict[str, float]:
     from bench.kube import READ_VERBS
 
@@ -188,6 +195,7 @@ async def operator_phase(
         watches = await start_watches(api, OP_NS, tracker)
         before = await scrape(metrics_url)
         cpu0, server_cpu0 = cpu_seconds(pid), control_plane_cpu_seconds(cluster)
+        snap0 = cpu_snapshot(cluster, operator=pid)
         offset0 = bench.audit.offset()
         retries = [0]
         await asyncio.gather(*(admin.get(Namespace, OP_NS) for _ in range(concurrency)))
@@ -198,11 +206,13 @@ async def operator_phase(
             await with_retries(lambda: apply(admin, manifest, BENCH_MANAGER), retries)
 
         await run_pool(manifests, concurrency, submit)
+        result.operator_submitted_s = time.monotonic() - started
         await tracker.done.wait()
         result.operator_s = time.monotonic() - started
         result.operator_children_s = (tracker.children_done_at or started) - started
         result.operator_cpu_convergence_s = cpu_seconds(pid) - cpu0
         result.apiserver_cpu_operator_s = control_plane_cpu_seconds(cluster) - server_cpu0
+        result.cpu_operator = cpu_delta(snap0, cpu_snapshot(cluster, operator=pid))
         offset1 = bench.audit.offset()
         after = await scrape(metrics_url)
         conv_writes = [w for w in bench.audit.writes(offset0, offset1, user=user) if w.resource != LEASE_RESOURCE]
@@ -214,6 +224,11 @@ async def operator_phase(
         result.reconciles = int(hist[-1][1]) if hist else 0
         result.reconcile_p50_s = promtext.quantile(0.5, hist)
         result.reconcile_p99_s = promtext.quantile(0.99, hist)
+        waits = promtext.histogram_delta(
+            promtext.buckets(after, QUEUE_HISTOGRAM), promtext.buckets(before, QUEUE_HISTOGRAM)
+        )
+        result.queue_wait_p50_s = promtext.quantile(0.5, waits)
+        result.queue_wait_p99_s = promtext.quantile(0.99, waits)
         result.reconcile_errors = int(
             promtext.total(after, "controller_runtime_reconcile_errors_total")
             - promtext.total(before, "controller_runtime_reconcile_errors_total")
@@ -221,7 +236,10 @@ async def operator_phase(
         log(
             f"  operator converged in {result.operator_s:.1f}s "
             f"(children {result.operator_children_s:.1f}s), {result.reconciles} reconciles, "
-            f"{result.operator_writes} writes"
+            f"{result.operator_writes} writes; last service submitted at {result.operator_submitted_s:.1f}s, "
+            f"queue wait p50/p99 {_ms(result.queue_wait_p50_s)}/{_ms(result.queue_wait_p99_s)}, "
+            f"reconcile p50/p99 {_ms(result.reconcile_p50_s)}/{_ms(result.reconcile_p99_s)}; "
+            f"CPU by process: {result.cpu_operator}"
         )
 
         if skip_idle:

@@ -26,6 +26,11 @@ class RunResult:
     reconcile_errors: int = 0
     reconcile_p50_s: float | None = None
     reconcile_p99_s: float | None = None
+    # when the benchmark's last service apply returned, and how long reconciles waited for a
+    # worker (workqueue_queue_duration_seconds): tells a starved queue from a saturated one
+    operator_submitted_s: float = 0.0
+    queue_wait_p50_s: float | None = None
+    queue_wait_p99_s: float | None = None
     settle_s: float = 0.0
     settled: bool = False
     quiet_s: float = 0.0
@@ -43,6 +48,9 @@ class RunResult:
     apiserver_cpu_lower_bound_s: float = 0.0
     apiserver_cpu_operator_s: float = 0.0
     lower_bound_client_cpu_s: float = 0.0
+    # CPU seconds by process (and the whole machine) while each side converged (`cpu_snapshot`)
+    cpu_lower_bound: dict[str, float] = field(default_factory=dict)
+    cpu_operator: dict[str, float] = field(default_factory=dict)
     # what -> {"p50_ms", "p99_ms"} for edit -> Deployment and edit -> observedGeneration, "edits", "timeouts"
     edit_latency: dict[str, dict[str, float | int | None]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)

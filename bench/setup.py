@@ -38,6 +38,7 @@ BENCH_MANAGER = "bench"
 MANAGED_SELECTOR = "app.kubernetes.io/managed-by=fusioninfer"
 LEASE_RESOURCE = "leases"
 RECONCILE_HISTOGRAM = "controller_runtime_reconcile_time_seconds"
+QUEUE_HISTOGRAM = "workqueue_queue_duration_seconds"
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
