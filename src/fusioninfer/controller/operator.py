@@ -30,6 +30,7 @@ from fusioninfer.runtime.loop import Controller, ObjectKey
 from fusioninfer.runtime.metrics import MetricsServer
 from fusioninfer.runtime.registry import default_registry
 from fusioninfer.runtime.version import fetch_server_version
+from fusioninfer.runtime.workqueue import LOW
 
 log = logging.getLogger(__name__)
 
@@ -165,8 +166,9 @@ class Operator:
             self.enqueue_all()
 
     def enqueue_all(self) -> None:
+        """Every service once more, at LOW priority: a prerequisite appeared, nobody edited them."""
         for obj in self.services.list():
-            self.controller.queue.add(ObjectKey.of(obj))
+            self.controller.queue.add(ObjectKey.of(obj), LOW)
 
     # -- running ------------------------------------------------------------------------------------
     def ready(self) -> bool:

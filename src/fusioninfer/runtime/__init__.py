@@ -24,16 +24,15 @@ from fusioninfer.runtime.leader import LeaderElectionConfig, LeaderElector, Lead
 from fusioninfer.runtime.logs import log_context, setup_logging
 from fusioninfer.runtime.loop import Controller, ObjectKey, Result, TerminalError
 from fusioninfer.runtime.metrics import MetricsServer, RuntimeMetrics, default_metrics, use_registry
-from fusioninfer.runtime.registry import KindRegistry, default_registry, raw_resource
-from fusioninfer.runtime.request_counter import CountingTransport, RequestCounter
-from fusioninfer.runtime.workqueue import (
+from fusioninfer.runtime.ratelimit import (
     BucketRateLimiter,
     ItemExponentialFailureRateLimiter,
     MaxOfRateLimiter,
-    ShutDownError,
-    WorkQueue,
     default_controller_rate_limiter,
 )
+from fusioninfer.runtime.registry import KindRegistry, default_registry, raw_resource
+from fusioninfer.runtime.request_counter import CountingTransport, RequestCounter
+from fusioninfer.runtime.workqueue import ShutDownError, WorkQueue
 
 __all__ = [
     "APPLIED_HASH_ANNOTATION",

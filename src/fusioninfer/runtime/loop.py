@@ -15,6 +15,10 @@ Semantics follow controller-runtime:
   kind)` maps a child to its *controller* owner (the ownerReference with ``controller: true``
   whose group and kind match; the version is ignored, as in controller-runtime); children
   without one are ignored. `watch_mapped` takes any mapping function.
+* Keys are queued with a priority (`priorities.py`): what a user did to a primary object is
+  NORMAL, status refreshes (children and pods changing, our own status echo, resyncs, the
+  initial LIST and the replay on start) are LOW, so an edit or a new object never waits behind
+  a backlog of refreshes.
 * `run()` starts the informers it was given (unless told not to), waits until they have synced
   (reconciling from a half-filled cache would prune objects that merely were not listed yet),
   then runs the workers. `stop()` (or cancelling `run()`) stops taking new keys, lets the workers
@@ -45,7 +49,14 @@ from fusioninfer.runtime.metrics import (
     RuntimeMetrics,
     default_metrics,
 )
-from fusioninfer.runtime.workqueue import RateLimiter, ShutDownError, WorkQueue
+from fusioninfer.runtime.priorities import (
+    EventKind,
+    EventPriority,
+    dependent_event_priority,
+    primary_event_priority,
+)
+from fusioninfer.runtime.ratelimit import RateLimiter
+from fusioninfer.runtime.workqueue import LOW, ShutDownError, WorkQueue
 
 log = logging.getLogger(__name__)
 
@@ -130,35 +141,49 @@ class Controller:
         if informer not in self._informers:
             self._informers.append(informer)
 
-    def watch_mapped(self, informer: Informer, mapper: Mapper, predicate: Predicate | None = None) -> None:
-        """Enqueue ``mapper(obj)`` keys for every add/update/delete of `informer`'s objects.
+    def watch_mapped(
+        self,
+        informer: Informer,
+        mapper: Mapper,
+        predicate: Predicate | None = None,
+        *,
+        priority: EventPriority = dependent_event_priority,
+    ) -> None:
+        """Enqueue ``mapper(obj)`` keys for every add/update/delete of `informer`'s objects, at
+        ``priority(event, old, new)``; LOW while the informer fills its cache (the initial LIST).
 
         On update both the old and the new object are mapped (an object that moved from owner A
         to owner B must wake both).
         """
         self._track(informer)
 
-        def enqueue(obj: Obj) -> None:
-            if predicate is not None and not predicate(obj):
-                return
-            for key in mapper(obj):
-                self.queue.add(key)
-
-        self._replays.append((informer, enqueue))
-
-        def on_update(old: Obj, new: Obj) -> None:
+        def enqueue_at(event: EventKind, old: Obj | None, new: Obj) -> None:
             keys: set[ObjectKey] = set()
-            for obj in (old, new):
+            for obj in (old, new) if old is not None else (new,):
                 if predicate is None or predicate(obj):
                     keys.update(mapper(obj))
+            if not keys:
+                return
+            level = priority(event, old, new) if informer.has_synced() else LOW
             for key in keys:
-                self.queue.add(key)
+                self.queue.add(key, level)
 
-        informer.add_event_handler(on_add=enqueue, on_update=on_update, on_delete=enqueue)
+        def replay(obj: Obj) -> None:
+            if predicate is None or predicate(obj):
+                for key in mapper(obj):
+                    self.queue.add(key, LOW)
+
+        self._replays.append((informer, replay))
+        informer.add_event_handler(
+            on_add=lambda obj: enqueue_at("add", None, obj),
+            on_update=lambda old, new: enqueue_at("update", old, new),
+            on_delete=lambda obj: enqueue_at("delete", None, obj),
+        )
 
     def watch_primary(self, informer: Informer, predicate: Predicate | None = None) -> None:
-        """Reconcile an object whenever it changes (the controller's own kind)."""
-        self.watch_mapped(informer, lambda obj: (ObjectKey.of(obj),), predicate)
+        """Reconcile an object whenever it changes (the controller's own kind); a change to its
+        status alone, a resync and the initial LIST at LOW priority (`primary_event_priority`)."""
+        self.watch_mapped(informer, lambda obj: (ObjectKey.of(obj),), predicate, priority=primary_event_priority)
 
     def watch_owned(
         self,

@@ -1,21 +1,29 @@
-"""An asyncio rate-limiting work queue with client-go's semantics (k8s.io/client-go/util/workqueue).
+"""An asyncio work queue with client-go's semantics (k8s.io/client-go/util/workqueue) and
+controller-runtime's priorities (pkg/controller/priorityqueue).
 
 The three sets that make a controller level-triggered and safe:
 
-* ``queue``      keys waiting for a worker, FIFO;
+* ``queue``      keys waiting for a worker: highest priority first, FIFO within a priority;
 * ``dirty``      keys that need processing (queued, or re-added while being processed);
 * ``processing`` keys a worker holds right now.
 
 so that
 
-* a key added N times before a worker takes it is processed once (de-duplication);
+* a key added N times before a worker takes it is processed once (de-duplication), at the
+  highest priority any of those adds asked for (a queued key is promoted, never demoted);
 * a key added while a worker processes it is *not* handed to a second worker; it is re-queued by
   ``done()`` and processed again afterwards (the latest state is always looked at, never twice
   concurrently);
-* ``add_after`` parks a key on a timer (a key parked twice keeps the earlier deadline);
-* ``add_rate_limited`` asks a `RateLimiter` how long to wait: per-key exponential backoff
-  (5 ms doubling up to 5 min) combined with a global token bucket (10 qps, burst 100), the
-  larger wait wins; ``forget`` resets the key's backoff after a success.
+* ``add_after`` parks a key on a timer (a key parked twice keeps the earlier deadline and the
+  higher priority);
+* ``add_rate_limited`` asks a `RateLimiter` (`ratelimit.py`) how long to wait; the retry keeps
+  the priority the key was taken with.
+
+Why priorities: without them a user's edit, or a service just created, waits behind every
+status refresh already queued (a pod appearing, a Deployment's status changing, the echo of
+our own status write), which at a thousand services is seconds. The controller adds what a user
+did to an InferenceService at `NORMAL`, and what only refreshes status at `LOW`
+(`loop.py` decides which is which); waiting LOW keys also coalesce more of their events.
 
 Everything runs on one event loop, so there is no locking: every method except ``get`` and
 ``shutdown_with_drain`` is synchronous and must be called from the loop's thread.
@@ -24,126 +32,25 @@ Everything runs on one event loop, so there is no locking: every method except `
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from collections import deque
 from collections.abc import Callable, Hashable
-from typing import Generic, Protocol, TypeVar
+from typing import Generic, TypeVar
 
-from fusioninfer.kube.retry import exponential_delay
 from fusioninfer.runtime.metrics import RuntimeMetrics, default_metrics
+from fusioninfer.runtime.ratelimit import RateLimiter, default_controller_rate_limiter
 
 K = TypeVar("K", bound=Hashable)
 Clock = Callable[[], float]
 
+# controller-runtime's handler.LowPriority is -100 and the default 0.
+LOW = -100
+NORMAL = 0
+
 
 class ShutDownError(Exception):
     """Raised by `WorkQueue.get` once the queue is shut down and has nothing left to hand out."""
-
-
-# ---------------------------------------------------------------------------------------------------
-# Rate limiters
-# ---------------------------------------------------------------------------------------------------
-
-
-class RateLimiter(Protocol[K]):  # type: ignore[misc]
-    """How long to wait before retrying `item` (client-go's workqueue.RateLimiter)."""
-
-    def when(self, item: K) -> float: ...
-
-    def forget(self, item: K) -> None: ...
-
-    def num_requeues(self, item: K) -> int: ...
-
-
-class ItemExponentialFailureRateLimiter(Generic[K]):
-    """Per-item backoff: ``base * 2**failures``, capped at ``max_delay``.
-
-    Why per item: one broken object must not slow the others down, and a healthy object that
-    failed once must come back quickly (5 ms), while a persistently failing one settles at one try
-    every ``max_delay`` instead of a hot loop.
-    """
-
-    def __init__(self, base_delay: float = 0.005, max_delay: float = 300.0) -> None:
-        if base_delay <= 0 or max_delay < base_delay:
-            raise ValueError("need 0 < base_delay <= max_delay")
-        self.base_delay = base_delay
-        self.max_delay = max_delay
-        self._failures: dict[K, int] = {}
-
-    def when(self, item: K) -> float:
-        exp = self._failures.get(item, 0)
-        self._failures[item] = exp + 1
-        return exponential_delay(exp, base=self.base_delay, cap=self.max_delay)
-
-    def forget(self, item: K) -> None:
-        self._failures.pop(item, None)
-
-    def num_requeues(self, item: K) -> int:
-        return self._failures.get(item, 0)
-
-
-class BucketRateLimiter(Generic[K]):
-    """A global token bucket (golang.org/x/time/rate semantics with reservations).
-
-    Each call reserves one token; when the bucket is empty the reservation lies in the future and
-    the returned delay is the wait until that token exists. This caps the overall retry rate
-    (``qps``) while still letting a burst of ``burst`` retries through at once, e.g. after an
-    apiserver outage made every key fail at the same time.
-    """
-
-    def __init__(self, qps: float = 10.0, burst: int = 100, clock: Clock = time.monotonic) -> None:
-        if qps <= 0 or burst < 1:
-            raise ValueError("need qps > 0 and burst >= 1")
-        self.qps = qps
-        self.burst = burst
-        self._clock = clock
-        self._tokens = float(burst)
-        self._last = clock()
-
-    def when(self, item: K) -> float:
-        now = self._clock()
-        elapsed = max(0.0, now - self._last)
-        self._last = now
-        self._tokens = min(float(self.burst), self._tokens + elapsed * self.qps)
-        self._tokens -= 1.0
-        if self._tokens >= 0:
-            return 0.0
-        return -self._tokens / self.qps
-
-    def forget(self, item: K) -> None:  # the bucket is global: nothing per item to forget
-        return
-
-    def num_requeues(self, item: K) -> int:
-        return 0
-
-
-class MaxOfRateLimiter(Generic[K]):
-    """Asks every limiter (each one records the attempt) and waits for the longest answer."""
-
-    def __init__(self, *limiters: RateLimiter[K]) -> None:
-        if not limiters:
-            raise ValueError("need at least one limiter")
-        self.limiters = limiters
-
-    def when(self, item: K) -> float:
-        return max(limiter.when(item) for limiter in self.limiters)
-
-    def forget(self, item: K) -> None:
-        for limiter in self.limiters:
-            limiter.forget(item)
-
-    def num_requeues(self, item: K) -> int:
-        return max(limiter.num_requeues(item) for limiter in self.limiters)
-
-
-def default_controller_rate_limiter(
-    base_delay: float = 0.005,
-    max_delay: float = 300.0,
-    qps: float = 10.0,
-    burst: int = 100,
-) -> MaxOfRateLimiter[K]:
-    """client-go's DefaultControllerRateLimiter (with a 5 min cap instead of 1000 s)."""
-    return MaxOfRateLimiter(ItemExponentialFailureRateLimiter(base_delay, max_delay), BucketRateLimiter(qps, burst))
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -152,7 +59,7 @@ def default_controller_rate_limiter(
 
 
 class WorkQueue(Generic[K]):
-    """De-duplicating, delaying, rate-limited FIFO of keys. See the module docstring.
+    """De-duplicating, delaying, rate-limited priority queue of keys. See the module docstring.
 
     ``name`` labels the ``workqueue_*`` metrics (use the controller name).
     """
@@ -170,9 +77,16 @@ class WorkQueue(Generic[K]):
             rate_limiter if rate_limiter is not None else default_controller_rate_limiter()
         )
         self._clock = clock
-        self._queue: deque[K] = deque()
-        self._dirty: set[K] = set()
-        self._processing: set[K] = set()
+        # One FIFO lane of (ticket, key) per priority. A promoted key leaves a stale entry in its
+        # old lane; `_queued` holds each waiting key's live (priority, ticket), so stale entries
+        # are skipped when they reach the front.
+        self._lanes: dict[int, deque[tuple[int, K]]] = {}
+        self._queued: dict[K, tuple[int, int]] = {}
+        self._tickets = itertools.count()
+        # key -> the highest priority asked for since a worker last took it
+        self._dirty: dict[K, int] = {}
+        # key -> the priority it was taken with
+        self._processing: dict[K, int] = {}
         self._shutting_down = False
         self._discard_pending = False
         self._getters: deque[asyncio.Future[None]] = deque()
@@ -180,8 +94,8 @@ class WorkQueue(Generic[K]):
         # Set while no key waits for a worker (processing and delayed keys do not count).
         self._empty = asyncio.Event()
         self._empty.set()
-        # delayed adds: key -> (deadline, timer). A key waits on at most one timer.
-        self._waiting: dict[K, tuple[float, asyncio.TimerHandle]] = {}
+        # delayed adds: key -> (deadline, priority, timer). A key waits on at most one timer.
+        self._waiting: dict[K, tuple[float, int, asyncio.TimerHandle]] = {}
         # metrics bookkeeping
         self._added_at: dict[K, float] = {}
         self._started_at: dict[K, float] = {}
@@ -200,7 +114,12 @@ class WorkQueue(Generic[K]):
 
     def __len__(self) -> int:
         """Keys waiting for a worker (not counting processing or delayed ones)."""
-        return len(self._queue)
+        return len(self._queued)
+
+    def priority_of(self, key: K) -> int | None:
+        """The priority `key` waits at, or None if it is not waiting for a worker."""
+        entry = self._queued.get(key)
+        return entry[0] if entry is not None else None
 
     async def wait_empty(self) -> None:
         """Until no key waits for a worker (keys being processed or delayed do not count): for
@@ -231,50 +150,86 @@ class WorkQueue(Generic[K]):
 
     # -- adding -------------------------------------------------------------------------------------
 
-    def add(self, key: K) -> None:
-        """Mark `key` as needing processing. No-op if already pending or after shutdown."""
-        if self._shutting_down or key in self._dirty:
+    def add(self, key: K, priority: int = NORMAL) -> None:
+        """Mark `key` as needing processing at `priority` (higher first). A key already pending
+        is not added twice; it is promoted if `priority` is higher. No-op after shutdown."""
+        if self._shutting_down:
+            return
+        pending = self._dirty.get(key)
+        if pending is not None:
+            if priority > pending:
+                self._dirty[key] = priority
+                if key in self._queued:
+                    self._enqueue(key, priority)
             return
         self._m_adds.inc()
         self._m_depth.inc()
         self._added_at.setdefault(key, self._clock())
-        self._dirty.add(key)
+        self._dirty[key] = priority
         if key in self._processing:
             return  # done() will requeue it
-        self._queue.append(key)
+        self._enqueue(key, priority)
+
+    def _enqueue(self, key: K, priority: int) -> None:
+        ticket = next(self._tickets)
+        self._queued[key] = (priority, ticket)
+        lane = self._lanes.get(priority)
+        if lane is None:
+            lane = self._lanes[priority] = deque()
+        lane.append((ticket, key))
         self._empty.clear()
         self._wake_one()
 
-    def add_after(self, key: K, delay: float) -> None:
-        """Add `key` once `delay` seconds have passed (at once if `delay <= 0`).
+    def _pop(self) -> K:
+        """The first live key of the highest non-empty lane (there must be one)."""
+        for priority in sorted(self._lanes, reverse=True):
+            lane = self._lanes[priority]
+            while lane:
+                ticket, key = lane.popleft()
+                if self._queued.get(key) == (priority, ticket):
+                    del self._queued[key]
+                    if not lane:
+                        del self._lanes[priority]
+                    return key
+            del self._lanes[priority]
+        raise LookupError("no key is waiting")
 
-        A key already waiting keeps whichever deadline is earlier (client-go semantics).
+    def add_after(self, key: K, delay: float, priority: int = NORMAL) -> None:
+        """Add `key` at `priority` once `delay` seconds have passed (at once if `delay <= 0`).
+
+        A key already waiting keeps whichever deadline is earlier (client-go semantics) and
+        whichever priority is higher (controller-runtime's).
         """
         if self._shutting_down:
             return
         if delay <= 0:
-            self.add(key)
+            self.add(key, priority)
             return
         loop = asyncio.get_running_loop()
         deadline = loop.time() + delay
         existing = self._waiting.get(key)
         if existing is not None:
-            if existing[0] <= deadline:
+            old_deadline, old_priority, handle = existing
+            if old_deadline <= deadline and old_priority >= priority:
                 return
-            existing[1].cancel()
-        handle = loop.call_at(deadline, self._fire, key)
-        self._waiting[key] = (deadline, handle)
+            handle.cancel()
+            deadline, priority = min(deadline, old_deadline), max(priority, old_priority)
+        timer = loop.call_at(deadline, self._fire, key, priority)
+        self._waiting[key] = (deadline, priority, timer)
 
-    def _fire(self, key: K) -> None:
+    def _fire(self, key: K, priority: int) -> None:
         self._waiting.pop(key, None)
-        self.add(key)
+        self.add(key, priority)
 
-    def add_rate_limited(self, key: K) -> None:
-        """Re-add `key` after the rate limiter's delay (a failed attempt: counts a retry)."""
+    def add_rate_limited(self, key: K, priority: int | None = None) -> None:
+        """Re-add `key` after the rate limiter's delay (a failed attempt: counts a retry), at
+        `priority` or, by default, at the priority a worker took it with (NORMAL otherwise)."""
         if self._shutting_down:
             return
         self._m_retries.inc()
-        self.add_after(key, self.rate_limiter.when(key))
+        if priority is None:
+            priority = self._processing.get(key, NORMAL)
+        self.add_after(key, self.rate_limiter.when(key), priority)
 
     def forget(self, key: K) -> None:
         """Reset `key`'s backoff (call after a successful attempt). Does not dequeue it."""
@@ -305,7 +260,7 @@ class WorkQueue(Generic[K]):
         ``discard_pending``) empty: like client-go, keys queued before `shutdown()` are still
         handed out so nothing already accepted is silently lost.
         """
-        while not self._queue or self._discard_pending:
+        while not self._queued or self._discard_pending:
             if self._shutting_down:
                 raise ShutDownError(self.name)
             fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -314,19 +269,18 @@ class WorkQueue(Generic[K]):
                 await fut
             except asyncio.CancelledError:
                 # If we were woken and then cancelled, pass the wake-up on so no key is stranded.
-                if fut.done() and not fut.cancelled() and self._queue:
+                if fut.done() and not fut.cancelled() and self._queued:
                     self._wake_one()
                 raise
-        key = self._queue.popleft()
+        key = self._pop()
         now = self._clock()
         self._m_depth.dec()
         added = self._added_at.pop(key, None)
         if added is not None:
             self._m_queue_dur.observe(now - added)
         self._started_at[key] = now
-        self._processing.add(key)
-        self._dirty.discard(key)
-        if self._queue:  # more work: make sure another idle getter looks at it
+        self._processing[key] = self._dirty.pop(key, NORMAL)
+        if self._queued:  # more work: make sure another idle getter looks at it
             self._wake_one()
         else:
             self._empty.set()
@@ -337,11 +291,10 @@ class WorkQueue(Generic[K]):
         started = self._started_at.pop(key, None)
         if started is not None:
             self._m_work_dur.observe(self._clock() - started)
-        self._processing.discard(key)
-        if key in self._dirty and not self._discard_pending:
-            self._queue.append(key)
-            self._empty.clear()
-            self._wake_one()
+        self._processing.pop(key, None)
+        again = self._dirty.get(key)
+        if again is not None and not self._discard_pending:
+            self._enqueue(key, again)
         if not self._processing and self._drained is not None:
             self._drained.set()
 
@@ -357,14 +310,15 @@ class WorkQueue(Generic[K]):
         self._shutting_down = True
         if discard_pending:
             self._discard_pending = True
-            for _ in range(len(self._queue)):
+            for _ in range(len(self._queued)):
                 self._m_depth.dec()
-            self._queue.clear()
+            self._lanes.clear()
+            self._queued.clear()
             self._empty.set()
             self._dirty.clear()
             self._added_at.clear()
-        for _, handle in self._waiting.values():
-            handle.cancel()
+        for _, _, timer in self._waiting.values():
+            timer.cancel()
         self._waiting.clear()
         self._wake_all()
 

@@ -19,7 +19,7 @@ from fusioninfer.runtime.informer import Informer
 from fusioninfer.runtime.logs import record_context
 from fusioninfer.runtime.loop import Controller, ObjectKey, Result, TerminalError
 from fusioninfer.runtime.metrics import RuntimeMetrics
-from fusioninfer.runtime.workqueue import ItemExponentialFailureRateLimiter
+from fusioninfer.runtime.ratelimit import ItemExponentialFailureRateLimiter
 
 OWNER_API = "fusioninfer.io/v1alpha1"
 OWNER_KIND = "InferenceService"

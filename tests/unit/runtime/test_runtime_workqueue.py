@@ -11,14 +11,13 @@ from typing import Any
 import pytest
 
 from fusioninfer.runtime.metrics import RuntimeMetrics
-from fusioninfer.runtime.workqueue import (
+from fusioninfer.runtime.ratelimit import (
     BucketRateLimiter,
     ItemExponentialFailureRateLimiter,
     MaxOfRateLimiter,
-    ShutDownError,
-    WorkQueue,
     default_controller_rate_limiter,
 )
+from fusioninfer.runtime.workqueue import ShutDownError, WorkQueue
 
 
 class FixedLimiter:
