@@ -42,11 +42,12 @@ from bench.results import RunResult, log
 from bench.setup import (
     LB2_NS,
     LB_NS,
+    OP2_NS,
     OP_NS,
     REPO_ROOT,
     start_cluster,
 )
-from bench.workload import Expected, expected_state, service_manifest
+from bench.workload import expected_state, service_manifest
 
 
 @dataclass
@@ -106,8 +107,28 @@ def run_size(n: int, options: Options) -> RunResult:
             # processes on the machine drifts, and the better of the two runs is the lower bound.
             log(f"N={n}: lower bound again")
             lb2 = [service_manifest(LB2_NS, i, options.router_every) for i in range(n)]
-            nothing = Expected(frozenset(), frozenset(), 0)
-            asyncio.run(lower_bound_and_settle(bench, lb2, nothing, result, **_pool_args(options)))
+            lb2_expected = expected_state(lb2, bench.capabilities)
+            asyncio.run(lower_bound_and_settle(bench, lb2, lb2_expected, result, **_pool_args(options)))
+            # And the operator again, convergence only, so that each side is the better of two
+            # runs and drift in the machine's load weighs on both alike.
+            log(f"N={n}: operator again (convergence only)")
+            op2 = [service_manifest(OP2_NS, i, options.router_every) for i in range(n)]
+            again = RunResult(n=n, services_with_router=0, children=0, concurrency=0, workers=options.workers)
+            asyncio.run(
+                operator_phase(
+                    bench,
+                    op2,
+                    expected_state(op2, bench.capabilities),
+                    concurrency=options.concurrency,
+                    workers=options.workers,
+                    quiet=0.0,
+                    settle_timeout=options.settle_timeout,
+                    result=again,
+                    skip_idle=True,
+                )
+            )
+            result.take_convergence_from(again)
+            result.notes += again.notes
         return result
     finally:
         bench.cluster.down()

@@ -11,6 +11,7 @@ import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -148,11 +149,22 @@ class Write:
     subresource: str
     name: str
     code: int
+    at: float = 0.0  # when the apiserver finished it (stageTimestamp), seconds since the epoch
 
     @property
     def what(self) -> str:
         res = f"{self.resource}/{self.subresource}" if self.subresource else self.resource
         return f"{self.verb} {res}"
+
+
+def _epoch(stamp: object) -> float:
+    """An audit event's RFC 3339 timestamp (microseconds, "Z") as seconds since the epoch."""
+    if not isinstance(stamp, str):
+        return 0.0
+    try:
+        return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return 0.0
 
 
 @dataclass
@@ -196,6 +208,7 @@ class AuditLog:
                     subresource=str(ref.get("subresource", "")),
                     name=str(ref.get("name", "")),
                     code=int((event.get("responseStatus") or {}).get("code", 0)),
+                    at=_epoch(event.get("stageTimestamp")),
                 )
             )
         return out

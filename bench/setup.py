@@ -3,7 +3,9 @@ the bundled CRDs, namespaces, and the capabilities the operator will discover.""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -17,6 +19,7 @@ from lightkube.resources.core_v1 import Namespace, ServiceAccount
 from lightkube.resources.rbac_authorization_v1 import ClusterRoleBinding
 
 from bench.kube import AuditLog, audit_policy
+from bench.results import log
 from fusioninfer.builders import Capabilities
 from fusioninfer.builders.context import OPTIONAL_APIS
 from fusioninfer.controller.discovery import capabilities_from, slim_crd
@@ -30,7 +33,8 @@ T = TypeVar("T")
 CONTROL_NS = "bench-system"
 LB_NS = "bench-lb"  # the lower bound before the operator phase ...
 LB2_NS = "bench-lb2"  # ... and after it
-OP_NS = "bench-op"
+OP_NS = "bench-op"  # the operator's first run (convergence, idle, edits) ...
+OP2_NS = "bench-op2"  # ... and its second (convergence only), after the second lower bound
 OPERATOR_SA = "operator"
 LOWER_BOUND_SA = "lower-bound"
 FIELD_MANAGER = "fusioninfer"  # the operator's field manager: the lower bound writes the same fields
@@ -38,6 +42,7 @@ BENCH_MANAGER = "bench"
 MANAGED_SELECTOR = "app.kubernetes.io/managed-by=fusioninfer"
 LEASE_RESOURCE = "leases"
 RECONCILE_HISTOGRAM = "controller_runtime_reconcile_time_seconds"
+LEADER_GAUGE = "leader_election_master_status"
 QUEUE_HISTOGRAM = "workqueue_queue_duration_seconds"
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -66,6 +71,13 @@ def start_cluster(work: Path) -> Bench:
     policy.write_text(yaml.safe_dump(audit_policy([sa_user(OPERATOR_SA), sa_user(LOWER_BOUND_SA)])))
     audit_path = work / "audit.log"
     audit_path.unlink(missing_ok=True)
+    state = work / "cluster"
+    if state.exists():
+        # Left by an interrupted run, perhaps with its processes still up: every run starts fresh.
+        log(f"  stopping and removing the control plane an earlier run left in {state}")
+        with contextlib.suppress(Exception):
+            LocalCluster(state).down()
+        shutil.rmtree(state, ignore_errors=True)
     cluster = LocalCluster(
         work / "cluster",
         etcd_parent_dir=tmpfs(),
@@ -80,7 +92,7 @@ def start_cluster(work: Path) -> Bench:
     try:
         install_crds(cluster.kubeconfig_path, [BUNDLED_CRD_DIR])
         with cluster.client(field_manager=BENCH_MANAGER) as client:
-            for ns in (CONTROL_NS, LB_NS, OP_NS, LB2_NS):
+            for ns in (CONTROL_NS, LB_NS, OP_NS, LB2_NS, OP2_NS):
                 client.create(Namespace(metadata=ObjectMeta(name=ns)))
             for sa in (OPERATOR_SA, LOWER_BOUND_SA):
                 client.create(ServiceAccount(metadata=ObjectMeta(name=sa, namespace=CONTROL_NS)))

@@ -38,7 +38,10 @@ log = logging.getLogger(__name__)
 FIELD_MANAGER = "fusioninfer"
 # Events about created/updated children are sent in the background, at most this many at once.
 EVENT_CONCURRENCY = 4
-NORMAL_EVENT_MAX_DELAY = 30.0
+# Long enough to outlast a burst of a few thousand new services on a small apiserver (at N=2000
+# a 30 s bound released a thousand Events in the middle of the burst), short enough that a
+# `kubectl describe` soon shows what was done.
+NORMAL_EVENT_MAX_DELAY = 120.0
 
 
 class ReconcileError(Exception):
