@@ -94,13 +94,17 @@ def results_section(payload: dict[str, Any], table: str) -> str:
         "CPU seconds while each side converged (kube-apiserver + etcd are shared by both; the lower",
         "bound's client is the benchmark process during its best run):",
         "",
-        "| N | apiserver+etcd: lower bound / operator | client: lower bound / operator |",
-        "|---|---|---|",
+        "| N | apiserver+etcd: lower bound / operator | client: lower bound / operator "
+        "| whole machine: lower bound / operator |",
+        "|---|---|---|---|",
     ]
     for r in results:
         server = f"{r.get('apiserver_cpu_lower_bound_s', 0.0):.1f} / {r.get('apiserver_cpu_operator_s', 0.0):.1f}"
         client = f"{r.get('lower_bound_client_cpu_s', 0.0):.1f} / {r['operator_cpu_convergence_s']:.1f}"
-        lines.append(f"| {r['n']} | {server} | {client} |")
+        machine_cpu = " / ".join(
+            f"{(r.get(side) or {}).get('machine', 0.0):.1f}" for side in ("cpu_lower_bound", "cpu_operator")
+        )
+        lines.append(f"| {r['n']} | {server} | {client} | {machine_cpu} |")
     lines += ["", "Operator writes during convergence, by request (audit log):", ""]
     for r in results:
         lines.append(f"- N={r['n']}: {_fmt_counts(r['operator_writes_by_kind'])}")
