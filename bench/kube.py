@@ -248,11 +248,10 @@ def cpu_seconds(pid: int) -> float:
 CONTROL_PLANE_CPU = ("kube-apiserver", "etcd")
 
 
-def control_plane_cpu_seconds(cluster: LocalCluster) -> float:
-    """User + system CPU time so far of the cluster's kube-apiserver and etcd: what both sides
-    of the benchmark share, and what each side's requests and watches cost the server."""
-    procs = cluster.processes()
-    return sum(cpu_seconds(procs[name].pid) for name in CONTROL_PLANE_CPU if name in procs)
+def control_plane_cpu(spent: Mapping[str, float]) -> float:
+    """The kube-apiserver's and etcd's share of a `cpu_delta`: what both sides of the benchmark
+    share, and what each side's requests and watches cost the server."""
+    return sum(spent.get(name, 0.0) for name in CONTROL_PLANE_CPU)
 
 
 def machine_busy_seconds() -> float:

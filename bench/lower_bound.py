@@ -5,12 +5,11 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass
-from time import process_time
 
 from lightkube import AsyncClient, KubeConfig
 from lightkube.resources.core_v1 import Namespace
 
-from bench.kube import ApiHttp, control_plane_cpu_seconds, cpu_delta, cpu_snapshot, wait_pods
+from bench.kube import ApiHttp, control_plane_cpu, cpu_delta, cpu_snapshot, wait_pods
 from bench.pool import run_pool, with_retries
 from bench.results import RunResult, log
 from bench.setup import BENCH_MANAGER, FIELD_MANAGER, LOWER_BOUND_SA, Bench, sa_user
@@ -77,21 +76,18 @@ async def lower_bound(bench: Bench, manifests: list[Obj], concurrency: int, work
         # Warm up: TLS handshakes and token authentication before the clock starts.
         namespace = manifests[0]["metadata"]["namespace"]
         await asyncio.gather(*(c.get(Namespace, namespace) for c in (admin, writer) for _ in range(concurrency)))
-        started, server_cpu0, client_cpu0 = time.monotonic(), control_plane_cpu_seconds(bench.cluster), process_time()
-        snap0 = cpu_snapshot(bench.cluster)
+        started, snap0 = time.monotonic(), cpu_snapshot(bench.cluster)
         async with asyncio.TaskGroup() as group:
             group.create_task(submit_all())
             for _ in range(workers):
                 group.create_task(writer_loop())
         seconds = time.monotonic() - started
-        server_cpu = control_plane_cpu_seconds(bench.cluster) - server_cpu0
-        client_cpu = process_time() - client_cpu0
         cpu = cpu_delta(snap0, cpu_snapshot(bench.cluster))
     finally:
         await admin.close()
         await writer.close()
     writes = len(bench.audit.writes(start_offset, user=sa_user(LOWER_BOUND_SA)))
-    return LowerBoundRun(seconds, writes, retries[0], server_cpu, client_cpu, cpu)
+    return LowerBoundRun(seconds, writes, retries[0], control_plane_cpu(cpu), cpu.get("bench", 0.0), cpu)
 
 
 async def lower_bound_and_settle(

@@ -19,7 +19,7 @@ from bench.kube import (
     ApiHttp,
     Write,
     collection_path,
-    control_plane_cpu_seconds,
+    control_plane_cpu,
     cpu_delta,
     cpu_seconds,
     cpu_snapshot,
@@ -28,6 +28,7 @@ from bench.kube import (
     wait_pods,
 )
 from bench.pool import run_pool, with_retries
+from bench.report import seconds_as_ms
 from bench.results import RunResult, log
 from bench.setup import (
     BENCH_MANAGER,
@@ -152,10 +153,6 @@ def operator_argv(bench: Bench, port: int, workers: int, namespace: str, profile
     ]
 
 
-def _ms(seconds: float | None) -> str:
-    return "-" if seconds is None else f"{seconds * 1000:.0f} ms"
-
-
 def apiserver_writes(samples: list[promtext.Sample]) -> dict[str, float]:
     from bench.kube import READ_VERBS
 
@@ -197,7 +194,6 @@ async def operator_phase(
         tracker = Tracker(expected)
         watches = await start_watches(api, namespace, tracker)
         before = await scrape(metrics_url)
-        cpu0, server_cpu0 = cpu_seconds(pid), control_plane_cpu_seconds(cluster)
         snap0 = cpu_snapshot(cluster, operator=pid)
         offset0 = bench.audit.offset()
         retries = [0]
@@ -219,9 +215,9 @@ async def operator_phase(
                 late = await missing_children(api, namespace, expected)
         result.operator_s = time.monotonic() - started
         result.operator_runs_s.append(result.operator_s)
-        result.operator_cpu_convergence_s = cpu_seconds(pid) - cpu0
-        result.apiserver_cpu_operator_s = control_plane_cpu_seconds(cluster) - server_cpu0
         result.cpu_operator = cpu_delta(snap0, cpu_snapshot(cluster, operator=pid))
+        result.operator_cpu_convergence_s = result.cpu_operator.get("operator", 0.0)
+        result.apiserver_cpu_operator_s = control_plane_cpu(result.cpu_operator)
         offset1 = bench.audit.offset()
         after = await scrape(metrics_url)
         conv_writes = [w for w in bench.audit.writes(offset0, offset1, user=user) if w.resource != LEASE_RESOURCE]
@@ -247,8 +243,8 @@ async def operator_phase(
             f"  operator converged in {result.operator_s:.1f}s "
             f"(children {result.operator_children_s:.1f}s), {result.reconciles} reconciles, "
             f"{result.operator_writes} writes; last service submitted at {result.operator_submitted_s:.1f}s, "
-            f"queue wait p50/p99 {_ms(result.queue_wait_p50_s)}/{_ms(result.queue_wait_p99_s)}, "
-            f"reconcile p50/p99 {_ms(result.reconcile_p50_s)}/{_ms(result.reconcile_p99_s)}; "
+            f"queue wait p50/p99 {seconds_as_ms(result.queue_wait_p50_s)}/{seconds_as_ms(result.queue_wait_p99_s)} ms, "
+            f"reconcile p50/p99 {seconds_as_ms(result.reconcile_p50_s)}/{seconds_as_ms(result.reconcile_p99_s)} ms; "
             f"CPU by process: {result.cpu_operator}"
         )
 

@@ -35,7 +35,7 @@ def _ms(value: float | None) -> str:
     return "-" if value is None else f"{value:.0f}"
 
 
-def _seconds_as_ms(value: float | None) -> str:
+def seconds_as_ms(value: float | None) -> str:
     return "-" if value is None else f"{value * 1000:.0f}"
 
 
@@ -84,7 +84,7 @@ def results_section(payload: dict[str, Any], table: str) -> str:
             f"| {r['n']} | {r['services_with_router']} | {' / '.join(f'{x:.1f}' for x in r['lower_bound_runs_s'])} "
             f"| {' / '.join(f'{x:.1f}' for x in r.get('operator_runs_s') or [r['operator_s']])} "
             f"| {r.get('operator_submitted_s', 0.0):.1f} | {r['operator_children_s']:.1f} | {r['operator_s']:.1f} "
-            f"| {_seconds_as_ms(r.get('queue_wait_p50_s'))} / {_seconds_as_ms(r.get('queue_wait_p99_s'))} "
+            f"| {seconds_as_ms(r.get('queue_wait_p50_s'))} / {seconds_as_ms(r.get('queue_wait_p99_s'))} "
             f"| {r['lower_bound_retries']} | {r['reconcile_errors']} | {r['settle_s']:.0f} | {r['quiet_s']:.0f} "
             f"| {r['idle_writes']} / {r['idle_lease_writes']} / {r['idle_apiserver_writes']} "
             f"| {r['rss_after_mb']:.0f} |"
