@@ -192,6 +192,7 @@ async def _run_demo(kubeconfig: Path, options: DemoOptions, docs: list[dict[str,
         for doc in docs:
             console.print(f"applying InferenceService {NAMESPACE}/{doc['metadata']['name']}")
             await apply(client, doc, "fusioninfer-demo")
+            await _wait_route(client, doc)
         console.print("waiting until every InferenceService is Ready ...")
         names = [d["metadata"]["name"] for d in docs]
         services = await _wait_ready(client, names, options.timeout, console)
@@ -200,6 +201,36 @@ async def _run_demo(kubeconfig: Path, options: DemoOptions, docs: list[dict[str,
         await _send_request(client, services, console)
     finally:
         await client.close()
+
+
+def _has_router(doc: dict[str, Any]) -> bool:
+    return any(role.get("componentType") == "router" for role in (doc.get("spec") or {}).get("roles") or [])
+
+
+async def _wait_route(client: AsyncClient, doc: dict[str, Any], wait: float = 60.0) -> None:
+    """Until the HTTPRoute of a just-applied service with a router exists.
+
+    Two examples serve the same model name (the monolithic one and the P/D one, as in the seed
+    README), and on a Gateway the older route wins it. Applied at once, which route the operator
+    creates first is a race (its workers reconcile them in parallel), and with it which service
+    answers the seed's request. Applied one route at a time, the first example in the list wins,
+    as the README shows."""
+    from fusioninfer_dev.localcluster.gateway.status import HTTPRoute
+
+    if not _has_router(doc):
+        return
+    name = f"{doc['metadata']['name']}-route"
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            await client.get(HTTPRoute, name, namespace=NAMESPACE)
+            return
+        except ApiError as exc:
+            if exc.status.code != 404:
+                raise
+        if time.monotonic() > deadline:
+            raise DemoFailed(f"HTTPRoute {NAMESPACE}/{name} was not created within {wait:.0f}s")
+        await asyncio.sleep(0.2)
 
 
 async def _route_models(client: AsyncClient, service: str) -> list[str]:
