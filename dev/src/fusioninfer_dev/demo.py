@@ -17,6 +17,7 @@ from typing import Any
 from lightkube import ApiError, AsyncClient, KubeConfig
 from rich.console import Console
 
+from fusioninfer.api.naming import route_name
 from fusioninfer.api.v1alpha1 import API_VERSION, KIND, PLURAL
 from fusioninfer.install.crds import install_crds
 from fusioninfer.kube.conditions import find_condition
@@ -215,36 +216,34 @@ async def _wait_route(client: AsyncClient, doc: dict[str, Any], wait: float = 60
     creates first is a race (its workers reconcile them in parallel), and with it which service
     answers the seed's request. Applied one route at a time, the first example in the list wins,
     as the README shows."""
-    from fusioninfer_dev.localcluster.gateway.status import HTTPRoute
-
     if not _has_router(doc):
         return
-    name = f"{doc['metadata']['name']}-route"
+    service = doc["metadata"]["name"]
     deadline = time.monotonic() + wait
-    while True:
-        try:
-            await client.get(HTTPRoute, name, namespace=NAMESPACE)
-            return
-        except ApiError as exc:
-            if exc.status.code != 404:
-                raise
+    while await _get_route(client, service) is None:
         if time.monotonic() > deadline:
-            raise DemoFailed(f"HTTPRoute {NAMESPACE}/{name} was not created within {wait:.0f}s")
+            raise DemoFailed(f"HTTPRoute {NAMESPACE}/{route_name(service)} was not created within {wait:.0f}s")
         await asyncio.sleep(0.2)
+
+
+async def _get_route(client: AsyncClient, service: str) -> dict[str, Any] | None:
+    """The service's HTTPRoute, or None while there is none."""
+    from fusioninfer_dev.localcluster.gateway.status import HTTPRoute
+
+    try:
+        return dict(await client.get(HTTPRoute, route_name(service), namespace=NAMESPACE))
+    except ApiError as exc:
+        if exc.status.code == 404:
+            return None
+        raise
 
 
 async def _route_models(client: AsyncClient, service: str) -> list[str]:
     """The model names a service's HTTPRoute matches (what a client sends as "model")."""
     from fusioninfer.controller.route_conflicts import model_values
-    from fusioninfer_dev.localcluster.gateway.status import HTTPRoute
 
-    try:
-        route = dict(await client.get(HTTPRoute, f"{service}-route", namespace=NAMESPACE))
-    except ApiError as exc:
-        if exc.status.code == 404:
-            return []  # no router: the service is not behind the Gateway
-        raise
-    return sorted(model_values(route))
+    route = await _get_route(client, service)
+    return sorted(model_values(route)) if route is not None else []  # none: not behind the Gateway
 
 
 async def _send_request(client: AsyncClient, services: dict[str, Any], console: Console) -> None:

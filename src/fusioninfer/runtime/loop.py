@@ -157,11 +157,11 @@ class Controller:
         """
         self._track(informer)
 
+        def keys_of(*objs: Obj) -> set[ObjectKey]:
+            return {key for obj in objs if predicate is None or predicate(obj) for key in mapper(obj)}
+
         def enqueue_at(event: EventKind, old: Obj | None, new: Obj) -> None:
-            keys: set[ObjectKey] = set()
-            for obj in (old, new) if old is not None else (new,):
-                if predicate is None or predicate(obj):
-                    keys.update(mapper(obj))
+            keys = keys_of(old, new) if old is not None else keys_of(new)
             if not keys:
                 return
             level = priority(event, old, new) if informer.has_synced() else LOW
@@ -169,9 +169,8 @@ class Controller:
                 self.queue.add(key, level)
 
         def replay(obj: Obj) -> None:
-            if predicate is None or predicate(obj):
-                for key in mapper(obj):
-                    self.queue.add(key, LOW)
+            for key in keys_of(obj):
+                self.queue.add(key, LOW)
 
         self._replays.append((informer, replay))
         informer.add_event_handler(
