@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from lightkube import AsyncClient, KubeConfig
 from lightkube.resources.core_v1 import Namespace
 
-from bench.kube import ApiHttp, control_plane_cpu, cpu_delta, cpu_snapshot, wait_pods
+from bench.kube import ApiHttp, control_plane_cpu, cpu_delta, cpu_snapshot, cpu_text, wait_pods
 from bench.pool import run_pool, with_retries
 from bench.results import RunResult, log
 from bench.setup import BENCH_MANAGER, FIELD_MANAGER, LOWER_BOUND_SA, Bench, sa_user
@@ -114,7 +114,7 @@ async def lower_bound_and_settle(
         result.cpu_lower_bound = run.cpu
     log(
         f"  lower bound: {run.seconds:.1f}s, {run.writes} writes, CPU: apiserver+etcd {run.apiserver_cpu_s:.1f}s, "
-        f"client {run.client_cpu_s:.1f}s; by process: {run.cpu}"
+        f"client {run.client_cpu_s:.1f}s; by process: {cpu_text(run.cpu)}"
     )
     if not expected.pods:
         return

@@ -23,6 +23,7 @@ from bench.kube import (
     cpu_delta,
     cpu_seconds,
     cpu_snapshot,
+    cpu_text,
     proc_status,
     summarize,
     wait_pods,
@@ -245,7 +246,7 @@ async def operator_phase(
             f"{result.operator_writes} writes; last service submitted at {result.operator_submitted_s:.1f}s, "
             f"queue wait p50/p99 {seconds_as_ms(result.queue_wait_p50_s)}/{seconds_as_ms(result.queue_wait_p99_s)} ms, "
             f"reconcile p50/p99 {seconds_as_ms(result.reconcile_p50_s)}/{seconds_as_ms(result.reconcile_p99_s)} ms; "
-            f"CPU by process: {result.cpu_operator}"
+            f"CPU by process: {cpu_text(result.cpu_operator)}"
         )
 
         if skip_idle:
