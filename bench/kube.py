@@ -167,12 +167,31 @@ def _epoch(stamp: object) -> float:
         return 0.0
 
 
+def parse_write(raw: bytes) -> Write | None:
+    """One line of the audit log as a `Write`; None for a partial line or another stage."""
+    try:
+        event = json.loads(raw)
+    except json.JSONDecodeError:
+        return None  # a line being written right now
+    if event.get("stage") != "ResponseComplete":
+        return None
+    ref = event.get("objectRef") or {}
+    return Write(
+        user=str((event.get("user") or {}).get("username", "")),
+        verb=str(event.get("verb", "")),
+        resource=str(ref.get("resource", "")),
+        subresource=str(ref.get("subresource", "")),
+        name=str(ref.get("name", "")),
+        code=int((event.get("responseStatus") or {}).get("code", 0)),
+        at=_epoch(event.get("stageTimestamp")),
+    )
+
+
 @dataclass
 class AuditLog:
     """The apiserver's JSON audit log (one event per line)."""
 
     path: Path
-    _partial: bytes = field(default=b"", repr=False)
 
     def offset(self) -> int:
         try:
@@ -188,30 +207,29 @@ class AuditLog:
                 data = fh.read() if end is None else fh.read(max(0, end - start))
         except FileNotFoundError:
             return []
-        out: list[Write] = []
-        for raw in data.splitlines():
-            try:
-                event = json.loads(raw)
-            except json.JSONDecodeError:
-                continue  # a line being written right now
-            if event.get("stage") != "ResponseComplete":
-                continue
-            username = (event.get("user") or {}).get("username", "")
-            if user is not None and username != user:
-                continue
-            ref = event.get("objectRef") or {}
-            out.append(
-                Write(
-                    user=username,
-                    verb=str(event.get("verb", "")),
-                    resource=str(ref.get("resource", "")),
-                    subresource=str(ref.get("subresource", "")),
-                    name=str(ref.get("name", "")),
-                    code=int((event.get("responseStatus") or {}).get("code", 0)),
-                    at=_epoch(event.get("stageTimestamp")),
-                )
-            )
-        return out
+        parsed = (parse_write(raw) for raw in data.splitlines())
+        return [w for w in parsed if w is not None and (user is None or w.user == user)]
+
+
+@dataclass
+class AuditTail:
+    """The audit log read as it grows, from byte `offset` on, whole lines only: how the
+    benchmark follows the operator's writes without a watch of its own on the apiserver."""
+
+    log: AuditLog
+    offset: int
+    _partial: bytes = field(default=b"", repr=False)
+
+    def new_lines(self) -> list[bytes]:
+        try:
+            with self.log.path.open("rb") as fh:
+                fh.seek(self.offset)
+                data = fh.read()
+        except FileNotFoundError:
+            return []
+        self.offset += len(data)
+        *lines, self._partial = (self._partial + data).split(b"\n")
+        return lines
 
 
 def summarize(writes: list[Write]) -> dict[str, int]:
