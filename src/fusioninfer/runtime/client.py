@@ -29,6 +29,7 @@ from fusioninfer.runtime.request_counter import CountingTransport, RequestCounte
 
 KEEPALIVE_CONNECTIONS = 20
 VALIDATED_METHODS = frozenset({"POST", "PUT", "PATCH"})
+STRICT = b"fieldValidation=Strict"
 
 
 class StrictFieldValidation(httpx2.AsyncBaseTransport):
@@ -39,8 +40,10 @@ class StrictFieldValidation(httpx2.AsyncBaseTransport):
         self._inner = inner
 
     async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
-        if request.method in VALIDATED_METHODS and "fieldValidation" not in request.url.params:
-            request.url = request.url.copy_add_param("fieldValidation", "Strict")
+        # On the raw query bytes: parsing the query into params and back costs more than the
+        # rest of this transport together, on every write.
+        if request.method in VALIDATED_METHODS and b"fieldValidation=" not in (query := request.url.query):
+            request.url = request.url.copy_with(query=query + b"&fieldValidation=Strict" if query else STRICT)
         return await self._inner.handle_async_request(request)
 
     async def aclose(self) -> None:

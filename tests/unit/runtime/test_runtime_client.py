@@ -34,6 +34,13 @@ async def test_writes_get_strict_field_validation(method: str, expected: str | N
     assert url.params["fieldManager"] == "fusioninfer"
 
 
+async def test_a_write_without_a_query_gets_one() -> None:
+    inner = Recorder()
+    async with httpx2.AsyncClient(transport=StrictFieldValidation(inner), base_url="https://api") as http:
+        await http.post("/api/v1/namespaces/n/events")
+    assert str(inner.urls[0]) == "https://api/api/v1/namespaces/n/events?fieldValidation=Strict"
+
+
 async def test_an_explicit_choice_is_kept() -> None:
     inner = Recorder()
     async with httpx2.AsyncClient(transport=StrictFieldValidation(inner), base_url="https://api") as http:
