@@ -3,8 +3,9 @@
 `reconcile(key)` reads the InferenceService from the cache, computes the full desired set of
 children with the pure builders, server-side-applies what differs from the cached live object,
 prunes children it owns that are no longer desired, and writes status once, only if it changed.
-Nothing is remembered between reconciles: every decision is made from the spec and the caches,
-so a restart at any point loses nothing.
+Every decision is made from the spec and the caches, so a restart at any point loses nothing;
+the one thing kept between reconciles is `controller.desired`'s memo of pure functions (parse,
+build, hash, match), keyed by all of their inputs, which changes how fast, never what.
 """
 
 from __future__ import annotations
@@ -20,17 +21,16 @@ from lightkube import ApiError, AsyncClient
 
 from fusioninfer.api.errors import InvalidSpec
 from fusioninfer.api.labels import LABEL_SERVICE
-from fusioninfer.api.v1alpha1 import API_VERSION, KIND
-from fusioninfer.api.validation import parse
-from fusioninfer.builders import BuildOptions, Capabilities, build
+from fusioninfer.api.v1alpha1 import API_VERSION, KIND, InferenceService
+from fusioninfer.builders import BuildOptions, Capabilities
 from fusioninfer.builders.kinds import CHILD_KINDS, ChildKind
 from fusioninfer.controller import conditions as C
+from fusioninfer.controller.desired import DesiredCache
 from fusioninfer.controller.events import EventRecorder, EventType
 from fusioninfer.controller.status import Observed, compute_status, invalid_status
 from fusioninfer.kube.owners import is_controlled_by
 from fusioninfer.kube.types import Obj, ObjList
 from fusioninfer.runtime.apply import apply, apply_status, delete
-from fusioninfer.runtime.diff import first_difference, with_hash_annotation
 from fusioninfer.runtime.loop import ObjectKey, Result
 
 log = logging.getLogger(__name__)
@@ -96,6 +96,8 @@ class InferenceServiceReconciler:
         self.capabilities = capabilities
         self.options = options or BuildOptions()
         self.events = events or EventRecorder(client)
+        # Parse/build/hash/match answers per service, reused while their inputs are unchanged.
+        self.memo = DesiredCache()
         self._pending_events: set[asyncio.Task[None]] = set()
         self._event_slots: asyncio.Semaphore | None = None
         # Returns once no reconcile waits for a worker (the operator passes its work queue's
@@ -137,35 +139,39 @@ class InferenceServiceReconciler:
     async def reconcile(self, key: ObjectKey) -> Result:
         raw = self.caches.services.get(key.namespace, key.name)
         if raw is None:
+            self.memo.forget(key.namespace, key.name)
             return Result()  # deleted: its children go with it (ownerReferences + garbage collector)
         meta = raw.get("metadata") or {}
         if meta.get("deletionTimestamp"):
             return Result()
         previous: Obj = raw.get("status") or {}
         generation = meta.get("generation")
+        uid = meta["uid"]
+        caps = self.capabilities()
+
+        def options_for(isvc: InferenceService) -> BuildOptions:
+            autoscaled = any(r.autoscaling for r in isvc.spec.roles)
+            return BuildOptions(
+                capabilities=caps,
+                owner_uid=uid,
+                epp_image=self.options.epp_image,
+                pd_epp_image=self.options.pd_epp_image,
+                routing_sidecar_image=self.options.routing_sidecar_image,
+                live_replicas=self._live_replicas(key) if autoscaled else {},
+            )
+
         try:
-            isvc = parse(raw)
+            wanted = self.memo.desired(raw, options_for)
         except InvalidSpec as exc:
             # Children are left as they are: a typo must not tear down a serving model.
             new = invalid_status(exc.errors, generation, previous)
             await self._write_status(raw, previous, new)
             return Result()  # not retried: the next edit of the spec enqueues it again
-        uid = meta["uid"]
-        caps = self.capabilities()
-        options = BuildOptions(
-            capabilities=caps,
-            owner_uid=uid,
-            epp_image=self.options.epp_image,
-            pd_epp_image=self.options.pd_epp_image,
-            routing_sidecar_image=self.options.routing_sidecar_image,
-            live_replicas=self._live_replicas(key) if any(r.autoscaling for r in isvc.spec.roles) else {},
-        )
-        result = build(isvc, options)
+        isvc, result = wanted.isvc, wanted.result
         observed = Observed()
         desired_keys: set[tuple[str, str]] = set()
         changed: dict[str, list[str]] = {"Created": [], "Updated": []}
-        for manifest in result.objects:
-            desired = with_hash_annotation(manifest)
+        for desired in result.objects:
             kind, name = desired["kind"], desired["metadata"]["name"]
             desired_keys.add((kind, name))
             live = self.caches.child(kind, key.namespace, name)
@@ -173,7 +179,7 @@ class InferenceServiceReconciler:
                 message = f"{kind} {name} already exists and is not owned by this InferenceService; not touching it"
                 observed.apply_errors.append(message)
                 continue
-            diff = first_difference(desired, live)
+            diff = self.memo.difference(raw, desired, live)
             if diff is None:
                 assert live is not None
                 observed.children[(kind, name)] = live
