@@ -50,7 +50,8 @@ class RunOptions:
 
 async def _main(options: RunOptions) -> None:
     client = make_client(options.kubeconfig)
-    operator = Operator(client, options.operator)
+    watches = make_client(options.kubeconfig)  # see `Operator`: writes keep a small pool of their own
+    operator = Operator(client, options.operator, watch_client=watches)
     task = asyncio.current_task()
     assert task is not None
     loop = asyncio.get_running_loop()
@@ -68,6 +69,7 @@ async def _main(options: RunOptions) -> None:
         raise SystemExit(1) from None
     finally:
         await client.close()
+        await watches.close()
 
 
 def run(options: RunOptions) -> None:

@@ -81,20 +81,27 @@ def _resource_for(kind: ChildKind) -> type[Any]:
 class Operator:
     """The InferenceService controller and everything it watches."""
 
-    def __init__(self, client: AsyncClient, config: OperatorConfig | None = None) -> None:
+    def __init__(
+        self, client: AsyncClient, config: OperatorConfig | None = None, *, watch_client: AsyncClient | None = None
+    ) -> None:
         self.client = client
+        # Informers list and watch through `watch_client` (default: `client`). Apart, every write
+        # goes through a connection pool holding only the few connections writes use: the pool
+        # walks all of its connections and requests on every request, the dozen open watches
+        # included, and probes each idle socket as it goes.
+        self.watch_client = watch_client or client
         self.config = config or OperatorConfig()
         namespaces: list[str | None] = list(self.config.namespaces) if self.config.namespaces else [None]
         self._namespaces = namespaces
         isvc_resource = default_registry.register(API_VERSION, KIND, plural=PLURAL, namespaced=True)
         self.services = InformerGroup(
             [
-                Informer(client, isvc_resource, namespace=ns, resync_period=self.config.resync_period)
+                Informer(self.watch_client, isvc_resource, namespace=ns, resync_period=self.config.resync_period)
                 for ns in namespaces
             ]
         )
-        self.pods = InformerGroup([Informer(client, Pod, namespace=ns, labels=MANAGED) for ns in namespaces])
-        self.crds = Informer(client, CustomResourceDefinition, transform=slim_crd, name="crds")
+        self.pods = InformerGroup([Informer(self.watch_client, Pod, namespace=ns, labels=MANAGED) for ns in namespaces])
+        self.crds = Informer(self.watch_client, CustomResourceDefinition, transform=slim_crd, name="crds")
         self.children: dict[str, InformerGroup] = {}
         self.caches = Caches(services=self.services, pods=self.pods)
         self.reconciler = InferenceServiceReconciler(
@@ -143,7 +150,7 @@ class Operator:
                 if wanted and kind.kind not in self.children:
                     group = InformerGroup(
                         [
-                            Informer(self.client, _resource_for(kind), namespace=ns, labels=MANAGED)
+                            Informer(self.watch_client, _resource_for(kind), namespace=ns, labels=MANAGED)
                             for ns in self._namespaces
                         ]
                     )
