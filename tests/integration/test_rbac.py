@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
+import json
 import os
 import secrets
 import tempfile
@@ -67,7 +68,9 @@ def shipped_rbac(namespace: str, suffix: str, rules: list[dict[str, Any]] | None
             "nameSuffix": suffix,
             "resources": [os.path.relpath(RBAC_DIR, tmp)],
         }
-        (Path(tmp) / "kustomization.yaml").write_text(yaml.safe_dump(kustomization))
+        # As JSON (YAML too), every string quoted: PyYAML leaves a suffix such as "-5e1234" bare,
+        # and kustomize's YAML reads that as a number ("cannot unmarshal number into ... string").
+        (Path(tmp) / "kustomization.yaml").write_text(json.dumps(kustomization))
         objects = kustomize(Path(tmp))
     assert sorted(o["kind"] for o in objects) == ["ClusterRole", "ClusterRoleBinding", "ServiceAccount"]
     if rules is not None:
