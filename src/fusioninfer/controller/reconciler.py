@@ -146,14 +146,12 @@ class InferenceServiceReconciler:
             return Result()
         previous: Obj = raw.get("status") or {}
         generation = meta.get("generation")
-        uid = meta["uid"]
-        caps = self.capabilities()
 
         def options_for(isvc: InferenceService) -> BuildOptions:
             autoscaled = any(r.autoscaling for r in isvc.spec.roles)
             return BuildOptions(
-                capabilities=caps,
-                owner_uid=uid,
+                capabilities=self.capabilities(),
+                owner_uid=meta["uid"],
                 epp_image=self.options.epp_image,
                 pd_epp_image=self.options.pd_epp_image,
                 routing_sidecar_image=self.options.routing_sidecar_image,
@@ -168,6 +166,7 @@ class InferenceServiceReconciler:
             await self._write_status(raw, previous, new)
             return Result()  # not retried: the next edit of the spec enqueues it again
         isvc, result = wanted.isvc, wanted.result
+        uid = meta["uid"]
         observed = Observed()
         desired_keys: set[tuple[str, str]] = set()
         changed: dict[str, list[str]] = {"Created": [], "Updated": []}
