@@ -118,7 +118,10 @@ async def test_the_hpa_scales_up_on_the_queue_the_pods_report(
 
         def one_pod_serving() -> str:
             assert replicas_now(path.client, namespace) == 1
-            ((_key, url),) = [(k, u) for k, u in path.runner.model_servers.items() if k[0] == namespace]
+            servers = [u for k, u in path.runner.model_servers.items() if k[0] == namespace]
+            # An assertion, so that `eventually` retries while the pod runner starts the server.
+            assert len(servers) == 1, f"one model server runs for the pod, not {len(servers)}"
+            (url,) = servers
             assert httpx.get(url, timeout=2, trust_env=False).status_code == 200, "the model server is up"
             return url.removeprefix("http://").split(":", 1)[0]
 
