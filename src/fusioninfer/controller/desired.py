@@ -120,17 +120,17 @@ class DesiredCache:
         """`first_difference(desired, live)`, skipped when this very live version matched before."""
         if live is None:
             return first_difference(desired, live)
-        meta = desired["metadata"]
         entry = self._entries.get(_service_key(raw))
         seen = _live_version(live)
-        child = (str(desired["kind"]), str(meta["name"]))
-        if entry is not None and seen is not None:
-            remembered = entry.matched.get(child)
-            if remembered == (*seen, _hash_of(desired)):
-                return None
+        if entry is None or seen is None:
+            return first_difference(desired, live)
+        child = (str(desired["kind"]), str(desired["metadata"]["name"]))
+        stamp = (*seen, _hash_of(desired))
+        if entry.matched.get(child) == stamp:
+            return None
         found = first_difference(desired, live)
-        if found is None and entry is not None and seen is not None:
-            entry.matched[child] = (*seen, _hash_of(desired))
+        if found is None:
+            entry.matched[child] = stamp
         return found
 
     def forget(self, namespace: str, name: str) -> None:
