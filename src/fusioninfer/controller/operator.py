@@ -10,6 +10,7 @@ import contextlib
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from lightkube import AsyncClient
@@ -22,7 +23,7 @@ from fusioninfer.builders import BuildOptions, Capabilities
 from fusioninfer.builders.context import OPTIONAL_APIS
 from fusioninfer.builders.kinds import CHILD_KINDS, ChildKind
 from fusioninfer.controller.discovery import CRD_NAMES, capabilities_from, slim_crd
-from fusioninfer.controller.reconciler import Caches, InferenceServiceReconciler
+from fusioninfer.controller.reconciler import EVENT_LULL, Caches, InferenceServiceReconciler
 from fusioninfer.kube.types import Obj, ObjList
 from fusioninfer.runtime.informer import Informer
 from fusioninfer.runtime.leader import LeaderElectionConfig, LeaderElector
@@ -108,7 +109,7 @@ class Operator:
             client, self.caches, self.capabilities, options=self.config.build_options
         )
         self.controller = Controller(CONTROLLER_NAME, self.reconciler.reconcile, workers=self.config.workers)
-        self.reconciler.queue_empty = self.controller.queue.wait_empty
+        self.reconciler.held.lull = partial(self.controller.queue.wait_idle, EVENT_LULL)
         for inf in self.services.informers:
             self.controller.watch_primary(inf)
         for inf in self.pods.informers:

@@ -11,9 +11,8 @@ build, hash, match), keyed by all of their inputs, which changes how fast, never
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -26,7 +25,7 @@ from fusioninfer.builders import BuildOptions, Capabilities
 from fusioninfer.builders.kinds import CHILD_KINDS, ChildKind
 from fusioninfer.controller import conditions as C
 from fusioninfer.controller.desired import DesiredCache
-from fusioninfer.controller.events import EventRecorder, EventType
+from fusioninfer.controller.events import EventRecorder, EventType, HeldEvents
 from fusioninfer.controller.status import Observed, compute_status, invalid_status
 from fusioninfer.kube.owners import is_controlled_by
 from fusioninfer.kube.types import Obj, ObjList
@@ -36,12 +35,16 @@ from fusioninfer.runtime.loop import ObjectKey, Result
 log = logging.getLogger(__name__)
 
 FIELD_MANAGER = "fusioninfer"
-# Events about created/updated children are sent in the background, at most this many at once.
+# Events are sent in the background, at most this many at once.
 EVENT_CONCURRENCY = 4
 # Long enough to outlast a burst of a few thousand new services on a small apiserver (at N=2000
 # a 30 s bound released a thousand Events in the middle of the burst), short enough that a
 # `kubectl describe` soon shows what was done.
 NORMAL_EVENT_MAX_DELAY = 120.0
+# How long the work queue must stay idle (nothing waiting, nothing processed) before held
+# Normal Events go: longer than the gap between two services of a burst, short enough that a
+# single `kubectl apply` shows its Events at once.
+EVENT_LULL = 0.5
 
 
 class ReconcileError(Exception):
@@ -77,10 +80,6 @@ def _api_message(exc: ApiError) -> str:
     return f"{message} (HTTP {code})" if code else str(message)
 
 
-async def _at_once() -> None:
-    """The default `queue_empty`: nothing to wait for (no work queue attached)."""
-
-
 class InferenceServiceReconciler:
     def __init__(
         self,
@@ -100,25 +99,22 @@ class InferenceServiceReconciler:
         self.memo = DesiredCache()
         self._pending_events: set[asyncio.Task[None]] = set()
         self._event_slots: asyncio.Semaphore | None = None
-        # Returns once no reconcile waits for a worker (the operator passes its work queue's
-        # `wait_empty`): Normal Events wait for it, so that under load the apiserver serves
-        # children and statuses first.
-        self.queue_empty: Callable[[], Awaitable[None]] = _at_once
+        # Normal Events wait for a lull (the operator sets `held.lull` to its work queue's
+        # `wait_idle`), so that under load the apiserver serves children and statuses first.
+        self.held = HeldEvents(self.events, max_delay=NORMAL_EVENT_MAX_DELAY, concurrency=EVENT_CONCURRENCY)
 
     def _emit_soon(self, raw: Obj, type_: EventType, reason: str, message: str) -> None:
         """Record an Event without making the reconcile wait for it, as client-go's recorder
-        does: the child is already applied; the Event is advisory and must not delay the status."""
+        does: the child is already applied; the Event is advisory and must not delay the status.
+        A Normal Event is held for the next lull (`HeldEvents`); a Warning goes at once."""
+        if type_ == "Normal":
+            self.held.hold(raw, reason, message)
+            return
         if self._event_slots is None:
             self._event_slots = asyncio.Semaphore(EVENT_CONCURRENCY)
         slots = self._event_slots
 
         async def send() -> None:
-            if type_ == "Normal":
-                # Deferred while other services wait for a worker (at most NORMAL_EVENT_MAX_DELAY
-                # s): a Normal Event says what was done, which the status already shows; a
-                # Warning goes at once.
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.queue_empty(), NORMAL_EVENT_MAX_DELAY)
             async with slots:
                 await self.events.emit(raw, type_, reason, message)
 
@@ -132,7 +128,8 @@ class InferenceServiceReconciler:
             log.warning("could not record an event: %s", task.exception())
 
     async def flush_events(self) -> None:
-        """Wait until every Event queued so far has been sent (tests, shutdown)."""
+        """Send every Event held or queued so far, without waiting for a lull (tests, shutdown)."""
+        await self.held.flush()
         while self._pending_events:
             await asyncio.gather(*list(self._pending_events), return_exceptions=True)
 
@@ -254,7 +251,7 @@ class InferenceServiceReconciler:
             await self.events.emit(raw, "Warning", "PruneFailed", message)
             return
         log.info("pruned %s %s", kind.kind, name)
-        await self.events.emit(raw, "Normal", "Pruned", f"Deleted {kind.kind} {name}: no longer desired")
+        self._emit_soon(raw, "Normal", "Pruned", f"Deleted {kind.kind} {name}: no longer desired")
 
     async def _write_status(self, raw: Obj, previous: Obj, new: Obj) -> None:
         if new == previous:
@@ -289,7 +286,10 @@ class InferenceServiceReconciler:
                     raw, "Warning", cond["reason"], f"{cond['type']}={cond['status']}: {cond['message']}"
                 )
             elif cond["type"] == C.READY and old is not None and flipped:
-                type_: EventType = "Normal" if cond["status"] == "True" else "Warning"
-                await self.events.emit(raw, type_, cond["reason"], f"Ready={cond['status']}: {cond['message']}")
+                message = f"Ready={cond['status']}: {cond['message']}"
+                if cond["status"] == "True":
+                    self._emit_soon(raw, "Normal", cond["reason"], message)
+                else:
+                    await self.events.emit(raw, "Warning", cond["reason"], message)
             elif cond["type"] == C.READY and old is None and cond["status"] == "True":
-                await self.events.emit(raw, "Normal", cond["reason"], f"Ready=True: {cond['message']}")
+                self._emit_soon(raw, "Normal", cond["reason"], f"Ready=True: {cond['message']}")

@@ -91,9 +91,11 @@ class WorkQueue(Generic[K]):
         self._discard_pending = False
         self._getters: deque[asyncio.Future[None]] = deque()
         self._drained: asyncio.Event | None = None
-        # Set while no key waits for a worker (processing and delayed keys do not count).
-        self._empty = asyncio.Event()
-        self._empty.set()
+        # Set while no key waits for a worker and none is being processed; `_idle_since` is when
+        # it was last set, so that `wait_idle` can tell a lull from a pause between two keys.
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._idle_since = clock()
         # delayed adds: key -> (deadline, priority, timer). A key waits on at most one timer.
         self._waiting: dict[K, tuple[float, int, asyncio.TimerHandle]] = {}
         # metrics bookkeeping
@@ -121,10 +123,27 @@ class WorkQueue(Generic[K]):
         entry = self._queued.get(key)
         return entry[0] if entry is not None else None
 
-    async def wait_empty(self) -> None:
-        """Until no key waits for a worker (keys being processed or delayed do not count): for
-        work that should yield to reconciles, such as the operator's Normal Events."""
-        await self._empty.wait()
+    async def wait_idle(self, settle: float) -> None:
+        """Until no key has waited for a worker nor been processed for `settle` seconds in a row.
+
+        A key being processed counts as work: a worker that keeps up with a burst (each key taken
+        as soon as it arrives) leaves the queue empty but not idle. Delayed keys do not count.
+        This is the lull after a burst, for work that should not compete with it, such as the
+        operator's Normal Events.
+        """
+        while True:
+            await self._idle.wait()
+            since = self._idle_since
+            remaining = settle - (self._clock() - since)
+            if remaining > 0:
+                await asyncio.sleep(remaining)
+            if self._idle.is_set() and self._idle_since == since:
+                return
+
+    def _check_idle(self) -> None:
+        if not self._queued and not self._processing and not self._idle.is_set():
+            self._idle_since = self._clock()
+            self._idle.set()
 
     @property
     def shutting_down(self) -> bool:
@@ -177,7 +196,7 @@ class WorkQueue(Generic[K]):
         if lane is None:
             lane = self._lanes[priority] = deque()
         lane.append((ticket, key))
-        self._empty.clear()
+        self._idle.clear()
         self._wake_one()
 
     def _pop(self) -> K:
@@ -282,8 +301,6 @@ class WorkQueue(Generic[K]):
         self._processing[key] = self._dirty.pop(key, NORMAL)
         if self._queued:  # more work: make sure another idle getter looks at it
             self._wake_one()
-        else:
-            self._empty.set()
         return key
 
     def done(self, key: K) -> None:
@@ -297,6 +314,7 @@ class WorkQueue(Generic[K]):
             self._enqueue(key, again)
         if not self._processing and self._drained is not None:
             self._drained.set()
+        self._check_idle()
 
     # -- shutdown -----------------------------------------------------------------------------------
 
@@ -314,9 +332,9 @@ class WorkQueue(Generic[K]):
                 self._m_depth.dec()
             self._lanes.clear()
             self._queued.clear()
-            self._empty.set()
             self._dirty.clear()
             self._added_at.clear()
+            self._check_idle()
         for _, _, timer in self._waiting.values():
             timer.cancel()
         self._waiting.clear()
