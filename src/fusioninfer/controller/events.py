@@ -92,7 +92,8 @@ class _Held:
 
 
 class HeldEvents:
-    """Normal Events held until the operator is idle, then sent `concurrency` at a time.
+    """Events sent in the background, `concurrency` at a time: Normal ones (`hold`) once the
+    operator is idle, Warnings (`send_now`) at once.
 
     `lull` returns once the operator is idle (the operator passes its work queue's
     `wait_idle`); whatever waited longer than `max_delay` goes out anyway, so a cluster that is
@@ -116,6 +117,7 @@ class HeldEvents:
         self._sender: asyncio.Task[None] | None = None
         self._hurry = asyncio.Event()
         self._slots = asyncio.Semaphore(concurrency)
+        self._sending: set[asyncio.Task[None]] = set()
 
     def __len__(self) -> int:
         return len(self._held)
@@ -132,6 +134,17 @@ class HeldEvents:
         if self._sender is None or self._sender.done():
             self._sender = asyncio.ensure_future(self._send_when_idle())
 
+    def send_now(self, involved: dict[str, Any], type_: EventType, reason: str, message: str) -> None:
+        """Send one Event without waiting for a lull, and without making the caller wait."""
+        task = asyncio.ensure_future(self._send(_Held(involved, reason, message, now_rfc3339(), 0.0), type_))
+        self._sending.add(task)
+        task.add_done_callback(self._sent)
+
+    def _sent(self, task: asyncio.Task[None]) -> None:
+        self._sending.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("could not record an event: %s", task.exception())
+
     async def _send_when_idle(self) -> None:
         while self._held:
             if not self._hurry.is_set():
@@ -144,10 +157,10 @@ class HeldEvents:
             batch, self._held = list(self._held.values()), {}
             await asyncio.gather(*(self._send(h) for h in batch), return_exceptions=True)
 
-    async def _send(self, held: _Held) -> None:
+    async def _send(self, held: _Held, type_: EventType = "Normal") -> None:
         async with self._slots:
             await self.recorder.emit(
-                held.involved, "Normal", held.reason, held.message, first=held.first, count=held.count
+                held.involved, type_, held.reason, held.message, first=held.first, count=held.count
             )
 
     async def flush(self) -> None:
@@ -156,5 +169,7 @@ class HeldEvents:
         try:
             while self._sender is not None and not self._sender.done():
                 await asyncio.shield(self._sender)
+            while self._sending:
+                await asyncio.gather(*list(self._sending), return_exceptions=True)
         finally:
             self._hurry.clear()

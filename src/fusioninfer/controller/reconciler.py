@@ -10,7 +10,6 @@ build, hash, match), keyed by all of their inputs, which changes how fast, never
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -97,10 +96,9 @@ class InferenceServiceReconciler:
         self.events = events or EventRecorder(client)
         # Parse/build/hash/match answers per service, reused while their inputs are unchanged.
         self.memo = DesiredCache()
-        self._pending_events: set[asyncio.Task[None]] = set()
-        self._event_slots: asyncio.Semaphore | None = None
-        # Normal Events wait for a lull (the operator sets `held.lull` to its work queue's
-        # `wait_idle`), so that under load the apiserver serves children and statuses first.
+        # Events go in the background; Normal ones wait for a lull (the operator sets `held.lull`
+        # to its work queue's `wait_idle`), so that under load the apiserver serves children and
+        # statuses first.
         self.held = HeldEvents(self.events, max_delay=NORMAL_EVENT_MAX_DELAY, concurrency=EVENT_CONCURRENCY)
 
     def _emit_soon(self, raw: Obj, type_: EventType, reason: str, message: str) -> None:
@@ -109,29 +107,12 @@ class InferenceServiceReconciler:
         A Normal Event is held for the next lull (`HeldEvents`); a Warning goes at once."""
         if type_ == "Normal":
             self.held.hold(raw, reason, message)
-            return
-        if self._event_slots is None:
-            self._event_slots = asyncio.Semaphore(EVENT_CONCURRENCY)
-        slots = self._event_slots
-
-        async def send() -> None:
-            async with slots:
-                await self.events.emit(raw, type_, reason, message)
-
-        task = asyncio.ensure_future(send())
-        self._pending_events.add(task)
-        task.add_done_callback(self._event_sent)
-
-    def _event_sent(self, task: asyncio.Task[None]) -> None:
-        self._pending_events.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.warning("could not record an event: %s", task.exception())
+        else:
+            self.held.send_now(raw, type_, reason, message)
 
     async def flush_events(self) -> None:
         """Send every Event held or queued so far, without waiting for a lull (tests, shutdown)."""
         await self.held.flush()
-        while self._pending_events:
-            await asyncio.gather(*list(self._pending_events), return_exceptions=True)
 
     async def reconcile(self, key: ObjectKey) -> Result:
         raw = self.caches.services.get(key.namespace, key.name)
