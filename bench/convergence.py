@@ -19,6 +19,8 @@ not need):
    ``apiserver_request_total`` gives the writes of everybody, for context.
 4. Reconcile latency p50/p99 from the operator's ``controller_runtime_reconcile_time_seconds``
    (reconciles during convergence), and the operator's peak RSS (``VmHWM``) and CPU time.
+5. ``--rounds`` - 1 more rounds of (1) and (2), convergence only, in namespaces of their own
+   (``bench-lb2``, ``bench-op2``, ...): each side's time is the best of its interleaved runs.
 
 Run: ``python -m bench.convergence --n 100 500 1000 --write-docs``.
 """
@@ -39,14 +41,7 @@ from bench.operator_side import operator_phase
 from bench.peer import probe as probe_peer
 from bench.report import format_table, machine_notes
 from bench.results import RunResult, log
-from bench.setup import (
-    LB2_NS,
-    LB_NS,
-    OP2_NS,
-    OP_NS,
-    REPO_ROOT,
-    start_cluster,
-)
+from bench.setup import REPO_ROOT, Bench, lower_bound_ns, operator_ns, start_cluster
 from bench.workload import expected_state, service_manifest
 
 
@@ -63,6 +58,7 @@ class Options:
     skip_idle: bool = False  # development only: stop after convergence
     profile: Path | None = None  # development only: run the operator under pyinstrument
     edits: int = 50  # edits of one service per kind (replicas, image) after the idle window
+    rounds: int = 3  # interleaved runs per side (lower bound, operator, lower bound, ...); the best counts
 
 
 def _pool_args(options: Options) -> dict[str, Any]:
@@ -70,10 +66,9 @@ def _pool_args(options: Options) -> dict[str, Any]:
 
 
 def run_size(n: int, options: Options) -> RunResult:
-    lb_manifests = [service_manifest(LB_NS, i, options.router_every) for i in range(n)]
-    op_manifests = [service_manifest(OP_NS, i, options.router_every) for i in range(n)]
+    op_manifests = [service_manifest(operator_ns(1), i, options.router_every) for i in range(n)]
     log(f"N={n}: starting a fresh control plane")
-    bench = start_cluster(options.work_dir.absolute() / f"n{n}")
+    bench = start_cluster(options.work_dir.absolute() / f"n{n}", rounds=options.rounds)
     try:
         expected = expected_state(op_manifests, bench.capabilities)
         result = RunResult(
@@ -83,55 +78,50 @@ def run_size(n: int, options: Options) -> RunResult:
             concurrency=options.concurrency,
             workers=options.workers,
         )
-        if not options.skip_lower_bound:
-            lb_expected = expected_state(lb_manifests, bench.capabilities)
-            asyncio.run(lower_bound_and_settle(bench, lb_manifests, lb_expected, result, **_pool_args(options)))
-        log(f"N={n}: operator phase")
-        asyncio.run(
-            operator_phase(
-                bench,
-                op_manifests,
-                expected,
-                concurrency=options.concurrency,
-                workers=options.workers,
-                quiet=options.quiet,
-                settle_timeout=options.settle_timeout,
-                result=result,
-                skip_idle=options.skip_idle,
-                profile=options.profile,
-                edits=options.edits,
-            )
-        )
-        if not options.skip_lower_bound:
-            # Again after the operator phase (the operator stopped; a fuller etcd): load from other
-            # processes on the machine drifts, and the better of the two runs is the lower bound.
-            log(f"N={n}: lower bound again")
-            lb2 = [service_manifest(LB2_NS, i, options.router_every) for i in range(n)]
-            lb2_expected = expected_state(lb2, bench.capabilities)
-            asyncio.run(lower_bound_and_settle(bench, lb2, lb2_expected, result, **_pool_args(options)))
-            # And the operator again, convergence only, so that each side is the better of two
-            # runs and drift in the machine's load weighs on both alike.
-            log(f"N={n}: operator again (convergence only)")
-            op2 = [service_manifest(OP2_NS, i, options.router_every) for i in range(n)]
-            again = RunResult(n=n, services_with_router=0, children=0, concurrency=0, workers=options.workers)
-            asyncio.run(
-                operator_phase(
-                    bench,
-                    op2,
-                    expected_state(op2, bench.capabilities),
-                    concurrency=options.concurrency,
-                    workers=options.workers,
-                    quiet=0.0,
-                    settle_timeout=options.settle_timeout,
-                    result=again,
-                    skip_idle=True,
-                )
-            )
-            result.take_convergence_from(again)
-            result.notes += again.notes
+        # Without a lower bound there is nothing to interleave with: one (full) operator run.
+        for round_ in range(1, 2 if options.skip_lower_bound else options.rounds + 1):
+            _run_round(bench, n, round_, options, result)
         return result
     finally:
         bench.cluster.down()
+
+
+def _run_round(bench: Bench, n: int, round_: int, options: Options, result: RunResult) -> None:
+    """One lower-bound run, then one operator run, each in namespaces of their own.
+
+    Rounds interleave the two sides in time, so that drift in the machine's load (other
+    tenants, a fuller etcd) weighs on both alike; each side's figure is the best of its runs.
+    The first operator run is the full one (idle window, edits); later ones converge only."""
+    if not options.skip_lower_bound:
+        log(f"N={n}: lower bound, round {round_}/{options.rounds}")
+        lb = [service_manifest(lower_bound_ns(round_), i, options.router_every) for i in range(n)]
+        asyncio.run(
+            lower_bound_and_settle(bench, lb, expected_state(lb, bench.capabilities), result, **_pool_args(options))
+        )
+    log(f"N={n}: operator, round {round_}/{options.rounds}")
+    manifests = [service_manifest(operator_ns(round_), i, options.router_every) for i in range(n)]
+    first = round_ == 1
+    target = (
+        result if first else RunResult(n=n, services_with_router=0, children=0, concurrency=0, workers=options.workers)
+    )
+    asyncio.run(
+        operator_phase(
+            bench,
+            manifests,
+            expected_state(manifests, bench.capabilities),
+            concurrency=options.concurrency,
+            workers=options.workers,
+            quiet=options.quiet if first else 0.0,
+            settle_timeout=options.settle_timeout,
+            result=target,
+            skip_idle=options.skip_idle or not first,
+            profile=options.profile if first else None,
+            edits=options.edits if first else 0,
+        )
+    )
+    if not first:
+        result.take_convergence_from(target)
+        result.notes += target.notes
 
 
 def parse_args(argv: Sequence[str] | None) -> tuple[Options, argparse.Namespace]:
@@ -153,9 +143,12 @@ def parse_args(argv: Sequence[str] | None) -> tuple[Options, argparse.Namespace]
     p.add_argument("--skip-lower-bound", action="store_true", help="development: operator phase only")
     p.add_argument("--skip-idle", action="store_true", help="development: no settle/quiet window")
     p.add_argument("--profile-operator", type=Path, default=None, help="development: pyinstrument text report here")
+    p.add_argument(
+        "--rounds", type=int, default=3, help="interleaved runs per side (>= 1); each side's best run counts"
+    )
     p.add_argument("--edits", type=int, default=50, help="edits per kind for the edit latency (0: none)")
     p.add_argument("--json", type=Path, default=None, help="write the results here as JSON")
-    p.add_argument("--write-docs", action="store_true", help="update docs/benchmarks.md and docs/benchmarks.png")
+    p.add_argument("--write-docs", action="store_true", help="update docs/benchmarks.md, .png and .json")
     ns = p.parse_args(argv)
     options = Options(
         sizes=list(ns.n),
@@ -169,7 +162,10 @@ def parse_args(argv: Sequence[str] | None) -> tuple[Options, argparse.Namespace]
         skip_idle=ns.skip_idle,
         profile=ns.profile_operator,
         edits=ns.edits,
+        rounds=ns.rounds,
     )
+    if options.rounds < 1:
+        p.error("--rounds must be at least 1")
     return options, ns
 
 

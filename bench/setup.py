@@ -31,10 +31,7 @@ from fusioninfer_dev.localcluster.crds import BUNDLED_CRD_DIR
 T = TypeVar("T")
 
 CONTROL_NS = "bench-system"
-LB_NS = "bench-lb"  # the lower bound before the operator phase ...
-LB2_NS = "bench-lb2"  # ... and after it
-OP_NS = "bench-op"  # the operator's first run (convergence, idle, edits) ...
-OP2_NS = "bench-op2"  # ... and its second (convergence only), after the second lower bound
+
 OPERATOR_SA = "operator"
 LOWER_BOUND_SA = "lower-bound"
 FIELD_MANAGER = "fusioninfer"  # the operator's field manager: the lower bound writes the same fields
@@ -44,6 +41,19 @@ LEASE_RESOURCE = "leases"
 RECONCILE_HISTOGRAM = "controller_runtime_reconcile_time_seconds"
 LEADER_GAUGE = "leader_election_master_status"
 QUEUE_HISTOGRAM = "workqueue_queue_duration_seconds"
+
+
+def lower_bound_ns(round_: int) -> str:
+    """The lower bound's namespace in round `round_` (1-based): bench-lb, bench-lb2, ..."""
+    return "bench-lb" if round_ == 1 else f"bench-lb{round_}"
+
+
+def operator_ns(round_: int) -> str:
+    """The operator's namespace in round `round_`: bench-op (its full run: convergence, idle,
+    edits), then bench-op2, ... (convergence only), each after that round's lower bound."""
+    return "bench-op" if round_ == 1 else f"bench-op{round_}"
+
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -65,7 +75,7 @@ def tmpfs() -> Path | None:
     return shm if shm.is_dir() and os.access(shm, os.W_OK) else None
 
 
-def start_cluster(work: Path) -> Bench:
+def start_cluster(work: Path, rounds: int) -> Bench:
     work.mkdir(parents=True, exist_ok=True)
     policy = work / "audit-policy.yaml"
     policy.write_text(yaml.safe_dump(audit_policy([sa_user(OPERATOR_SA), sa_user(LOWER_BOUND_SA)])))
@@ -92,7 +102,8 @@ def start_cluster(work: Path) -> Bench:
     try:
         install_crds(cluster.kubeconfig_path, [BUNDLED_CRD_DIR])
         with cluster.client(field_manager=BENCH_MANAGER) as client:
-            for ns in (CONTROL_NS, LB_NS, OP_NS, LB2_NS, OP2_NS):
+            rounds_ns = [ns for r in range(1, rounds + 1) for ns in (lower_bound_ns(r), operator_ns(r))]
+            for ns in (CONTROL_NS, *rounds_ns):
                 client.create(Namespace(metadata=ObjectMeta(name=ns)))
             for sa in (OPERATOR_SA, LOWER_BOUND_SA):
                 client.create(ServiceAccount(metadata=ObjectMeta(name=sa, namespace=CONTROL_NS)))

@@ -13,7 +13,17 @@ from fusioninfer.kube.types import Obj
 
 def service_manifest(namespace: str, index: int, router_every: int) -> Obj:
     """A monolithic service (the README's example); every `router_every`-th also has a
-    prefix-cache router (endpoint picker, InferencePool, HTTPRoute: 9 children instead of 1)."""
+    prefix-cache router (endpoint picker, InferencePool, HTTPRoute: 9 children instead of 1).
+
+    The router services share one Gateway, so each serves a model name of its own
+    (`--served-model-name`), as users must: two routes matching one model name on one Gateway
+    are a misconfiguration the operator reports at once (`RouteReady=False`,
+    `ModelNameConflict`), and a benchmark of a sane fleet should not be timing a hundred
+    Warnings."""
+    routed = router_every > 0 and index % router_every == 0
+    args = ["--model", "Qwen/Qwen3-8B"]
+    if routed:
+        args += ["--served-model-name", f"qwen3-8b-{index:05d}"]
     roles: list[Obj] = [
         {
             "name": "inference",
@@ -25,7 +35,7 @@ def service_manifest(namespace: str, index: int, router_every: int) -> Obj:
                         {
                             "name": "vllm",
                             "image": "vllm/vllm-openai:v0.11.0",
-                            "args": ["--model", "Qwen/Qwen3-8B"],
+                            "args": args,
                             "resources": {"limits": {"nvidia.com/gpu": "1"}},
                         }
                     ]
@@ -33,7 +43,7 @@ def service_manifest(namespace: str, index: int, router_every: int) -> Obj:
             },
         }
     ]
-    if router_every > 0 and index % router_every == 0:
+    if routed:
         roles.insert(
             0,
             {

@@ -38,6 +38,8 @@ def test_benchmark_runs_and_the_idle_operator_writes_nothing(tmp_path: Path) -> 
             str(tmp_path / "work"),
             "--edits",
             "3",
+            "--rounds",
+            "2",
             "--json",
             str(out),
         ],

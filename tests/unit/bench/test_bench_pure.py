@@ -7,11 +7,18 @@ from typing import Any
 
 import hypothesis.strategies as st
 import pytest
+from bench.convergence import parse_args
 from bench.edit_latency import IMAGES, edited, percentile, worker_container
 from bench.peer import first_error_line
 from bench.report import TARGET_EDIT_P99_MS, TARGET_RATIO, target_checks
+from bench.results import RunResult
+from bench.setup import lower_bound_ns, operator_ns
 from bench.workload import service_manifest
 from hypothesis import given
+
+from fusioninfer.api.validation import parse
+from fusioninfer.builders import BuildOptions, Capabilities, build
+from fusioninfer.controller.route_conflicts import conflicts, model_values
 
 
 def test_nearest_rank_percentiles() -> None:
@@ -48,6 +55,20 @@ def test_every_edit_changes_what_the_deployment_must_show(what: str) -> None:
     assert manifest["spec"]["roles"][0]["replicas"] == 1
 
 
+def test_the_workloads_routes_share_a_gateway_without_claiming_one_model_twice() -> None:
+    """The benchmark times a sane fleet: its router services all sit on one Gateway, and the
+    operator's own conflict check finds no model name claimed by two of them."""
+    routes = []
+    for index in range(0, 50, 10):
+        objects = build(parse(service_manifest("ns", index, router_every=10)), BuildOptions(Capabilities())).objects
+        route = next(o for o in objects if o["kind"] == "HTTPRoute")
+        route["metadata"]["creationTimestamp"] = f"2026-01-01T00:00:{index:02d}Z"
+        routes.append(route)
+    assert all(model_values(route) for route in routes), "a route that matches no model name checks nothing"
+    assert len({ref["name"] for r in routes for ref in r["spec"]["parentRefs"]}) == 1
+    assert not any(conflicts(route, routes) for route in routes)
+
+
 def test_the_proxys_refusal_is_reported_in_one_line() -> None:
     err = (
         "github.com/fusioninfer/fusioninfer@latest: reading https://proxy.golang.org/github.com/fusioninfer/"
@@ -69,3 +90,27 @@ def test_targets_are_checked_where_the_run_can_speak_to_them() -> None:
     assert checks[f"replicas edit p99 under {TARGET_EDIT_P99_MS:.0f} ms at N=2000"]
     slow = {w: ok for w, ok, _ in target_checks([result(2000, 1.2, p99=250.0, rss=200.0, idle=1)])}
     assert not any(slow.values()), slow
+
+
+def test_each_round_runs_in_namespaces_of_its_own() -> None:
+    names = [ns for r in range(1, 6) for ns in (lower_bound_ns(r), operator_ns(r))]
+    assert len(set(names)) == len(names)
+    assert (lower_bound_ns(1), operator_ns(1)) == ("bench-lb", "bench-op"), "the names docs/benchmarks.md uses"
+
+
+def test_fewer_than_one_round_is_refused() -> None:
+    assert parse_args(["--rounds", "3"])[0].rounds == 3
+    with pytest.raises(SystemExit):
+        parse_args(["--rounds", "0"])
+
+
+def test_the_best_of_the_interleaved_operator_runs_describes_the_row() -> None:
+    full = RunResult(n=10, services_with_router=1, children=18, concurrency=4, workers=4, operator_s=30.0)
+    full.operator_runs_s, full.reconciles, full.edit_latency = [30.0], 100, {"replicas": {"edits": 50}}
+    for seconds, reconciles in ((25.0, 90), (28.0, 95)):
+        later = RunResult(n=10, services_with_router=0, children=0, concurrency=0, workers=4, operator_s=seconds)
+        later.operator_runs_s, later.reconciles = [seconds], reconciles
+        full.take_convergence_from(later)
+    assert full.operator_runs_s == [30.0, 25.0, 28.0]
+    assert (full.operator_s, full.reconciles) == (25.0, 90), "the row's figures come from one run, the best"
+    assert full.edit_latency == {"replicas": {"edits": 50}}, "edits are measured in the full run only"
