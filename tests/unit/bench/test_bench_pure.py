@@ -3,6 +3,8 @@ it reads the Go module proxy's refusal of the original operator."""
 
 from __future__ import annotations
 
+from dataclasses import asdict
+from itertools import pairwise
 from typing import Any
 
 import hypothesis.strategies as st
@@ -10,7 +12,7 @@ import pytest
 from bench.convergence import parse_args
 from bench.edit_latency import IMAGES, edited, percentile, worker_container
 from bench.peer import first_error_line
-from bench.report import TARGET_EDIT_P99_MS, TARGET_RATIO, target_checks
+from bench.report import TARGET_EDIT_P99_MS, TARGET_RATIO, queue_wait_ms, results_section, target_checks
 from bench.results import RunResult
 from bench.setup import lower_bound_ns, operator_ns
 from bench.workload import service_manifest
@@ -114,3 +116,31 @@ def test_the_best_of_the_interleaved_operator_runs_describes_the_row() -> None:
     assert full.operator_runs_s == [30.0, 25.0, 28.0]
     assert (full.operator_s, full.reconciles) == (25.0, 90), "the row's figures come from one run, the best"
     assert full.edit_latency == {"replicas": {"edits": 50}}, "edits are measured in the full run only"
+
+
+def test_a_queue_wait_beyond_the_top_bucket_is_not_reported_as_a_measurement() -> None:
+    assert queue_wait_ms(10.0) == ">= 10000"
+    assert queue_wait_ms(2.5) == "1000-10000"
+    assert queue_wait_ms(0.554) == "100-1000"
+    assert queue_wait_ms(0.1) == "10-100", "a bucket holds its upper bound"
+    assert queue_wait_ms(None) == "-"
+
+
+def full_result(n: int) -> dict[str, Any]:
+    run = RunResult(n=n, services_with_router=n // 10, children=n * 18 // 10, concurrency=16, workers=16)
+    run.lower_bound_s, run.operator_s, run.lower_bound_runs_s, run.operator_runs_s = 20.0, 22.0, [20.0], [22.0]
+    latency = {"deployment_p50_ms": 40.0, "deployment_p99_ms": 90.0, "observed_p50_ms": 50.0, "observed_p99_ms": 99.0}
+    run.edit_latency = {"replicas": {"edits": 50, "timeouts": 0, **latency}}
+    return {**asdict(run), "ratio": run.ratio}
+
+
+def test_every_generated_table_has_as_many_delimiter_cells_as_header_cells() -> None:
+    """GitHub renders a table only when its delimiter row matches its header."""
+    payload = {"results": [full_result(1000)], "options": {"quiet": 60, "concurrency": 16, "workers": 16}}
+    payload["machine"] = {"date": "2026-12-03 19:00 UTC"}
+    payload["peer"] = {"module": "m", "available": False, "reason": "403 Forbidden: refused."}
+    lines = results_section(payload, "| a |\n|---|").splitlines()
+    for head, delimiter in pairwise(lines):
+        if delimiter.startswith("|---"):
+            assert head.count("|") == delimiter.count("|"), head
+    assert "refused.." not in "\n".join(lines)
