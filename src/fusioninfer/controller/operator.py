@@ -23,6 +23,7 @@ from fusioninfer.builders import BuildOptions, Capabilities
 from fusioninfer.builders.context import OPTIONAL_APIS
 from fusioninfer.builders.kinds import CHILD_KINDS, ChildKind
 from fusioninfer.controller.discovery import CRD_NAMES, capabilities_from, slim_crd
+from fusioninfer.controller.pod_view import pod_changed, slim_pod
 from fusioninfer.controller.reconciler import EVENT_LULL, Caches, InferenceServiceReconciler
 from fusioninfer.kube.types import Obj, ObjList
 from fusioninfer.runtime.informer import Informer
@@ -101,7 +102,9 @@ class Operator:
                 for ns in namespaces
             ]
         )
-        self.pods = InformerGroup([Informer(self.watch_client, Pod, namespace=ns, labels=MANAGED) for ns in namespaces])
+        self.pods = InformerGroup(
+            [Informer(self.watch_client, Pod, namespace=ns, labels=MANAGED, transform=slim_pod) for ns in namespaces]
+        )
         self.crds = Informer(self.watch_client, CustomResourceDefinition, transform=slim_crd, name="crds")
         self.children: dict[str, InformerGroup] = {}
         self.caches = Caches(services=self.services, pods=self.pods)
@@ -113,7 +116,7 @@ class Operator:
         for inf in self.services.informers:
             self.controller.watch_primary(inf)
         for inf in self.pods.informers:
-            self.controller.watch_mapped(inf, _service_of)
+            self.controller.watch_mapped(inf, _service_of, changed=pod_changed)
         self.crds.add_event_handler(
             on_add=self._on_crd_event, on_update=lambda _old, new: self._on_crd_event(new), on_delete=self._on_crd_event
         )

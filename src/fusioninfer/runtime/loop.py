@@ -91,6 +91,8 @@ class TerminalError(Exception):
 Reconcile = Callable[[ObjectKey], Awaitable[Result | None]]
 Mapper = Callable[[Obj], Iterable[ObjectKey]]
 Predicate = Callable[[Obj], bool]
+# (the object before, the object now) -> whether an update is news to the reconciler
+UpdateFilter = Callable[[Obj, Obj], bool]
 
 
 class Controller:
@@ -148,12 +150,14 @@ class Controller:
         predicate: Predicate | None = None,
         *,
         priority: EventPriority = dependent_event_priority,
+        changed: UpdateFilter | None = None,
     ) -> None:
         """Enqueue ``mapper(obj)`` keys for every add/update/delete of `informer`'s objects, at
         ``priority(event, old, new)``; LOW while the informer fills its cache (the initial LIST).
 
         On update both the old and the new object are mapped (an object that moved from owner A
-        to owner B must wake both).
+        to owner B must wake both). An update for which ``changed(old, new)`` is false is
+        dropped (controller-runtime's update predicate): it changed nothing the reconciler reads.
         """
         self._track(informer)
 
@@ -161,6 +165,8 @@ class Controller:
             return {key for obj in objs if predicate is None or predicate(obj) for key in mapper(obj)}
 
         def enqueue_at(event: EventKind, old: Obj | None, new: Obj) -> None:
+            if event == "update" and old is not None and changed is not None and not changed(old, new):
+                return
             keys = keys_of(old, new) if old is not None else keys_of(new)
             if not keys:
                 return
