@@ -19,7 +19,7 @@ not need):
    ``apiserver_request_total`` gives the writes of everybody, for context.
 4. Reconcile latency p50/p99 from the operator's ``controller_runtime_reconcile_time_seconds``
    (reconciles during convergence), and the operator's peak RSS (``VmHWM``) and CPU time.
-5. ``--rounds`` - 1 more rounds of (1) and (2), convergence only, in namespaces of their own
+5. (``--rounds`` minus one) more rounds of (1) and (2), convergence only, in namespaces of their own
    (``bench-lb2``, ``bench-op2``, ...): each side's time is the best of its interleaved runs.
 
 Run: ``python -m bench.convergence --n 100 500 1000 --write-docs``.
