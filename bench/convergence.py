@@ -41,7 +41,7 @@ from bench.operator_side import operator_phase
 from bench.peer import probe as probe_peer
 from bench.report import format_table, machine_notes
 from bench.results import RunResult, log
-from bench.setup import REPO_ROOT, Bench, lower_bound_ns, operator_ns, start_cluster
+from bench.setup import REPO_ROOT, Bench, lower_bound_ns, operator_ns, start_cluster, watching_lower_bound_ns
 from bench.workload import expected_state, service_manifest
 
 
@@ -59,6 +59,7 @@ class Options:
     profile: Path | None = None  # development only: run the operator under pyinstrument
     edits: int = 50  # edits of one service per kind (replicas, image) after the idle window
     rounds: int = 3  # interleaved runs per side (lower bound, operator, lower bound, ...); the best counts
+    lb_watching: bool = False  # diagnostic: each round also runs the lower bound with the operator's watches
 
 
 def _pool_args(options: Options) -> dict[str, Any]:
@@ -68,7 +69,7 @@ def _pool_args(options: Options) -> dict[str, Any]:
 def run_size(n: int, options: Options) -> RunResult:
     op_manifests = [service_manifest(operator_ns(1), i, options.router_every) for i in range(n)]
     log(f"N={n}: starting a fresh control plane")
-    bench = start_cluster(options.work_dir.absolute() / f"n{n}", rounds=options.rounds)
+    bench = start_cluster(options.work_dir.absolute() / f"n{n}", rounds=options.rounds, watching=options.lb_watching)
     try:
         expected = expected_state(op_manifests, bench.capabilities)
         result = RunResult(
@@ -98,6 +99,11 @@ def _run_round(bench: Bench, n: int, round_: int, options: Options, result: RunR
         asyncio.run(
             lower_bound_and_settle(bench, lb, expected_state(lb, bench.capabilities), result, **_pool_args(options))
         )
+        if options.lb_watching:
+            log(f"N={n}: lower bound with the operator's watches, round {round_}/{options.rounds}")
+            lbw = [service_manifest(watching_lower_bound_ns(round_), i, options.router_every) for i in range(n)]
+            expected = expected_state(lbw, bench.capabilities)
+            asyncio.run(lower_bound_and_settle(bench, lbw, expected, result, **_pool_args(options), watching=True))
     log(f"N={n}: operator, round {round_}/{options.rounds}")
     manifests = [service_manifest(operator_ns(round_), i, options.router_every) for i in range(n)]
     first = round_ == 1
@@ -146,6 +152,11 @@ def parse_args(argv: Sequence[str] | None) -> tuple[Options, argparse.Namespace]
     p.add_argument(
         "--rounds", type=int, default=3, help="interleaved runs per side (>= 1); each side's best run counts"
     )
+    p.add_argument(
+        "--lb-watching",
+        action="store_true",
+        help="diagnostic: each round also runs the lower bound with the operator's watches open",
+    )
     p.add_argument("--edits", type=int, default=50, help="edits per kind for the edit latency (0: none)")
     p.add_argument("--json", type=Path, default=None, help="write the results here as JSON")
     p.add_argument("--write-docs", action="store_true", help="update docs/benchmarks.md, .png and .json")
@@ -163,6 +174,7 @@ def parse_args(argv: Sequence[str] | None) -> tuple[Options, argparse.Namespace]
         profile=ns.profile_operator,
         edits=ns.edits,
         rounds=ns.rounds,
+        lb_watching=ns.lb_watching,
     )
     if options.rounds < 1:
         p.error("--rounds must be at least 1")

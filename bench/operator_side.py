@@ -21,6 +21,7 @@ from bench.kube import (
     Write,
     collection_path,
     control_plane_cpu,
+    counts_text,
     cpu_delta,
     cpu_seconds,
     cpu_snapshot,
@@ -36,12 +37,15 @@ from bench.results import RunResult, log
 from bench.setup import (
     BENCH_MANAGER,
     CONTROL_NS,
+    INFORMER_EVENTS,
     LEADER_GAUGE,
     LEASE_RESOURCE,
     MANAGED_SELECTOR,
+    MEMO_LOOKUPS,
     OPERATOR_SA,
     QUEUE_HISTOGRAM,
     RECONCILE_HISTOGRAM,
+    TRIGGERS,
     Bench,
     sa_user,
 )
@@ -262,13 +266,18 @@ async def operator_phase(
             promtext.total(after, "controller_runtime_reconcile_errors_total")
             - promtext.total(before, "controller_runtime_reconcile_errors_total")
         )
+        result.informer_events = promtext.counter_delta(after, before, INFORMER_EVENTS, ("resource", "event"))
+        result.reconcile_triggers = promtext.counter_delta(after, before, TRIGGERS, ("resource", "event"))
+        result.memo_lookups = promtext.counter_delta(after, before, MEMO_LOOKUPS, ("result",))
         log(
             f"  operator converged in {result.operator_s:.1f}s "
             f"(children {result.operator_children_s:.1f}s), {result.reconciles} reconciles, "
             f"{result.operator_writes} writes; last service submitted at {result.operator_submitted_s:.1f}s, "
             f"queue wait p50/p99 {seconds_as_ms(result.queue_wait_p50_s)}/{seconds_as_ms(result.queue_wait_p99_s)} ms, "
             f"reconcile p50/p99 {seconds_as_ms(result.reconcile_p50_s)}/{seconds_as_ms(result.reconcile_p99_s)} ms; "
-            f"CPU by process: {cpu_text(result.cpu_operator)}"
+            f"CPU by process: {cpu_text(result.cpu_operator)}; reconciles triggered by "
+            f"{counts_text(result.reconcile_triggers)} (of changes delivered: {counts_text(result.informer_events)}); "
+            f"memo {counts_text(result.memo_lookups)}"
         )
 
         if skip_idle:

@@ -48,6 +48,14 @@ def by_labels(
     return out
 
 
+def counter_delta(after: list[Sample], before: list[Sample], name: str, keys: tuple[str, ...]) -> dict[str, int]:
+    """How much counter `name` grew between two scrapes, per combination of the label values
+    `keys` (joined by spaces); combinations that did not grow are left out."""
+    now, then = by_labels(after, name, keys), by_labels(before, name, keys)
+    grown = {" ".join(key): int(v - then.get(key, 0.0)) for key, v in now.items()}
+    return {k: v for k, v in sorted(grown.items(), key=lambda kv: -kv[1]) if v > 0}
+
+
 def buckets(samples: list[Sample], histogram: str, where: LabelFilter | None = None) -> list[tuple[float, float]]:
     """Cumulative ``(upper bound, count)`` pairs of `histogram` (``<name>_bucket`` samples, summed
     over every series that passes `where`), sorted by bound, ``+Inf`` last."""

@@ -33,6 +33,10 @@ def _fmt_counts(counts: dict[str, int]) -> str:
     return ", ".join(f"{k} {v}" for k, v in counts.items()) or "none"
 
 
+def _fmt_seconds(cpu: dict[str, float]) -> str:
+    return ", ".join(f"{k} {v:.1f}" for k, v in cpu.items())
+
+
 def _ms(value: float | None) -> str:
     return "-" if value is None else f"{value:.0f}"
 
@@ -130,6 +134,36 @@ def results_section(payload: dict[str, Any], table: str) -> str:
     lines += ["", "Operator writes during convergence, by request (audit log):", ""]
     for r in results:
         lines.append(f"- N={r['n']}: {_fmt_counts(r['operator_writes_by_kind'])}")
+    if any(r.get("reconcile_triggers") for r in results):
+        lines += [
+            "",
+            "What woke the operator's reconciles during convergence (the informer change that made a",
+            "service pending; changes for a service already pending merge into its next reconcile),",
+            "the changes its informers received, and the memo of parse and build (hit: same spec):",
+            "",
+        ]
+        for r in results:
+            lines.append(
+                f"- N={r['n']}: reconciles woken by {_fmt_counts(r.get('reconcile_triggers') or {})}; "
+                f"changes received: {_fmt_counts(r.get('informer_events') or {})}; "
+                f"memo: {_fmt_counts(r.get('memo_lookups') or {})}"
+            )
+    watching = [r for r in results if r.get("lower_bound_watching_runs_s")]
+    if watching:
+        lines += [
+            "",
+            "The lower bound with the operator's watches open (`--lb-watching`: its informers for the",
+            "services, every child kind and the Pods, fed all along, nothing reconciling):",
+            "",
+        ]
+        for r in watching:
+            runs = r["lower_bound_watching_runs_s"]
+            lines.append(
+                f"- N={r['n']}: runs {' / '.join(f'{x:.1f}' for x in runs)} s; the operator's best "
+                f"{r['operator_s']:.1f} s is {r['operator_s'] / min(runs):.2f}x of its best, the plain lower "
+                f"bound's best {r['lower_bound_s']:.1f} s {min(runs) / r['lower_bound_s']:.2f}x; CPU of its best "
+                f"run: {_fmt_seconds(r.get('cpu_lower_bound_watching') or {})}"
+            )
     lines += ["", "All writes at the apiserver during the quiet window (`apiserver_request_total`, everybody):", ""]
     for r in results:
         lines.append(f"- N={r['n']}: {_fmt_counts(r['idle_apiserver_writes_by_resource'])}")

@@ -17,6 +17,9 @@ class RunResult:
     lower_bound_s: float = 0.0  # the best of the runs before and after the operator phase
     lower_bound_runs_s: list[float] = field(default_factory=list)
     lower_bound_writes: int = 0
+    # `--lb-watching` (diagnostic): the lower bound with the operator's informers running
+    lower_bound_watching_runs_s: list[float] = field(default_factory=list)
+    cpu_lower_bound_watching: dict[str, float] = field(default_factory=dict)
     lower_bound_retries: int = 0
     operator_s: float = 0.0  # the better of the operator's two runs, like the lower bound
     operator_runs_s: list[float] = field(default_factory=list)
@@ -32,6 +35,11 @@ class RunResult:
     operator_submitted_s: float = 0.0
     queue_wait_p50_s: float | None = None
     queue_wait_p99_s: float | None = None
+    # "<informer> <add|update|delete>" -> changes delivered (what the apiserver streamed), and
+    # -> those that made a service pending (each cost one reconcile), during convergence
+    informer_events: dict[str, int] = field(default_factory=dict)
+    reconcile_triggers: dict[str, int] = field(default_factory=dict)
+    memo_lookups: dict[str, int] = field(default_factory=dict)  # hit / changed / miss
     settle_s: float = 0.0
     settled: bool = False
     quiet_s: float = 0.0
@@ -83,6 +91,9 @@ CONVERGENCE_FIELDS = (
     "reconcile_p99_s",
     "queue_wait_p50_s",
     "queue_wait_p99_s",
+    "informer_events",
+    "reconcile_triggers",
+    "memo_lookups",
     "operator_cpu_convergence_s",
     "apiserver_cpu_operator_s",
     "cpu_operator",

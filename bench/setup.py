@@ -41,11 +41,19 @@ LEASE_RESOURCE = "leases"
 RECONCILE_HISTOGRAM = "controller_runtime_reconcile_time_seconds"
 LEADER_GAUGE = "leader_election_master_status"
 QUEUE_HISTOGRAM = "workqueue_queue_duration_seconds"
+INFORMER_EVENTS = "fusioninfer_informer_events_total"
+TRIGGERS = "fusioninfer_controller_triggers_total"
+MEMO_LOOKUPS = "fusioninfer_reconcile_memo_lookups_total"
 
 
 def lower_bound_ns(round_: int) -> str:
     """The lower bound's namespace in round `round_` (1-based): bench-lb, bench-lb2, ..."""
     return "bench-lb" if round_ == 1 else f"bench-lb{round_}"
+
+
+def watching_lower_bound_ns(round_: int) -> str:
+    """The namespace of round `round_`'s lower bound with the operator's watches (`--lb-watching`)."""
+    return f"bench-lbw{round_}"
 
 
 def operator_ns(round_: int) -> str:
@@ -75,7 +83,7 @@ def tmpfs() -> Path | None:
     return shm if shm.is_dir() and os.access(shm, os.W_OK) else None
 
 
-def start_cluster(work: Path, rounds: int) -> Bench:
+def start_cluster(work: Path, rounds: int, *, watching: bool = False) -> Bench:
     work.mkdir(parents=True, exist_ok=True)
     policy = work / "audit-policy.yaml"
     policy.write_text(yaml.safe_dump(audit_policy([sa_user(OPERATOR_SA), sa_user(LOWER_BOUND_SA)])))
@@ -103,6 +111,7 @@ def start_cluster(work: Path, rounds: int) -> Bench:
         install_crds(cluster.kubeconfig_path, [BUNDLED_CRD_DIR])
         with cluster.client(field_manager=BENCH_MANAGER) as client:
             rounds_ns = [ns for r in range(1, rounds + 1) for ns in (lower_bound_ns(r), operator_ns(r))]
+            rounds_ns += [watching_lower_bound_ns(r) for r in range(1, rounds + 1) if watching]
             for ns in (CONTROL_NS, *rounds_ns):
                 client.create(Namespace(metadata=ObjectMeta(name=ns)))
             for sa in (OPERATOR_SA, LOWER_BOUND_SA):

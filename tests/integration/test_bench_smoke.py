@@ -40,6 +40,7 @@ def test_benchmark_runs_and_the_idle_operator_writes_nothing(tmp_path: Path) -> 
             "3",
             "--rounds",
             "2",
+            "--lb-watching",
             "--json",
             str(out),
         ],
@@ -63,6 +64,15 @@ def test_benchmark_runs_and_the_idle_operator_writes_nothing(tmp_path: Path) -> 
     for field in ("apiserver_cpu_lower_bound_s", "apiserver_cpu_operator_s", "lower_bound_client_cpu_s"):
         assert result[field] > 0, (field, result[field])
     assert "| 5 |" in proc.stdout  # the table
+    # What woke each reconcile is told: at least every service's creation, seen by its informer.
+    triggers = result["reconcile_triggers"]  # of the best round's run: its namespace is in the informer's name
+    created = sum(
+        n for what, n in triggers.items() if what.startswith("InferenceService/bench-op") and what.endswith(" add")
+    )
+    assert created >= 5, triggers
+    assert result["memo_lookups"].get("miss", 0) >= 5, result["memo_lookups"]
+    assert len(result["lower_bound_watching_runs_s"]) == 2
+    assert min(result["lower_bound_watching_runs_s"]) > 0
     for what in ("replicas", "image"):
         edits = result["edit_latency"][what]
         assert (edits["edits"], edits["timeouts"]) == (3, 0), edits

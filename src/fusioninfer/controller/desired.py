@@ -33,6 +33,7 @@ from fusioninfer.api.validation import parse
 from fusioninfer.builders import BuildOptions, BuildResult, build
 from fusioninfer.kube.types import Obj
 from fusioninfer.runtime.diff import APPLIED_HASH_ANNOTATION, first_difference, with_hash_annotation
+from fusioninfer.runtime.metrics import RuntimeMetrics, default_metrics
 
 __all__ = ["DEFAULT_SIZE", "Desired", "DesiredCache"]
 
@@ -90,11 +91,13 @@ def _build_hashed(isvc: InferenceService, options: BuildOptions) -> BuildResult:
 class DesiredCache:
     """Per-service memo of parse + build + hash + match; see the module docstring for why."""
 
-    def __init__(self, size: int = DEFAULT_SIZE) -> None:
+    def __init__(self, size: int = DEFAULT_SIZE, *, metrics: RuntimeMetrics | None = None) -> None:
         if size < 0:
             raise ValueError("the cache size cannot be negative")
         self.size = size
         self._entries: OrderedDict[tuple[str, str], _Entry] = OrderedDict()
+        lookups = (metrics or default_metrics()).memo_lookups_total
+        self._m_hit, self._m_changed, self._m_miss = (lookups.labels(result=r) for r in ("hit", "changed", "miss"))
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -141,8 +144,10 @@ class DesiredCache:
         fingerprint = _fingerprint(raw)
         entry = self._entries.get(key)
         if entry is not None and fingerprint is not None and entry.fingerprint == fingerprint:
+            self._m_hit.inc()
             self._entries.move_to_end(key)
             return entry
+        (self._m_miss if entry is None else self._m_changed).inc()
         try:
             entry = _Entry(fingerprint or (), parse(raw), None)
         except InvalidSpec as exc:

@@ -181,6 +181,23 @@ class Operator:
         for obj in self.services.list():
             self.controller.queue.add(ObjectKey.of(obj), LOW)
 
+    # -- watching alone (the benchmark) -------------------------------------------------------------
+    async def start_watches(self) -> None:
+        """Start every informer the reconciler reads and wait until all have synced, reconciling
+        nothing. The benchmark's `--lb-watching` run measures with it what the operator's
+        watches alone cost the apiserver (`docs/benchmarks.md`)."""
+        self.crds.start()
+        await self.crds.wait_synced()
+        await self._sync_child_informers()
+        for inf in self.controller.informers:
+            inf.start()
+        for inf in self.controller.informers:
+            await inf.wait_synced()
+
+    async def stop_watches(self) -> None:
+        for inf in (*self.controller.informers, self.crds):
+            await inf.stop()
+
     # -- running ------------------------------------------------------------------------------------
     def ready(self) -> bool:
         return self.controller.ready() and self.crds.has_synced()

@@ -25,11 +25,10 @@ What it does, and why:
   key, not reconcile). A handler registered after the initial sync gets ``on_add`` for
   everything already cached. Exceptions in handlers are logged, never fatal.
 * **Periodic resync** (off by default): every `resync_period` seconds every cached object is
-  re-delivered as ``on_update(obj, obj)``, the level-triggered safety net.
+  re-delivered as ``on_update(obj, obj)``. Every delivery is counted by kind (`metrics`).
 
-Resources: any lightkube resource class, built-in (``lightkube.resources.core_v1.ConfigMap``) or
-generic (``lightkube.generic_resource.create_namespaced_resource(...)``). Built-in classes are
-swapped for their dict-decoding twin (see `kinds.raw_resource`).
+Resources: any lightkube resource class, built-in (``core_v1.ConfigMap``, swapped for its
+dict-decoding twin, see `registry.raw_resource`) or generic (``create_namespaced_resource``).
 """
 
 from __future__ import annotations
@@ -58,6 +57,7 @@ AddHandler = Callable[[Obj], "Awaitable[None] | None"]
 UpdateHandler = Callable[[Obj, Obj], "Awaitable[None] | None"]
 DeleteHandler = Callable[[Obj], "Awaitable[None] | None"]
 Transform = Callable[[Obj], Obj]
+_EVENTS = ("add", "update", "delete")
 
 
 def resource_version(obj: Mapping[str, Any]) -> str | None:
@@ -117,17 +117,14 @@ class Informer:
         self.namespace = namespace if self.namespaced else None
         self.labels = dict(labels) if labels else None
         self._selector = build_selector(self.labels) if self.labels else None
-        self.page_size = page_size
-        self.resync_period = resync_period
-        self.watch_timeout = watch_timeout
-        self.bookmarks = bookmarks
-        self.backoff_base = backoff_base
-        self.backoff_max = backoff_max
+        self.page_size, self.resync_period, self.watch_timeout = page_size, resync_period, watch_timeout
+        self.bookmarks, self.backoff_base, self.backoff_max = bookmarks, backoff_base, backoff_max
         self._transform = transform
         self.name = name or (f"{self.kind}" + (f"/{namespace}" if namespace else ""))
         m = metrics if metrics is not None else default_metrics()
         self._m_relists = m.informer_relists_total
         self._m_errors = m.informer_watch_errors_total.labels(resource=self.name)
+        self._m_events = {e: m.informer_events_total.labels(resource=self.name, event=e) for e in _EVENTS}
 
         self._store = IndexedStore()
         self._handlers: list[_Handlers] = []
@@ -228,6 +225,7 @@ class Informer:
                     log.exception("informer %s: on_add handler failed", self.name)
 
     async def _dispatch(self, kind: str, *args: Obj) -> None:
+        self._m_events[kind[3:]].inc()
         for h in list(self._handlers):
             fn: Callable[..., Any] | None = getattr(h, kind)
             if fn is None:

@@ -160,6 +160,10 @@ class Controller:
         dropped (controller-runtime's update predicate): it changed nothing the reconciler reads.
         """
         self._track(informer)
+        triggers = {
+            e: self._metrics.controller_triggers_total.labels(controller=self.name, resource=informer.name, event=e)
+            for e in ("add", "update", "delete")
+        }
 
         def keys_of(*objs: Obj) -> set[ObjectKey]:
             return {key for obj in objs if predicate is None or predicate(obj) for key in mapper(obj)}
@@ -172,7 +176,8 @@ class Controller:
                 return
             level = priority(event, old, new) if informer.has_synced() else LOW
             for key in keys:
-                self.queue.add(key, level)
+                if self.queue.add(key, level):
+                    triggers[event].inc()
 
         def replay(obj: Obj) -> None:
             for key in keys_of(obj):

@@ -129,6 +129,28 @@ class RuntimeMetrics:
             ["resource", "reason"],
             registry=r,
         )
+        self.informer_events_total = Counter(
+            "fusioninfer_informer_events_total",
+            "Changes an informer delivered to its handlers (watch events, relist differences, "
+            "resyncs), by kind of change: what the apiserver streams to the operator.",
+            ["resource", "event"],
+            registry=r,
+        )
+        self.controller_triggers_total = Counter(
+            "fusioninfer_controller_triggers_total",
+            "Informer events that made a key pending (each such key is reconciled once more), "
+            "by the informer and kind of change; events for keys already pending merge and are "
+            "not counted.",
+            ["controller", "resource", "event"],
+            registry=r,
+        )
+        self.memo_lookups_total = Counter(
+            "fusioninfer_reconcile_memo_lookups_total",
+            "Reconciles by what the memo of parse/build/hash had for the service: hit (the same "
+            "spec), changed (an older spec), miss (nothing: new, or evicted as least recently used).",
+            ["result"],
+            registry=r,
+        )
         self.informer_watch_errors_total = Counter(
             "fusioninfer_informer_watch_errors_total",
             "Watch or list failures an informer recovered from by backing off.",

@@ -169,25 +169,26 @@ class WorkQueue(Generic[K]):
 
     # -- adding -------------------------------------------------------------------------------------
 
-    def add(self, key: K, priority: int = NORMAL) -> None:
+    def add(self, key: K, priority: int = NORMAL) -> bool:
         """Mark `key` as needing processing at `priority` (higher first). A key already pending
-        is not added twice; it is promoted if `priority` is higher. No-op after shutdown."""
+        is not added twice; it is promoted if `priority` is higher. No-op after shutdown.
+        Returns whether this call made the key pending (it was not already)."""
         if self._shutting_down:
-            return
+            return False
         pending = self._dirty.get(key)
         if pending is not None:
             if priority > pending:
                 self._dirty[key] = priority
                 if key in self._queued:
                     self._enqueue(key, priority)
-            return
+            return False
         self._m_adds.inc()
         self._m_depth.inc()
         self._added_at.setdefault(key, self._clock())
         self._dirty[key] = priority
-        if key in self._processing:
-            return  # done() will requeue it
-        self._enqueue(key, priority)
+        if key not in self._processing:  # else done() will requeue it
+            self._enqueue(key, priority)
+        return True
 
     def _enqueue(self, key: K, priority: int) -> None:
         ticket = next(self._tickets)

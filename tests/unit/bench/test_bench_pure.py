@@ -9,6 +9,7 @@ from typing import Any
 
 import hypothesis.strategies as st
 import pytest
+from bench import promtext
 from bench.convergence import parse_args
 from bench.edit_latency import IMAGES, edited, percentile, worker_container
 from bench.peer import first_error_line
@@ -131,6 +132,8 @@ def full_result(n: int) -> dict[str, Any]:
     run.lower_bound_s, run.operator_s, run.lower_bound_runs_s, run.operator_runs_s = 20.0, 22.0, [20.0], [22.0]
     latency = {"deployment_p50_ms": 40.0, "deployment_p99_ms": 90.0, "observed_p50_ms": 50.0, "observed_p99_ms": 99.0}
     run.edit_latency = {"replicas": {"edits": 50, "timeouts": 0, **latency}}
+    run.reconcile_triggers, run.memo_lookups = {"InferenceService/bench-op add": n}, {"hit": n, "miss": n}
+    run.lower_bound_watching_runs_s, run.cpu_lower_bound_watching = [21.0], {"kube-apiserver": 9.5}
     return {**asdict(run), "ratio": run.ratio}
 
 
@@ -144,3 +147,16 @@ def test_every_generated_table_has_as_many_delimiter_cells_as_header_cells() -> 
         if delimiter.startswith("|---"):
             assert head.count("|") == delimiter.count("|"), head
     assert "refused.." not in "\n".join(lines)
+    assert any(line.startswith("- N=1000: reconciles woken by InferenceService/bench-op add 1000;") for line in lines)
+    assert any(line.startswith("- N=1000: runs 21.0 s; the operator's best 22.0 s is 1.05x") for line in lines)
+
+
+def test_a_counter_delta_names_what_grew_and_only_that() -> None:
+    def scrape(values: dict[tuple[str, str], float]) -> list[promtext.Sample]:
+        return [promtext.Sample("c_total", {"resource": r, "event": e}, v) for (r, e), v in values.items()]
+
+    before = scrape({("pods", "update"): 5, ("deploy", "add"): 1})
+    after = scrape({("pods", "update"): 6, ("deploy", "add"): 1, ("svc", "add"): 3})
+    grown = promtext.counter_delta(after, before, "c_total", ("resource", "event"))
+    assert grown == {"svc add": 3, "pods update": 1}
+    assert list(grown) == ["svc add", "pods update"], "largest first"

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from prometheus_client import CollectorRegistry
 from tests.support.wrappers import InferenceServiceWrapper
 
 from fusioninfer.api.errors import InvalidSpec
@@ -17,6 +18,7 @@ from fusioninfer.builders import BuildOptions, build
 from fusioninfer.controller import desired as desired_module
 from fusioninfer.controller.desired import DesiredCache
 from fusioninfer.runtime.diff import with_hash_annotation
+from fusioninfer.runtime.metrics import RuntimeMetrics
 
 Manifest = dict[str, Any]
 
@@ -150,6 +152,24 @@ def test_the_least_recently_used_service_goes_first(counting: Counting) -> None:
     assert counting.parses == 3
     memo.desired(b, lambda _: options())
     assert counting.parses == 4
+
+
+def test_lookups_are_counted_as_hits_changes_and_misses() -> None:
+    """The counter tells whether the memo is big enough for the fleet: misses after the first
+    pass mean services were evicted before they came back."""
+    metrics = RuntimeMetrics(CollectorRegistry())
+    memo = DesiredCache(size=1, metrics=metrics)
+    memo.desired(stored("a"), lambda _: options())  # miss: new
+    memo.desired(stored("a"), lambda _: options())  # hit
+    memo.desired(stored("a", generation=2), lambda _: options())  # changed
+    memo.desired(stored("b"), lambda _: options())  # miss: new, evicts a
+    memo.desired(stored("a", generation=2), lambda _: options())  # miss: evicted
+
+    def count(result: str) -> float:
+        value = metrics.registry.get_sample_value("fusioninfer_reconcile_memo_lookups_total", {"result": result})
+        return value or 0.0
+
+    assert (count("hit"), count("changed"), count("miss")) == (1, 1, 3)
 
 
 def test_a_deleted_service_is_forgotten(counting: Counting) -> None:

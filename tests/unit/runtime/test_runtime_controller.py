@@ -229,6 +229,31 @@ async def test_watch_primary_and_owned_enqueue_the_right_keys(metrics: RuntimeMe
     assert ctrl.informers == [primary, children]
 
 
+async def test_events_and_the_triggers_among_them_are_counted(metrics: RuntimeMetrics) -> None:
+    """What the apiserver streams (every delivered change) and which of those changes cost a
+    reconcile (made a key pending) are told apart: that is how a burst's extra reconciles are
+    traced to the informer causing them."""
+    ctrl = Controller("t", noop, metrics=metrics)
+    children = offline_informer(metrics, name="kids")
+    ctrl.watch_owned(children, OWNER_API, OWNER_KIND)
+
+    def sample(name: str, **labels: str) -> float:
+        return metrics.registry.get_sample_value(name, labels) or 0.0
+
+    await children._upsert(cm("a", owners=[owner_ref("svc")]))
+    await children._upsert(cm("b", owners=[owner_ref("svc")]))  # svc already pending: merges
+    await children._upsert(cm("a", rv="2", owners=[owner_ref("svc")]))
+    await children._upsert(cm("orphan"))  # no owner: delivered, never a trigger
+    assert sample("fusioninfer_informer_events_total", resource="kids", event="add") == 3
+    assert sample("fusioninfer_informer_events_total", resource="kids", event="update") == 1
+    assert sample("fusioninfer_controller_triggers_total", controller="t", resource="kids", event="add") == 1
+    assert sample("fusioninfer_controller_triggers_total", controller="t", resource="kids", event="update") == 0
+    key = await ctrl.queue.get()
+    ctrl.queue.done(key)
+    await children._delete(cm("b", rv="3", owners=[owner_ref("svc")]))
+    assert sample("fusioninfer_controller_triggers_total", controller="t", resource="kids", event="delete") == 1
+
+
 def test_object_key() -> None:
     assert ObjectKey.of(cm("a", ns="n")) == ObjectKey("n", "a")
     assert str(ObjectKey("n", "a")) == "n/a"

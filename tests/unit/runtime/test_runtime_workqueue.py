@@ -54,9 +54,9 @@ async def settle() -> None:
 
 async def test_key_added_twice_is_processed_once(metrics: RuntimeMetrics) -> None:
     q: WorkQueue[str] = WorkQueue("dedup", metrics=metrics)
-    q.add("a")
-    q.add("b")
-    q.add("a")
+    assert q.add("a") is True
+    assert q.add("b") is True
+    assert q.add("a") is False, "already pending: merged, not a new key"
     assert len(q) == 2
     assert await q.get() == "a"
     assert await q.get() == "b"
@@ -81,8 +81,8 @@ async def test_readd_while_processing_runs_again_after_done(metrics: RuntimeMetr
     key = await q.get()
     assert key == "a"
     assert q.processing == frozenset({"a"})
-    q.add("a")  # changed while being processed
-    q.add("a")  # twice: still only one more run
+    assert q.add("a") is True, "changed while being processed: pending again"
+    assert q.add("a") is False, "twice: still only one more run"
     assert len(q) == 0, "must not be handed to a second worker while processing"
     second = asyncio.create_task(q.get())
     await settle()
