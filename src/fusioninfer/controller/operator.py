@@ -113,8 +113,9 @@ class Operator:
         )
         self.controller = Controller(CONTROLLER_NAME, self.reconciler.reconcile, workers=self.config.workers)
         self.reconciler.held.lull = partial(self.controller.queue.wait_idle, EVENT_LULL)
+        own_writes = self.reconciler.own_writes
         for inf in self.services.informers:
-            self.controller.watch_primary(inf)
+            self.controller.watch_primary(inf, echo=own_writes.is_echo)
         for inf in self.pods.informers:
             self.controller.watch_mapped(inf, _service_of, changed=pod_changed)
         self.crds.add_event_handler(
@@ -159,7 +160,7 @@ class Operator:
                         ]
                     )
                     for inf in group.informers:
-                        self.controller.watch_owned(inf, API_VERSION, KIND)
+                        self.controller.watch_owned(inf, API_VERSION, KIND, echo=self.reconciler.own_writes.is_echo)
                         inf.start()
                     self.children[kind.kind] = group
                     self.caches.children[kind.kind] = group

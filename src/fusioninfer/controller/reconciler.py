@@ -4,8 +4,10 @@
 children with the pure builders, server-side-applies what differs from the cached live object,
 prunes children it owns that are no longer desired, and writes status once, only if it changed.
 Every decision is made from the spec and the caches, so a restart at any point loses nothing;
-the one thing kept between reconciles is `controller.desired`'s memo of pure functions (parse,
-build, hash, match), keyed by all of their inputs, which changes how fast, never what.
+the things kept between reconciles are `controller.desired`'s memo of pure functions (parse,
+build, hash, match), keyed by all of their inputs, and `controller.echoes`' versions of our own
+writes (so that their watch echoes wake no reconcile): both change how often and how fast,
+never what.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from fusioninfer.builders import BuildOptions, Capabilities
 from fusioninfer.builders.kinds import CHILD_KINDS, ChildKind
 from fusioninfer.controller import conditions as C
 from fusioninfer.controller.desired import DesiredCache
+from fusioninfer.controller.echoes import OwnWrites
 from fusioninfer.controller.events import EventRecorder, EventType, HeldEvents
 from fusioninfer.controller.status import Observed, compute_status, invalid_status
 from fusioninfer.kube.owners import is_controlled_by
@@ -96,6 +99,8 @@ class InferenceServiceReconciler:
         self.events = events or EventRecorder(client)
         # Parse/build/hash/match answers per service, reused while their inputs are unchanged.
         self.memo = DesiredCache()
+        # The versions our writes returned: their watch echoes wake no reconcile (`echoes.py`).
+        self.own_writes = OwnWrites()
         # Events go in the background; Normal ones wait for a lull (the operator sets `held.lull`
         # to its work queue's `wait_idle`), so that under load the apiserver serves children and
         # statuses first.
@@ -170,6 +175,7 @@ class InferenceServiceReconciler:
                 if live is not None:
                     observed.children[(kind, name)] = live
                 continue
+            self.own_writes.record(applied)
             observed.children[(kind, name)] = applied
             verb = "Created" if live is None else "Updated"
             log.info("%s %s %s (%s)", verb.lower(), kind, name, diff)
@@ -245,7 +251,7 @@ class InferenceServiceReconciler:
             "status": new,
         }
         try:
-            await apply_status(self.client, body, FIELD_MANAGER)
+            self.own_writes.record(await apply_status(self.client, body, FIELD_MANAGER))
         except ApiError as exc:
             if getattr(getattr(exc, "status", None), "code", None) == 404:
                 return  # deleted meanwhile

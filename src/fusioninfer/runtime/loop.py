@@ -151,6 +151,7 @@ class Controller:
         *,
         priority: EventPriority = dependent_event_priority,
         changed: UpdateFilter | None = None,
+        echo: Predicate | None = None,
     ) -> None:
         """Enqueue ``mapper(obj)`` keys for every add/update/delete of `informer`'s objects, at
         ``priority(event, old, new)``; LOW while the informer fills its cache (the initial LIST).
@@ -158,6 +159,8 @@ class Controller:
         On update both the old and the new object are mapped (an object that moved from owner A
         to owner B must wake both). An update for which ``changed(old, new)`` is false is
         dropped (controller-runtime's update predicate): it changed nothing the reconciler reads.
+        An add or update whose object ``echo`` recognises as the reconciler's own write coming
+        back is dropped too: the reconcile that wrote it has seen it already.
         """
         self._track(informer)
         triggers = {
@@ -170,6 +173,8 @@ class Controller:
 
         def enqueue_at(event: EventKind, old: Obj | None, new: Obj) -> None:
             if event == "update" and old is not None and changed is not None and not changed(old, new):
+                return
+            if event != "delete" and echo is not None and echo(new):
                 return
             keys = keys_of(old, new) if old is not None else keys_of(new)
             if not keys:
@@ -190,10 +195,14 @@ class Controller:
             on_delete=lambda obj: enqueue_at("delete", None, obj),
         )
 
-    def watch_primary(self, informer: Informer, predicate: Predicate | None = None) -> None:
+    def watch_primary(
+        self, informer: Informer, predicate: Predicate | None = None, *, echo: Predicate | None = None
+    ) -> None:
         """Reconcile an object whenever it changes (the controller's own kind); a change to its
         status alone, a resync and the initial LIST at LOW priority (`primary_event_priority`)."""
-        self.watch_mapped(informer, lambda obj: (ObjectKey.of(obj),), predicate, priority=primary_event_priority)
+        self.watch_mapped(
+            informer, lambda obj: (ObjectKey.of(obj),), predicate, priority=primary_event_priority, echo=echo
+        )
 
     def watch_owned(
         self,
@@ -203,6 +212,7 @@ class Controller:
         predicate: Predicate | None = None,
         *,
         owner_namespaced: bool = True,
+        echo: Predicate | None = None,
     ) -> None:
         """Reconcile the controller owner whenever one of its children changes.
 
@@ -217,7 +227,7 @@ class Controller:
             ns = ((obj.get("metadata") or {}).get("namespace") or "") if owner_namespaced else ""
             return (ObjectKey(ns, owner),)
 
-        self.watch_mapped(informer, mapper, predicate)
+        self.watch_mapped(informer, mapper, predicate, echo=echo)
 
     # -- running ------------------------------------------------------------------------------------
 

@@ -32,6 +32,7 @@ from tests.support.operator import (
 )
 
 from fusioninfer.runtime.apply import apply
+from fusioninfer.runtime.metrics import default_metrics
 from fusioninfer.runtime.registry import raw_resource
 from fusioninfer_dev.localcluster.cluster import LocalCluster
 
@@ -198,6 +199,37 @@ async def test_drift_is_repaired(operator_factory: OperatorFactory, async_client
 
     await eventually_async(recreated, retry_on=(ApiError,))
     await wait_ready(async_client, "svc", namespace)
+
+
+def triggers(kind: str, namespace: str) -> dict[str, float]:
+    """`fusioninfer_controller_triggers_total` of one informer: which of its changes woke a reconcile."""
+    registry = default_metrics().registry
+    labels = {"controller": "inferenceservice", "resource": f"{kind}/{namespace}"}
+    counts = {
+        e: registry.get_sample_value("fusioninfer_controller_triggers_total", {**labels, "event": e})
+        for e in ("add", "update", "delete")
+    }
+    return {e: v or 0.0 for e, v in counts.items()}
+
+
+async def test_the_echo_of_its_own_write_wakes_no_reconcile(
+    operator_factory: OperatorFactory, async_client: AsyncClient, namespace: str
+) -> None:
+    """A deleted ConfigMap wakes the operator; the ConfigMap it then creates comes back through
+    the watch with the version the create returned, and that must not wake it again."""
+    await operator_factory(namespace)
+    await apply_service(async_client, with_router(monolithic(replicas=1)), namespace)
+    await wait_ready(async_client, "svc", namespace)
+    await asyncio.sleep(1)
+    before = triggers("ConfigMap", namespace)
+    await async_client.delete(RawConfigMap, "svc-epp-config", namespace=namespace)
+    await eventually_async(
+        lambda: async_client.get(RawConfigMap, "svc-epp-config", namespace=namespace), retry_on=(ApiError,)
+    )
+    await asyncio.sleep(1)  # the echo has arrived by now
+    after = triggers("ConfigMap", namespace)
+    assert after["delete"] == before["delete"] + 1
+    assert after["add"] == before["add"], "the recreated ConfigMap's echo woke a reconcile"
 
 
 async def test_invalid_spec_reports_field_path_once_without_hot_loop(

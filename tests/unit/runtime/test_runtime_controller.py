@@ -254,6 +254,27 @@ async def test_events_and_the_triggers_among_them_are_counted(metrics: RuntimeMe
     assert sample("fusioninfer_controller_triggers_total", controller="t", resource="kids", event="delete") == 1
 
 
+async def test_an_echo_of_our_own_write_wakes_nothing_but_its_delete_does(metrics: RuntimeMetrics) -> None:
+    ctrl = Controller("t", noop, metrics=metrics)
+    primary, children = offline_informer(metrics), offline_informer(metrics)
+    ours = {("child", "2"), ("svc", "5")}
+
+    def is_echo(o: dict[str, Any]) -> bool:
+        return (o["metadata"]["name"], o["metadata"]["resourceVersion"]) in ours
+
+    ctrl.watch_primary(primary, echo=is_echo)
+    ctrl.watch_owned(children, OWNER_API, OWNER_KIND, echo=is_echo)
+    await children._upsert(cm("child", rv="2", owners=[owner_ref("svc")]))
+    await primary._upsert(cm("svc", rv="5"))
+    assert len(ctrl.queue) == 0
+    await children._upsert(cm("child", rv="3", owners=[owner_ref("svc")]))  # somebody else's change
+    assert len(ctrl.queue) == 1
+    key = await ctrl.queue.get()
+    ctrl.queue.done(key)
+    await children._delete(cm("child", rv="2", owners=[owner_ref("svc")]))
+    assert len(ctrl.queue) == 1, "a delete is always news: the child must be put back"
+
+
 def test_object_key() -> None:
     assert ObjectKey.of(cm("a", ns="n")) == ObjectKey("n", "a")
     assert str(ObjectKey("n", "a")) == "n/a"
