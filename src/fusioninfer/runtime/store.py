@@ -14,6 +14,7 @@ from typing import Any
 
 from fusioninfer.kube.owners import owner_uids
 from fusioninfer.kube.types import Obj, ObjList
+from fusioninfer.runtime.compact import compact
 
 StoreKey = tuple[str, str]  # (namespace, name); namespace is "" for cluster-scoped objects
 
@@ -100,12 +101,13 @@ class IndexedStore:
                     del self._by_label[pair]
 
     def put(self, obj: Obj) -> Obj | None:
-        """Store `obj` under its key; returns the object it replaced, if any."""
+        """Store `obj` under its key, compacted (`compact`: equal to `obj`, sharing strings and
+        unchanged parts with the objects already held); returns the object it replaced, if any."""
         key = store_key(obj)
         old = self._objects.get(key)
         if old is not None:
             self._unindex(key, old)
-        self._objects[key] = obj
+        self._objects[key] = compact(obj, old)
         self._index(key, obj)
         return old
 
