@@ -13,7 +13,7 @@ never what.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -167,7 +167,7 @@ class InferenceServiceReconciler:
                 observed.children[(kind, name)] = live
                 continue
             try:
-                applied = await apply(self.client, desired, FIELD_MANAGER)
+                applied = await self._written(desired, apply(self.client, desired, FIELD_MANAGER))
             except ApiError as exc:
                 message = f"applying {kind} {name}: {_api_message(exc)}"
                 observed.apply_errors.append(message)
@@ -175,7 +175,6 @@ class InferenceServiceReconciler:
                 if live is not None:
                     observed.children[(kind, name)] = live
                 continue
-            self.own_writes.record(applied)
             observed.children[(kind, name)] = applied
             verb = "Created" if live is None else "Updated"
             log.info("%s %s %s (%s)", verb.lower(), kind, name, diff)
@@ -201,6 +200,17 @@ class InferenceServiceReconciler:
         if observed.apply_errors:
             raise ReconcileError("; ".join(observed.apply_errors))
         return Result()
+
+    async def _written(self, manifest: Obj, write: Awaitable[Obj]) -> Obj:
+        """Await `write` of `manifest`, telling `own_writes` so that its echo wakes nothing."""
+        self.own_writes.expect(manifest)
+        try:
+            written = await write
+        except BaseException:
+            self.own_writes.abandon(manifest)
+            raise
+        self.own_writes.record(manifest, written)
+        return written
 
     def _live_replicas(self, key: ObjectKey) -> dict[str, int]:
         """spec.replicas of this service's workloads as the cluster has them (autoscaler-set)."""
@@ -251,7 +261,7 @@ class InferenceServiceReconciler:
             "status": new,
         }
         try:
-            self.own_writes.record(await apply_status(self.client, body, FIELD_MANAGER))
+            await self._written(body, apply_status(self.client, body, FIELD_MANAGER))
         except ApiError as exc:
             if getattr(getattr(exc, "status", None), "code", None) == 404:
                 return  # deleted meanwhile

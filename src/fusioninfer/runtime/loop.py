@@ -93,6 +93,9 @@ Mapper = Callable[[Obj], Iterable[ObjectKey]]
 Predicate = Callable[[Obj], bool]
 # (the object before, the object now) -> whether an update is news to the reconciler
 UpdateFilter = Callable[[Obj, Obj], bool]
+# (the object now, the enqueue the event would do) -> True: drop the event (the reconciler's
+# own write coming back), or hold it back and call the enqueue later if it turns out to be news
+EchoFilter = Callable[[Obj, Callable[[], None]], bool]
 
 
 class Controller:
@@ -151,7 +154,7 @@ class Controller:
         *,
         priority: EventPriority = dependent_event_priority,
         changed: UpdateFilter | None = None,
-        echo: Predicate | None = None,
+        echo: EchoFilter | None = None,
     ) -> None:
         """Enqueue ``mapper(obj)`` keys for every add/update/delete of `informer`'s objects, at
         ``priority(event, old, new)``; LOW while the informer fills its cache (the initial LIST).
@@ -159,8 +162,9 @@ class Controller:
         On update both the old and the new object are mapped (an object that moved from owner A
         to owner B must wake both). An update for which ``changed(old, new)`` is false is
         dropped (controller-runtime's update predicate): it changed nothing the reconciler reads.
-        An add or update whose object ``echo`` recognises as the reconciler's own write coming
-        back is dropped too: the reconcile that wrote it has seen it already.
+        An add or update that ``echo`` recognises as the reconciler's own write coming back is
+        dropped too (the reconcile that wrote it has seen it already), or held back by it while
+        such a write is in flight, to be enqueued later if it was news (`controller.echoes`).
         """
         self._track(informer)
         triggers = {
@@ -174,8 +178,11 @@ class Controller:
         def enqueue_at(event: EventKind, old: Obj | None, new: Obj) -> None:
             if event == "update" and old is not None and changed is not None and not changed(old, new):
                 return
-            if event != "delete" and echo is not None and echo(new):
+            if event != "delete" and echo is not None and echo(new, lambda: enqueue(event, old, new)):
                 return
+            enqueue(event, old, new)
+
+        def enqueue(event: EventKind, old: Obj | None, new: Obj) -> None:
             keys = keys_of(old, new) if old is not None else keys_of(new)
             if not keys:
                 return
@@ -196,7 +203,7 @@ class Controller:
         )
 
     def watch_primary(
-        self, informer: Informer, predicate: Predicate | None = None, *, echo: Predicate | None = None
+        self, informer: Informer, predicate: Predicate | None = None, *, echo: EchoFilter | None = None
     ) -> None:
         """Reconcile an object whenever it changes (the controller's own kind); a change to its
         status alone, a resync and the initial LIST at LOW priority (`primary_event_priority`)."""
@@ -212,7 +219,7 @@ class Controller:
         predicate: Predicate | None = None,
         *,
         owner_namespaced: bool = True,
-        echo: Predicate | None = None,
+        echo: EchoFilter | None = None,
     ) -> None:
         """Reconcile the controller owner whenever one of its children changes.
 

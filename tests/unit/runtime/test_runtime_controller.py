@@ -259,7 +259,12 @@ async def test_an_echo_of_our_own_write_wakes_nothing_but_its_delete_does(metric
     primary, children = offline_informer(metrics), offline_informer(metrics)
     ours = {("child", "2"), ("svc", "5")}
 
-    def is_echo(o: dict[str, Any]) -> bool:
+    held: list[Any] = []
+
+    def is_echo(o: dict[str, Any], replay: Any) -> bool:
+        if o["metadata"]["resourceVersion"] == "4":  # a write of it in flight: held back
+            held.append(replay)
+            return True
         return (o["metadata"]["name"], o["metadata"]["resourceVersion"]) in ours
 
     ctrl.watch_primary(primary, echo=is_echo)
@@ -268,6 +273,12 @@ async def test_an_echo_of_our_own_write_wakes_nothing_but_its_delete_does(metric
     await primary._upsert(cm("svc", rv="5"))
     assert len(ctrl.queue) == 0
     await children._upsert(cm("child", rv="3", owners=[owner_ref("svc")]))  # somebody else's change
+    assert len(ctrl.queue) == 1
+    key = await ctrl.queue.get()
+    ctrl.queue.done(key)
+    await children._upsert(cm("child", rv="4", owners=[owner_ref("svc")]))
+    assert len(ctrl.queue) == 0
+    held.pop()()  # the write returned another version: the held-back event was news
     assert len(ctrl.queue) == 1
     key = await ctrl.queue.get()
     ctrl.queue.done(key)
