@@ -305,11 +305,6 @@ def cpu_text(spent: Mapping[str, float]) -> str:
     return ", ".join(f"{name} {seconds:.1f}" for name, seconds in spent.items())
 
 
-def counts_text(counts: Mapping[str, int]) -> str:
-    """A `promtext.counter_delta` for the progress log."""
-    return ", ".join(f"{what} {n}" for what, n in counts.items()) or "nothing"
-
-
 async def wait_pods(api: ApiHttp, namespace: str, expected: int, wait: float) -> bool:
     """Wait until the controller-manager has created `expected` Pods in `namespace`."""
     deadline = time.monotonic() + wait

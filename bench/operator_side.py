@@ -21,7 +21,6 @@ from bench.kube import (
     Write,
     collection_path,
     control_plane_cpu,
-    counts_text,
     cpu_delta,
     cpu_seconds,
     cpu_snapshot,
@@ -32,7 +31,7 @@ from bench.kube import (
     wait_pods,
 )
 from bench.pool import run_pool, with_retries
-from bench.report import seconds_as_ms
+from bench.report import counts_text, seconds_as_ms
 from bench.results import RunResult, log
 from bench.setup import (
     BENCH_MANAGER,

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench.kube import cpu_text
 from bench.results import RunResult
 from fusioninfer.runtime.metrics import WORKQUEUE_BUCKETS
 
@@ -29,12 +30,9 @@ SKELETON = f"""# Benchmarks
 """
 
 
-def _fmt_counts(counts: dict[str, int]) -> str:
+def counts_text(counts: dict[str, int]) -> str:
+    """Counts by what, largest first as given (writes by request, `promtext.counter_delta`)."""
     return ", ".join(f"{k} {v}" for k, v in counts.items()) or "none"
-
-
-def _fmt_seconds(cpu: dict[str, float]) -> str:
-    return ", ".join(f"{k} {v:.1f}" for k, v in cpu.items())
 
 
 def _ms(value: float | None) -> str:
@@ -133,7 +131,7 @@ def results_section(payload: dict[str, Any], table: str) -> str:
         lines.append(f"| {r['n']} | {server} | {client} | {machine_cpu} | {ours[0]:.1f} / {ours[1]:.1f} | {ratio} |")
     lines += ["", "Operator writes during convergence, by request (audit log):", ""]
     for r in results:
-        lines.append(f"- N={r['n']}: {_fmt_counts(r['operator_writes_by_kind'])}")
+        lines.append(f"- N={r['n']}: {counts_text(r['operator_writes_by_kind'])}")
     if any(r.get("reconcile_triggers") for r in results):
         lines += [
             "",
@@ -144,9 +142,9 @@ def results_section(payload: dict[str, Any], table: str) -> str:
         ]
         for r in results:
             lines.append(
-                f"- N={r['n']}: reconciles woken by {_fmt_counts(r.get('reconcile_triggers') or {})}; "
-                f"changes received: {_fmt_counts(r.get('informer_events') or {})}; "
-                f"memo: {_fmt_counts(r.get('memo_lookups') or {})}"
+                f"- N={r['n']}: reconciles woken by {counts_text(r.get('reconcile_triggers') or {})}; "
+                f"changes received: {counts_text(r.get('informer_events') or {})}; "
+                f"memo: {counts_text(r.get('memo_lookups') or {})}"
             )
     watching = [r for r in results if r.get("lower_bound_watching_runs_s")]
     if watching:
@@ -162,11 +160,11 @@ def results_section(payload: dict[str, Any], table: str) -> str:
                 f"- N={r['n']}: runs {' / '.join(f'{x:.1f}' for x in runs)} s; the operator's best "
                 f"{r['operator_s']:.1f} s is {r['operator_s'] / min(runs):.2f}x of its best, the plain lower "
                 f"bound's best {r['lower_bound_s']:.1f} s {min(runs) / r['lower_bound_s']:.2f}x; CPU of its best "
-                f"run: {_fmt_seconds(r.get('cpu_lower_bound_watching') or {})}"
+                f"run: {cpu_text(r.get('cpu_lower_bound_watching') or {})}"
             )
     lines += ["", "All writes at the apiserver during the quiet window (`apiserver_request_total`, everybody):", ""]
     for r in results:
-        lines.append(f"- N={r['n']}: {_fmt_counts(r['idle_apiserver_writes_by_resource'])}")
+        lines.append(f"- N={r['n']}: {counts_text(r['idle_apiserver_writes_by_resource'])}")
     lines += ["", "Edit latency at scale (one service edited one edit at a time, every other one converged):", ""]
     lines += [
         "| N | edit | edits (timeouts) | -> Deployment p50 / p99 (ms) | -> observedGeneration p50 / p99 (ms) |",

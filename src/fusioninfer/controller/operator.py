@@ -145,6 +145,12 @@ class Operator:
             task = asyncio.ensure_future(self._sync_child_informers())
             task.add_done_callback(_log_failure)
 
+    async def _watch_prerequisites(self) -> None:
+        """Watch the prerequisite CRDs, then the children of every kind whose API is installed."""
+        self.crds.start()
+        await self.crds.wait_synced()
+        await self._sync_child_informers()
+
     async def _sync_child_informers(self) -> None:
         """Watch the children of every installed kind; then reconcile every service again."""
         async with self._kind_lock:
@@ -187,9 +193,7 @@ class Operator:
         """Start every informer the reconciler reads and wait until all have synced, reconciling
         nothing. The benchmark's `--lb-watching` run measures with it what the operator's
         watches alone cost the apiserver (`docs/benchmarks.md`)."""
-        self.crds.start()
-        await self.crds.wait_synced()
-        await self._sync_child_informers()
+        await self._watch_prerequisites()
         for inf in self.controller.informers:
             inf.start()
         for inf in self.controller.informers:
@@ -207,10 +211,8 @@ class Operator:
         """Start watching, then reconcile until cancelled."""
         self.server_version = await fetch_server_version(self.client)
         log.info("apiserver version %s", ".".join(map(str, self.server_version or ("unknown",))))
-        self.crds.start()
         try:
-            await self.crds.wait_synced()
-            await self._sync_child_informers()
+            await self._watch_prerequisites()
             await self.controller.run()
         finally:
             # Events still being sent in the background (see the reconciler): a few seconds at most.
