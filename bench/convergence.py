@@ -29,14 +29,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
-from bench.lower_bound import lower_bound_and_settle
+from bench.apiserver_profile import ApiserverProfile
+from bench.lower_bound import lower_bound_run
 from bench.operator_side import operator_phase
 from bench.peer import probe as probe_peer
 from bench.report import format_table, machine_notes
@@ -60,71 +61,96 @@ class Options:
     edits: int = 50  # edits of one service per kind (replicas, image) after the idle window
     rounds: int = 3  # interleaved runs per side (lower bound, operator, lower bound, ...); the best counts
     lb_watching: bool = False  # diagnostic: each round also runs the lower bound with the operator's watches
-
-
-def _pool_args(options: Options) -> dict[str, Any]:
-    return {"concurrency": options.concurrency, "workers": options.workers, "settle_timeout": options.settle_timeout}
+    profile_apiserver: Path | None = None  # diagnostic: the apiserver's CPU profile of each side's first run
+    profile_apiserver_seconds: int = 30
 
 
 def run_size(n: int, options: Options) -> RunResult:
-    op_manifests = [service_manifest(operator_ns(1), i, options.router_every) for i in range(n)]
-    log(f"N={n}: starting a fresh control plane")
-    bench = start_cluster(options.work_dir.absolute() / f"n{n}", rounds=options.rounds, watching=options.lb_watching)
+    manifests = [service_manifest(operator_ns(1), i, options.router_every) for i in range(n)]
+    result = RunResult(
+        n=n,
+        services_with_router=sum(1 for m in manifests if len(m["spec"]["roles"]) > 1),
+        children=0,  # set by the first operator run, from the capabilities its cluster reports
+        concurrency=options.concurrency,
+        workers=options.workers,
+    )
+    # Without a lower bound there is nothing to interleave with: one (full) operator run.
+    for round_ in range(1, 2 if options.skip_lower_bound else options.rounds + 1):
+        _run_round(n, round_, options, result)
+    return result
+
+
+@contextlib.contextmanager
+def fresh_cluster(n: int, namespace: str, options: Options) -> Iterator[Bench]:
+    """A control plane of its own for one run: every run starts on an empty etcd with an idle
+    controller-manager, whatever the previous run left behind (its Pods still being created,
+    a fuller store, a scheduler retrying thousands of Pending Pods)."""
+    log(f"N={n}: starting a fresh control plane for {namespace}")
+    bench = start_cluster(
+        options.work_dir.absolute() / f"n{n}", [namespace], profiling=options.profile_apiserver is not None
+    )
     try:
-        expected = expected_state(op_manifests, bench.capabilities)
-        result = RunResult(
-            n=n,
-            services_with_router=sum(1 for m in op_manifests if len(m["spec"]["roles"]) > 1),
-            children=len(expected.children),
-            concurrency=options.concurrency,
-            workers=options.workers,
-        )
-        # Without a lower bound there is nothing to interleave with: one (full) operator run.
-        for round_ in range(1, 2 if options.skip_lower_bound else options.rounds + 1):
-            _run_round(bench, n, round_, options, result)
-        return result
+        yield bench
     finally:
         bench.cluster.down()
 
 
-def _run_round(bench: Bench, n: int, round_: int, options: Options, result: RunResult) -> None:
-    """One lower-bound run, then one operator run, each in namespaces of their own.
+def _profile(options: Options, round_: int, name: str, n: int) -> ApiserverProfile | None:
+    """The apiserver profile of a side's first run (`--profile-apiserver`), if asked for."""
+    if options.profile_apiserver is None or round_ != 1:
+        return None
+    return ApiserverProfile(options.profile_apiserver, f"n{n}-{name}", options.profile_apiserver_seconds)
+
+
+def _run_round(n: int, round_: int, options: Options, result: RunResult) -> None:
+    """One lower-bound run, then one operator run, each on a fresh control plane.
 
     Rounds interleave the two sides in time, so that drift in the machine's load (other
-    tenants, a fuller etcd) weighs on both alike; each side's figure is the best of its runs.
-    The first operator run is the full one (idle window, edits); later ones converge only."""
+    tenants) weighs on both alike; each side's figure is the best of its runs. The first
+    operator run is the full one (idle window, edits); later ones converge only."""
+    concurrency, workers = options.concurrency, options.workers
     if not options.skip_lower_bound:
         log(f"N={n}: lower bound, round {round_}/{options.rounds}")
-        lb = [service_manifest(lower_bound_ns(round_), i, options.router_every) for i in range(n)]
-        asyncio.run(
-            lower_bound_and_settle(bench, lb, expected_state(lb, bench.capabilities), result, **_pool_args(options))
-        )
+        with fresh_cluster(n, lower_bound_ns(round_), options) as bench:
+            lb = [service_manifest(lower_bound_ns(round_), i, options.router_every) for i in range(n)]
+            profile = _profile(options, round_, "lower-bound", n)
+            asyncio.run(lower_bound_run(bench, lb, result, concurrency=concurrency, workers=workers, profile=profile))
         if options.lb_watching:
             log(f"N={n}: lower bound with the operator's watches, round {round_}/{options.rounds}")
-            lbw = [service_manifest(watching_lower_bound_ns(round_), i, options.router_every) for i in range(n)]
-            expected = expected_state(lbw, bench.capabilities)
-            asyncio.run(lower_bound_and_settle(bench, lbw, expected, result, **_pool_args(options), watching=True))
+            with fresh_cluster(n, watching_lower_bound_ns(round_), options) as bench:
+                lbw = [service_manifest(watching_lower_bound_ns(round_), i, options.router_every) for i in range(n)]
+                profile = _profile(options, round_, "lower-bound-watching", n)
+                asyncio.run(
+                    lower_bound_run(
+                        bench, lbw, result, concurrency=concurrency, workers=workers, watching=True, profile=profile
+                    )
+                )
     log(f"N={n}: operator, round {round_}/{options.rounds}")
-    manifests = [service_manifest(operator_ns(round_), i, options.router_every) for i in range(n)]
     first = round_ == 1
     target = (
         result if first else RunResult(n=n, services_with_router=0, children=0, concurrency=0, workers=options.workers)
     )
-    asyncio.run(
-        operator_phase(
-            bench,
-            manifests,
-            expected_state(manifests, bench.capabilities),
-            concurrency=options.concurrency,
-            workers=options.workers,
-            quiet=options.quiet if first else 0.0,
-            settle_timeout=options.settle_timeout,
-            result=target,
-            skip_idle=options.skip_idle or not first,
-            profile=options.profile if first else None,
-            edits=options.edits if first else 0,
+    with fresh_cluster(n, operator_ns(round_), options) as bench:
+        manifests = [service_manifest(operator_ns(round_), i, options.router_every) for i in range(n)]
+        expected = expected_state(manifests, bench.capabilities)
+        if first:
+            result.children = len(expected.children)
+        asyncio.run(
+            operator_phase(
+                bench,
+                manifests,
+                expected,
+                concurrency=concurrency,
+                workers=workers,
+                quiet=options.quiet if first else 0.0,
+                settle_timeout=options.settle_timeout,
+                result=target,
+                skip_idle=options.skip_idle or not first,
+                profile=options.profile if first else None,
+                edits=options.edits if first else 0,
+                apiserver_profile=_profile(options, round_, "operator", n),
+            )
         )
-    )
     if not first:
         result.take_convergence_from(target)
         result.notes += target.notes
@@ -157,6 +183,18 @@ def parse_args(argv: Sequence[str] | None) -> tuple[Options, argparse.Namespace]
         action="store_true",
         help="diagnostic: each round also runs the lower bound with the operator's watches open",
     )
+    p.add_argument(
+        "--profile-apiserver",
+        type=Path,
+        default=None,
+        help="diagnostic: the kube-apiserver's CPU profile of each side's first run in this directory",
+    )
+    p.add_argument(
+        "--profile-apiserver-seconds",
+        type=int,
+        default=30,
+        help="length of each apiserver profile from the run's clock start (cover the slower side)",
+    )
     p.add_argument("--edits", type=int, default=50, help="edits per kind for the edit latency (0: none)")
     p.add_argument("--json", type=Path, default=None, help="write the results here as JSON")
     p.add_argument("--write-docs", action="store_true", help="update docs/benchmarks.md, .png and .json")
@@ -175,6 +213,8 @@ def parse_args(argv: Sequence[str] | None) -> tuple[Options, argparse.Namespace]
         edits=ns.edits,
         rounds=ns.rounds,
         lb_watching=ns.lb_watching,
+        profile_apiserver=ns.profile_apiserver,
+        profile_apiserver_seconds=ns.profile_apiserver_seconds,
     )
     if options.rounds < 1:
         p.error("--rounds must be at least 1")
@@ -209,7 +249,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"note: {note}")
     payload = {
         "machine": machine,
-        "options": {**asdict(options), "work_dir": str(options.work_dir), "profile": str(options.profile or "")},
+        "options": {
+            **asdict(options),
+            "work_dir": str(options.work_dir),
+            "profile": str(options.profile or ""),
+            "profile_apiserver": str(options.profile_apiserver or ""),
+        },
         "results": [{**asdict(r), "ratio": r.ratio} for r in results],
         "peer": asdict(peer),
     }

@@ -10,11 +10,11 @@ from dataclasses import dataclass
 from lightkube import AsyncClient, KubeConfig
 from lightkube.resources.core_v1 import Namespace
 
-from bench.kube import ApiHttp, control_plane_cpu, cpu_delta, cpu_snapshot, cpu_text, wait_pods
+from bench.apiserver_profile import ApiserverProfile, start_profile
+from bench.kube import control_plane_cpu, cpu_delta, cpu_snapshot, cpu_text
 from bench.pool import run_pool, with_retries
 from bench.results import RunResult, log
 from bench.setup import BENCH_MANAGER, FIELD_MANAGER, LOWER_BOUND_SA, Bench, sa_user
-from bench.workload import Expected
 from fusioninfer.api.v1alpha1 import API_VERSION, KIND
 from fusioninfer.api.validation import parse
 from fusioninfer.builders import BuildOptions, build
@@ -37,7 +37,13 @@ class LowerBoundRun:
 
 
 async def lower_bound(
-    bench: Bench, manifests: list[Obj], concurrency: int, workers: int, *, watching: bool = False
+    bench: Bench,
+    manifests: list[Obj],
+    concurrency: int,
+    workers: int,
+    *,
+    watching: bool = False,
+    profile: ApiserverProfile | None = None,
 ) -> LowerBoundRun:
     """Seconds, audited writes, retried requests and CPU of one lower-bound run.
 
@@ -97,12 +103,15 @@ async def lower_bound(
         # Warm up: TLS handshakes and token authentication before the clock starts.
         await asyncio.gather(*(c.get(Namespace, namespace) for c in (admin, writer) for _ in range(concurrency)))
         started, snap0 = time.monotonic(), cpu_snapshot(bench.cluster)
+        profiling = start_profile(bench, profile)
         async with asyncio.TaskGroup() as group:
             group.create_task(submit_all())
             for _ in range(workers):
                 group.create_task(writer_loop())
         seconds = time.monotonic() - started
         cpu = cpu_delta(snap0, cpu_snapshot(bench.cluster))
+        if profiling is not None:
+            await profiling
     finally:
         if watchers is not None and watch_client is not None:
             await watchers.stop_watches()
@@ -113,21 +122,20 @@ async def lower_bound(
     return LowerBoundRun(seconds, writes, retries[0], control_plane_cpu(cpu), cpu.get("bench", 0.0), cpu)
 
 
-async def lower_bound_and_settle(
+async def lower_bound_run(
     bench: Bench,
     manifests: list[Obj],
-    expected: Expected,
     result: RunResult,
     *,
     concurrency: int,
     workers: int,
-    settle_timeout: float,
     watching: bool = False,
+    profile: ApiserverProfile | None = None,
 ) -> None:
-    """One lower-bound run into `result` (the best run counts), then wait for its Pods so the
-    controller-manager's work on them does not spill into the next phase. A `watching` run
-    (see `lower_bound`) is recorded apart: it is a diagnostic, not the bound."""
-    run = await lower_bound(bench, manifests, concurrency, workers, watching=watching)
+    """One lower-bound run into `result` (the best run counts). A `watching` run (see
+    `lower_bound`) is recorded apart: it is a diagnostic, not the bound. Its Pods are not
+    awaited: the next run has a control plane of its own."""
+    run = await lower_bound(bench, manifests, concurrency, workers, watching=watching, profile=profile)
     if watching:
         result.lower_bound_watching_runs_s.append(run.seconds)
         if min(result.lower_bound_watching_runs_s) == run.seconds:
@@ -135,16 +143,6 @@ async def lower_bound_and_settle(
         log(f"  lower bound with the operator's watches: {run.seconds:.1f}s; CPU by process: {cpu_text(run.cpu)}")
     else:
         _record(result, run)
-    if not expected.pods:
-        return
-    log("  waiting for the controller-manager to create the lower bound's Pods")
-    api = ApiHttp(bench.cluster.server, bench.cluster.admin_token)
-    try:
-        if not await wait_pods(api, manifests[0]["metadata"]["namespace"], expected.pods, settle_timeout):
-            result.notes.append(f"N={result.n}: the lower bound's Pods were not all created before the operator phase")
-        await asyncio.sleep(3.0)
-    finally:
-        await api.close()
 
 
 def _record(result: RunResult, run: LowerBoundRun) -> None:

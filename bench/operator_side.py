@@ -15,6 +15,7 @@ from lightkube import AsyncClient, KubeConfig
 from lightkube.resources.core_v1 import Namespace
 
 from bench import edit_latency, promtext
+from bench.apiserver_profile import ApiserverProfile, start_profile
 from bench.kube import (
     ApiHttp,
     AuditTail,
@@ -205,6 +206,7 @@ async def operator_phase(
     skip_idle: bool = False,
     profile: Path | None = None,
     edits: int = 0,
+    apiserver_profile: ApiserverProfile | None = None,
 ) -> None:
     cluster = bench.cluster
     namespace = manifests[0]["metadata"]["namespace"]
@@ -225,6 +227,7 @@ async def operator_phase(
         await asyncio.gather(*(admin.get(Namespace, namespace) for _ in range(concurrency)))
 
         started, started_epoch = time.monotonic(), time.time()
+        profiling = start_profile(bench, apiserver_profile)
 
         async def submit(manifest: Obj) -> None:
             await with_retries(lambda: apply(admin, manifest, BENCH_MANAGER), retries)
@@ -268,6 +271,8 @@ async def operator_phase(
         result.informer_events = promtext.counter_delta(after, before, INFORMER_EVENTS, ("resource", "event"))
         result.reconcile_triggers = promtext.counter_delta(after, before, TRIGGERS, ("resource", "event"))
         result.memo_lookups = promtext.counter_delta(after, before, MEMO_LOOKUPS, ("result",))
+        if profiling is not None:  # after the counts above: they are of the convergence alone
+            await profiling
         log(
             f"  operator converged in {result.operator_s:.1f}s "
             f"(children {result.operator_children_s:.1f}s), {result.reconciles} reconciles, "

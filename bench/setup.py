@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -83,7 +84,10 @@ def tmpfs() -> Path | None:
     return shm if shm.is_dir() and os.access(shm, os.W_OK) else None
 
 
-def start_cluster(work: Path, rounds: int, *, watching: bool = False) -> Bench:
+def start_cluster(work: Path, namespaces: Sequence[str], *, profiling: bool = False) -> Bench:
+    """A control plane in `work` (whatever an earlier run left there is stopped and removed) with
+    the benchmark's namespaces, its two ServiceAccounts and the audit log on them. `profiling`
+    turns the apiserver's /debug/pprof on (the local cluster has it off) for `--profile-apiserver`."""
     work.mkdir(parents=True, exist_ok=True)
     policy = work / "audit-policy.yaml"
     policy.write_text(yaml.safe_dump(audit_policy([sa_user(OPERATOR_SA), sa_user(LOWER_BOUND_SA)])))
@@ -104,15 +108,14 @@ def start_cluster(work: Path, rounds: int, *, watching: bool = False) -> Bench:
             f"--audit-log-path={audit_path}",
             "--audit-log-mode=blocking",
             "--audit-log-maxsize=0",
+            *(["--profiling=true"] if profiling else []),
         ],
     )
     cluster.up()
     try:
         install_crds(cluster.kubeconfig_path, [BUNDLED_CRD_DIR])
         with cluster.client(field_manager=BENCH_MANAGER) as client:
-            rounds_ns = [ns for r in range(1, rounds + 1) for ns in (lower_bound_ns(r), operator_ns(r))]
-            rounds_ns += [watching_lower_bound_ns(r) for r in range(1, rounds + 1) if watching]
-            for ns in (CONTROL_NS, *rounds_ns):
+            for ns in (CONTROL_NS, *namespaces):
                 client.create(Namespace(metadata=ObjectMeta(name=ns)))
             for sa in (OPERATOR_SA, LOWER_BOUND_SA):
                 client.create(ServiceAccount(metadata=ObjectMeta(name=sa, namespace=CONTROL_NS)))

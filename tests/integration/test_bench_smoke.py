@@ -1,5 +1,6 @@
 """The convergence benchmark (`bench/convergence.py`) still runs end to end: N=5, a short quiet
-window, on its own local control plane (it needs an audit log, so it cannot share the session's).
+window, on local control planes of its own, one per run (it needs an audit log, so it cannot
+share the session's).
 Guards the benchmark against bit rot and checks the one target that does not depend on the
 machine's speed: an idle operator writes nothing."""
 
@@ -41,6 +42,10 @@ def test_benchmark_runs_and_the_idle_operator_writes_nothing(tmp_path: Path) -> 
             "--rounds",
             "2",
             "--lb-watching",
+            "--profile-apiserver",
+            str(tmp_path / "profiles"),
+            "--profile-apiserver-seconds",
+            "2",
             "--json",
             str(out),
         ],
@@ -80,3 +85,9 @@ def test_benchmark_runs_and_the_idle_operator_writes_nothing(tmp_path: Path) -> 
     payload = json.loads(out.read_text())
     assert payload["peer"]["module"] == "github.com/fusioninfer/fusioninfer"
     assert payload["peer"]["available"] or payload["peer"]["reason"], "an unavailable peer says why"
+    # Each side's first run was profiled on its own control plane, and `go tool pprof` read it.
+    for side in ("lower-bound", "lower-bound-watching", "operator"):
+        assert (tmp_path / "profiles" / f"n5-{side}.pb.gz").stat().st_size > 0, side
+        top = (tmp_path / "profiles" / f"n5-{side}.top.txt").read_text()
+        assert "File: kube-apiserver" in top, top[-2000:]
+        assert "flat%" in top, top[-2000:]
