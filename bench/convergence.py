@@ -31,6 +31,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import shutil
 import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
@@ -52,7 +53,7 @@ class Options:
     concurrency: int = 16
     workers: int = 16
     quiet: float = 60.0
-    settle_timeout: float = 600.0
+    settle_timeout: float | None = None  # None: `default_settle_timeout(n)`
     router_every: int = 10
     work_dir: Path = Path(".fusioninfer/bench")
     skip_lower_bound: bool = False  # development only: operator phase alone
@@ -65,6 +66,13 @@ class Options:
     profile_apiserver_seconds: int = 30
 
 
+def default_settle_timeout(n: int) -> float:
+    """Long enough for the controller-manager to create every Pod of `n` services at its default
+    20 QPS (about 0.2 s per service: a ReplicaSet, its Pods, their Events, two status updates),
+    with room: 600 s, or 0.4 s per service beyond that."""
+    return max(600.0, 0.4 * n)
+
+
 def run_size(n: int, options: Options) -> RunResult:
     manifests = [service_manifest(operator_ns(1), i, options.router_every) for i in range(n)]
     result = RunResult(
@@ -74,6 +82,7 @@ def run_size(n: int, options: Options) -> RunResult:
         concurrency=options.concurrency,
         workers=options.workers,
     )
+    shutil.rmtree(runs_dir(n, options), ignore_errors=True)
     # Without a lower bound there is nothing to interleave with: one (full) operator run.
     for round_ in range(1, 2 if options.skip_lower_bound else options.rounds + 1):
         _run_round(n, round_, options, result)
@@ -92,7 +101,16 @@ def fresh_cluster(n: int, namespace: str, options: Options) -> Iterator[Bench]:
     try:
         yield bench
     finally:
+        # Keep the run's component logs (the operator's among them) before the state goes.
+        bench.cluster.down(remove_state=False)
+        with contextlib.suppress(OSError):
+            shutil.copytree(bench.cluster.state_dir / "logs", runs_dir(n, options) / namespace, dirs_exist_ok=True)
         bench.cluster.down()
+
+
+def runs_dir(n: int, options: Options) -> Path:
+    """Where the logs of each run of size `n` are kept, one directory per run's namespace."""
+    return options.work_dir.absolute() / f"n{n}" / "runs"
 
 
 def _profile(options: Options, round_: int, name: str, n: int) -> ApiserverProfile | None:
@@ -143,7 +161,7 @@ def _run_round(n: int, round_: int, options: Options, result: RunResult) -> None
                 concurrency=concurrency,
                 workers=workers,
                 quiet=options.quiet if first else 0.0,
-                settle_timeout=options.settle_timeout,
+                settle_timeout=options.settle_timeout or default_settle_timeout(n),
                 result=target,
                 skip_idle=options.skip_idle or not first,
                 profile=options.profile if first else None,
@@ -169,7 +187,13 @@ def parse_args(argv: Sequence[str] | None) -> tuple[Options, argparse.Namespace]
         help="the operator's --workers (default: --concurrency, the same parallelism)",
     )
     p.add_argument("--quiet", type=float, default=60.0, help="seconds of the idle window")
-    p.add_argument("--settle-timeout", type=float, default=600.0)
+    p.add_argument(
+        "--settle-timeout",
+        type=float,
+        default=None,
+        help="longest wait for the operator's Pods and a quiet operator before the idle window "
+        "(default: 600 s or 0.4 s per service, whichever is longer)",
+    )
     p.add_argument("--router-every", type=int, default=10, help="every k-th service has a router (0: none)")
     p.add_argument("--work-dir", type=Path, default=Path(".fusioninfer/bench"))
     p.add_argument("--skip-lower-bound", action="store_true", help="development: operator phase only")

@@ -91,3 +91,15 @@ def test_benchmark_runs_and_the_idle_operator_writes_nothing(tmp_path: Path) -> 
         top = (tmp_path / "profiles" / f"n5-{side}.top.txt").read_text()
         assert "File: kube-apiserver" in top, top[-2000:]
         assert "flat%" in top, top[-2000:]
+    # Every run's component logs outlive its control plane, the operator's among them.
+    runs = tmp_path / "work" / "n5" / "runs"
+    assert {p.name for p in runs.iterdir()} == {
+        "bench-lb",
+        "bench-lbw1",
+        "bench-op",
+        "bench-lb2",
+        "bench-lbw2",
+        "bench-op2",
+    }
+    assert "reconcil" in (runs / "bench-op" / "operator.log").read_text()
+    assert (runs / "bench-lb" / "kube-apiserver.log").stat().st_size > 0

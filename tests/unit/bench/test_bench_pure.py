@@ -10,12 +10,12 @@ from typing import Any
 import hypothesis.strategies as st
 import pytest
 from bench import promtext
-from bench.convergence import parse_args
+from bench.convergence import default_settle_timeout, parse_args
 from bench.edit_latency import IMAGES, edited, percentile, worker_container
 from bench.peer import first_error_line
 from bench.report import TARGET_EDIT_P99_MS, TARGET_RATIO, queue_wait_ms, results_section, target_checks
 from bench.results import RunResult
-from bench.setup import lower_bound_ns, operator_ns
+from bench.setup import lower_bound_ns, operator_ns, watching_lower_bound_ns
 from bench.workload import service_manifest
 from hypothesis import given
 
@@ -95,10 +95,19 @@ def test_targets_are_checked_where_the_run_can_speak_to_them() -> None:
     assert not any(slow.values()), slow
 
 
-def test_each_round_runs_in_namespaces_of_its_own() -> None:
-    names = [ns for r in range(1, 6) for ns in (lower_bound_ns(r), operator_ns(r))]
+def test_each_run_has_a_namespace_of_its_own() -> None:
+    # Each run's logs are kept under its namespace's name (`runs_dir`): one name per run.
+    names = [ns for r in range(1, 6) for ns in (lower_bound_ns(r), operator_ns(r), watching_lower_bound_ns(r))]
     assert len(set(names)) == len(names)
     assert (lower_bound_ns(1), operator_ns(1)) == ("bench-lb", "bench-op"), "the names docs/benchmarks.md uses"
+
+
+@pytest.mark.parametrize(("n", "seconds"), [(5, 600.0), (1000, 600.0), (2000, 800.0), (5000, 2000.0)])
+def test_the_settle_wait_grows_with_the_services_the_controller_manager_must_serve(n: int, seconds: float) -> None:
+    # At N=2000 the controller-manager took 372 s to create every Pod (2026-12-04); 600 s
+    # would not cover N=5000.
+    assert default_settle_timeout(n) == seconds
+    assert parse_args(["--settle-timeout", "120"])[0].settle_timeout == 120
 
 
 def test_fewer_than_one_round_is_refused() -> None:
