@@ -149,5 +149,5 @@ clean: ## Stop every local cluster under .fusioninfer (the demo's too), then rem
 	rm -rf .fusioninfer .pytest_cache .mypy_cache .ruff_cache
 
 .PHONY: bench
-bench: setup k8s-binaries ## Convergence + edit-latency benchmark N=100/1000/2000 (~1 h); updates docs/benchmarks.{md,png,json}
-	$(BIN)/python -m bench.convergence --n 100 1000 2000 --write-docs
+bench: setup k8s-binaries ## Convergence + edit-latency benchmark N=100/1000/2000/5000 (~1 h); updates docs/benchmarks.{md,png,json}
+	$(BIN)/python -m bench.convergence --n 100 1000 2000 5000 --write-docs

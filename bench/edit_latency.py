@@ -27,6 +27,7 @@ from fusioninfer.kube.types import Obj
 from fusioninfer.runtime.apply import apply
 
 IMAGES = ("vllm/vllm-openai:v0.11.0", "vllm/vllm-openai:v0.11.1")
+EDITS = ("replicas", "image")  # what is edited, in this order
 
 
 @dataclass

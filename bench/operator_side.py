@@ -343,7 +343,7 @@ async def edit_latencies(admin: AsyncClient, api: ApiHttp, manifests: list[Obj],
     times in its replicas, then `edits` times in its image, with every other service converged."""
     target = next(m for m in manifests if len(m["spec"]["roles"]) == 1)
     name = target["metadata"]["name"]
-    for what in ("replicas", "image"):
+    for what in edit_latency.EDITS:
         measured = await edit_latency.measure(
             admin, api, target, deployment=f"{name}-inference", what=what, edits=edits, manager=BENCH_MANAGER
         )

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench.edit_latency import EDITS
 from bench.kube import cpu_text
 from bench.results import RunResult
 from fusioninfer.runtime.metrics import WORKQUEUE_BUCKETS
@@ -19,9 +20,12 @@ BEGIN = "<!-- bench:results:begin -->"
 END = "<!-- bench:results:end -->"
 
 TARGET_RATIO = 1.15  # of the lower bound, at N = 1000 and 2000
-TARGET_RSS_MB = 150.0  # peak, at the largest N
+TARGET_RSS_MB = 150.0  # peak, at N = TARGET_RSS_N (at the largest N if that was not measured)
+TARGET_RSS_N = 2000
 TARGET_EDIT_P99_MS = 200.0
 RATIO_SIZES = (1000, 2000)
+# what `machine_notes` says, in the order the results list it
+MACHINE_NOTES = ("cpu", "cores", "memory", "load average at start", "python", "kernel", "date")
 
 SKELETON = f"""# Benchmarks
 
@@ -31,8 +35,9 @@ SKELETON = f"""# Benchmarks
 
 
 def counts_text(counts: dict[str, int]) -> str:
-    """Counts by what, largest first as given (writes by request, `promtext.counter_delta`)."""
-    return ", ".join(f"{k} {v}" for k, v in counts.items()) or "none"
+    """Counts by what, largest first, then by name (writes by request, `promtext.counter_delta`):
+    the same text whatever order the counts come in (the results JSON sorts its keys)."""
+    return ", ".join(f"{k} {v}" for k, v in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))) or "none"
 
 
 def _ms(value: float | None) -> str:
@@ -59,6 +64,17 @@ def queue_wait_ms(value: float | None) -> str:
     return f"{lower * 1000:g}-{upper * 1000:g}"
 
 
+def _edit_order(kind: str) -> int:
+    """Edits in the order they were made (the results JSON sorts its keys)."""
+    return EDITS.index(kind) if kind in EDITS else len(EDITS)
+
+
+def _edit_p99(edit: dict[str, Any]) -> float | None:
+    """The larger p99 of edit -> Deployment and edit -> observedGeneration (None: no edits)."""
+    p99s = [v for v in (edit["deployment_p99_ms"], edit["observed_p99_ms"]) if v is not None]
+    return max(p99s) if edit["edits"] and p99s else None
+
+
 def target_checks(results: list[dict[str, Any]]) -> list[tuple[str, bool, str]]:
     """(what, met, measured) for every target the measured sizes can speak to."""
     checks: list[tuple[str, bool, str]] = []
@@ -67,15 +83,21 @@ def target_checks(results: list[dict[str, Any]]) -> list[tuple[str, bool, str]]:
             what = f"convergence within {TARGET_RATIO}x of the lower bound at N={r['n']}"
             checks.append((what, r["ratio"] <= TARGET_RATIO, f"{r['ratio']:.2f}x"))
     checks.append(("0 operator writes in the quiet window (every N)", all(r["idle_writes"] == 0 for r in results), ""))
-    big = max(results, key=lambda r: r["n"])
+    sized = [r for r in results if r["n"] == TARGET_RSS_N] or [max(results, key=lambda r: r["n"])]
+    big = sized[0]
     checks.append(
         (f"peak RSS under {TARGET_RSS_MB:.0f} MB at N={big['n']}", big["peak_rss_mb"] < TARGET_RSS_MB,
          f"{big['peak_rss_mb']:.0f} MB")
     )  # fmt: skip
-    for what, e in (big.get("edit_latency") or {}).items():
-        p99 = max(v for v in (e["deployment_p99_ms"], e["observed_p99_ms"]) if v is not None) if e["edits"] else None
-        ok = p99 is not None and p99 < TARGET_EDIT_P99_MS and not e["timeouts"]
-        checks.append((f"{what} edit p99 under {TARGET_EDIT_P99_MS:.0f} ms at N={big['n']}", ok, f"{_ms(p99)} ms"))
+    kinds = {kind for r in results for kind in r.get("edit_latency") or {}}
+    for kind in sorted(kinds, key=_edit_order):
+        # Either latency's p99, at every N that measured this edit: the target holds at each.
+        measured = [
+            (_edit_p99(e), e["timeouts"], r["n"]) for r in results if (e := (r.get("edit_latency") or {}).get(kind))
+        ]
+        ok = all(p99 is not None and p99 < TARGET_EDIT_P99_MS and not timeouts for p99, timeouts, _ in measured)
+        p99, _, n = max(measured, key=lambda m: -1.0 if m[0] is None else m[0])
+        checks.append((f"{kind} edit p99 under {TARGET_EDIT_P99_MS:.0f} ms at every N", ok, f"{_ms(p99)} ms at N={n}"))
     return checks
 
 
@@ -171,7 +193,8 @@ def results_section(payload: dict[str, Any], table: str) -> str:
         "|---|---|---|---|---|",
     ]
     for r in results:
-        for what, e in (r.get("edit_latency") or {}).items():
+        edits = r.get("edit_latency") or {}
+        for what, e in sorted(edits.items(), key=lambda kv: _edit_order(kv[0])):
             lines.append(
                 f"| {r['n']} | {what} | {e['edits']} ({e['timeouts']}) | {_ms(e['deployment_p50_ms'])} / "
                 f"{_ms(e['deployment_p99_ms'])} | {_ms(e['observed_p50_ms'])} / {_ms(e['observed_p99_ms'])} |"
@@ -187,7 +210,8 @@ def results_section(payload: dict[str, Any], table: str) -> str:
     notes = [n for r in results for n in r["notes"]]
     if notes:
         lines += ["", "Notes from the run:", ""] + [f"- {n}" for n in notes]
-    lines += ["", "Machine:", ""] + [f"- {k}: {v}" for k, v in machine.items()]
+    ordered = sorted(machine.items(), key=lambda kv: MACHINE_NOTES.index(kv[0]) if kv[0] in MACHINE_NOTES else 99)
+    lines += ["", "Machine:", ""] + [f"- {k}: {v}" for k, v in ordered]
     return "\n".join(lines)
 
 
@@ -293,3 +317,20 @@ def machine_notes() -> dict[str, str]:
         "kernel": platform.release(),
         "date": time.strftime("%Y-%m-%d %H:%M %Z"),
     }
+
+
+def rerender(results_json: Path, docs: Path) -> None:
+    """Rewrite the results section, the plot and the JSON from a run's results JSON: the
+    report's code may change after a run (a target, a table) without measuring again."""
+    payload = json.loads(results_json.read_text())
+    write_docs(payload, format_table([RunResult.from_json(r) for r in payload["results"]]), docs)
+
+
+if __name__ == "__main__":
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m bench.report", description=rerender.__doc__)
+    parser.add_argument("results", type=Path, nargs="?", default=Path("docs/benchmarks.json"))
+    parser.add_argument("--docs", type=Path, default=Path("docs"))
+    args = parser.parse_args()
+    rerender(args.results, args.docs)

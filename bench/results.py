@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+from typing import Any
 
 
 @dataclass
@@ -63,6 +64,11 @@ class RunResult:
     # what -> {"p50_ms", "p99_ms"} for edit -> Deployment and edit -> observedGeneration, "edits", "timeouts"
     edit_latency: dict[str, dict[str, float | int | None]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> RunResult:
+        """A result as `asdict` wrote it into the results JSON (extra keys, e.g. ``ratio``, ignored)."""
+        return cls(**{f.name: data[f.name] for f in fields(cls) if f.name in data})
 
     def take_convergence_from(self, other: RunResult) -> None:
         """Count `other`, a later convergence-only run of the operator: its time joins the runs,

@@ -13,7 +13,14 @@ from bench import promtext
 from bench.convergence import default_settle_timeout, parse_args
 from bench.edit_latency import IMAGES, edited, percentile, worker_container
 from bench.peer import first_error_line
-from bench.report import TARGET_EDIT_P99_MS, TARGET_RATIO, queue_wait_ms, results_section, target_checks
+from bench.report import (
+    TARGET_EDIT_P99_MS,
+    TARGET_RATIO,
+    TARGET_RSS_MB,
+    queue_wait_ms,
+    results_section,
+    target_checks,
+)
 from bench.results import RunResult
 from bench.setup import lower_bound_ns, operator_ns, watching_lower_bound_ns
 from bench.workload import service_manifest
@@ -90,9 +97,19 @@ def test_targets_are_checked_where_the_run_can_speak_to_them() -> None:
     assert checks[f"convergence within {TARGET_RATIO}x of the lower bound at N=1000"]
     assert not checks[f"convergence within {TARGET_RATIO}x of the lower bound at N=2000"]
     assert not any(what.endswith("N=100") for what in checks), "N=100 has no ratio target"
-    assert checks[f"replicas edit p99 under {TARGET_EDIT_P99_MS:.0f} ms at N=2000"]
+    assert checks[f"replicas edit p99 under {TARGET_EDIT_P99_MS:.0f} ms at every N"]
     slow = {w: ok for w, ok, _ in target_checks([result(2000, 1.2, p99=250.0, rss=200.0, idle=1)])}
     assert not any(slow.values()), slow
+
+
+def test_memory_is_judged_at_n_2000_and_edits_at_every_size() -> None:
+    # N=5000 is measured when the machine holds it; the memory target is the issue's, at N=2000.
+    runs = [result(1000, 1.1, p99=230.0), result(2000, 1.1, rss=140.0), result(5000, 1.1, rss=260.0)]
+    checks = {what: (ok, value) for what, ok, value in target_checks(runs)}
+    assert checks[f"peak RSS under {TARGET_RSS_MB:.0f} MB at N=2000"] == (True, "140 MB")
+    assert checks[f"replicas edit p99 under {TARGET_EDIT_P99_MS:.0f} ms at every N"] == (False, "230 ms at N=1000")
+    alone = {what for what, _, _ in target_checks([result(5000, 1.1, rss=260.0)])}
+    assert f"peak RSS under {TARGET_RSS_MB:.0f} MB at N=5000" in alone, "without N=2000, the largest N"
 
 
 def test_each_run_has_a_namespace_of_its_own() -> None:
@@ -169,3 +186,10 @@ def test_a_counter_delta_names_what_grew_and_only_that() -> None:
     grown = promtext.counter_delta(after, before, "c_total", ("resource", "event"))
     assert grown == {"svc add": 3, "pods update": 1}
     assert list(grown) == ["svc add", "pods update"], "largest first"
+
+
+def test_a_result_survives_the_results_json() -> None:
+    # `python -m bench.report` re-renders the docs from it: nothing may be lost on the way.
+    run = RunResult(n=5, services_with_router=1, children=13, concurrency=16, workers=16, lower_bound_s=1.0)
+    run.operator_runs_s, run.edit_latency = [1.2, 1.1], {"replicas": {"edits": 3, "timeouts": 0}}
+    assert RunResult.from_json({**asdict(run), "ratio": run.ratio}) == run
