@@ -44,7 +44,7 @@ from bench.peer import probe as probe_peer
 from bench.report import format_table, machine_notes
 from bench.results import RunResult, log
 from bench.setup import REPO_ROOT, Bench, lower_bound_ns, operator_ns, start_cluster, watching_lower_bound_ns
-from bench.workload import expected_state, service_manifest
+from bench.workload import expected_state, has_router, service_manifest
 
 
 @dataclass
@@ -74,10 +74,9 @@ def default_settle_timeout(n: int) -> float:
 
 
 def run_size(n: int, options: Options) -> RunResult:
-    manifests = [service_manifest(operator_ns(1), i, options.router_every) for i in range(n)]
     result = RunResult(
         n=n,
-        services_with_router=sum(1 for m in manifests if len(m["spec"]["roles"]) > 1),
+        services_with_router=sum(1 for i in range(n) if has_router(i, options.router_every)),
         children=0,  # set by the first operator run, from the capabilities its cluster reports
         concurrency=options.concurrency,
         workers=options.workers,

@@ -11,6 +11,11 @@ from fusioninfer.builders import BuildOptions, Capabilities, build
 from fusioninfer.kube.types import Obj
 
 
+def has_router(index: int, router_every: int) -> bool:
+    """Whether service `index` of the workload has a router role (every `router_every`-th)."""
+    return router_every > 0 and index % router_every == 0
+
+
 def service_manifest(namespace: str, index: int, router_every: int) -> Obj:
     """A monolithic service (the README's example); every `router_every`-th also has a
     prefix-cache router (endpoint picker, InferencePool, HTTPRoute: 9 children instead of 1).
@@ -20,7 +25,7 @@ def service_manifest(namespace: str, index: int, router_every: int) -> Obj:
     are a misconfiguration the operator reports at once (`RouteReady=False`,
     `ModelNameConflict`), and a benchmark of a sane fleet should not be timing a hundred
     Warnings."""
-    routed = router_every > 0 and index % router_every == 0
+    routed = has_router(index, router_every)
     args = ["--model", "Qwen/Qwen3-8B"]
     if routed:
         args += ["--served-model-name", f"qwen3-8b-{index:05d}"]

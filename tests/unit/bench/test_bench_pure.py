@@ -23,7 +23,7 @@ from bench.report import (
 )
 from bench.results import RunResult
 from bench.setup import lower_bound_ns, operator_ns, watching_lower_bound_ns
-from bench.workload import service_manifest
+from bench.workload import has_router, service_manifest
 from hypothesis import given
 
 from fusioninfer.api.validation import parse
@@ -193,3 +193,10 @@ def test_a_result_survives_the_results_json() -> None:
     run = RunResult(n=5, services_with_router=1, children=13, concurrency=16, workers=16, lower_bound_s=1.0)
     run.operator_runs_s, run.edit_latency = [1.2, 1.1], {"replicas": {"edits": 3, "timeouts": 0}}
     assert RunResult.from_json({**asdict(run), "ratio": run.ratio}) == run
+
+
+@pytest.mark.parametrize("router_every", [0, 1, 10])
+def test_the_services_with_a_router_are_the_ones_counted(router_every: int) -> None:
+    for index in range(25):
+        roles = service_manifest("ns", index, router_every)["spec"]["roles"]
+        assert (len(roles) > 1) == has_router(index, router_every), (index, roles)
