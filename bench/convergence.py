@@ -1,8 +1,9 @@
 """Convergence benchmark: N InferenceServices applied at once, the operator against a lower bound.
 
-For each N, on a fresh local control plane (real kube-apiserver + etcd + controller-manager +
-scheduler built by `fusioninfer cluster build`, no nodes: Pods stay Pending, which the benchmark does
-not need):
+For each N, every run of either side on a fresh local control plane of its own (real
+kube-apiserver + etcd + controller-manager + scheduler built by `fusioninfer cluster build`, no
+nodes: Pods stay Pending, which the benchmark does not need), so that no run inherits the
+objects, Pods and controller-manager backlog of the runs before it:
 
 1. **Lower bound** (namespace ``bench-lb``): a plain lightkube AsyncClient with `--concurrency`
    workers; each applies an InferenceService, then server-side-applies exactly the children the
@@ -22,7 +23,7 @@ not need):
 5. (``--rounds`` minus one) more rounds of (1) and (2), convergence only, in namespaces of their own
    (``bench-lb2``, ``bench-op2``, ...): each side's time is the best of its interleaved runs.
 
-Run: ``python -m bench.convergence --n 100 500 1000 --write-docs``.
+Run: ``python -m bench.convergence --n 100 1000 2000 5000 --write-docs`` (``make bench``).
 """
 
 from __future__ import annotations
