@@ -27,22 +27,10 @@ from fusioninfer.runtime.registry import default_registry, raw_resource
 from fusioninfer_dev.localcluster.build import GIE_EPP, ensure_component
 from fusioninfer_dev.localcluster.cluster import LocalCluster
 from fusioninfer_dev.localcluster.fakes import FakeControllers
-from fusioninfer_dev.localcluster.gateway.status import DEFAULT_GATEWAY_CLASS, Gateway, gateway_class_manifest
+from fusioninfer_dev.localcluster.gateway.status import Gateway, gateway_class_manifest, gateway_manifest
 from fusioninfer_dev.localcluster.podrunner import PodRunner, Timing
 
 GATEWAY = "inference-gateway"
-
-
-def gateway_manifest(namespace: str, name: str = GATEWAY) -> dict[str, Any]:
-    return {
-        "apiVersion": "gateway.networking.k8s.io/v1",
-        "kind": "Gateway",
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": {
-            "gatewayClassName": DEFAULT_GATEWAY_CLASS,
-            "listeners": [{"name": "http", "port": 80, "protocol": "HTTP"}],
-        },
-    }
 
 
 def apply(client: Client, manifest: dict[str, Any]) -> None:
@@ -139,7 +127,7 @@ def data_path(cluster: LocalCluster, namespace: str, workdir: Path, timing: Timi
     picker = ensure_component(GIE_EPP) / "epp"
     with cluster.client(field_manager="tests") as client:
         apply(client, gateway_class_manifest())
-        apply(client, gateway_manifest(namespace))
+        apply(client, gateway_manifest(namespace, GATEWAY))
         controllers = FakeControllers(
             cluster.kubeconfig_path,
             namespace=namespace,

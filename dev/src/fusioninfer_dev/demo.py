@@ -164,22 +164,12 @@ async def _wait_ready(client: AsyncClient, names: list[str], wait: float, consol
     raise DemoFailed(f"not Ready within {wait:.0f}s: {not_ready}")
 
 
-def _gateway(class_name: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "gateway.networking.k8s.io/v1",
-        "kind": "Gateway",
-        "metadata": {"name": GATEWAY_NAME, "namespace": NAMESPACE},
-        "spec": {
-            "gatewayClassName": class_name,
-            "listeners": [
-                {"name": "http", "port": 80, "protocol": "HTTP", "allowedRoutes": {"namespaces": {"from": "Same"}}}
-            ],
-        },
-    }
-
-
 async def _run_demo(kubeconfig: Path, options: DemoOptions, docs: list[dict[str, Any]], console: Console) -> None:
-    from fusioninfer_dev.localcluster.gateway.status import DEFAULT_GATEWAY_CLASS, gateway_class_manifest
+    from fusioninfer_dev.localcluster.gateway.status import (
+        DEFAULT_GATEWAY_CLASS,
+        gateway_class_manifest,
+        gateway_manifest,
+    )
 
     client = AsyncClient(config=KubeConfig.from_file(kubeconfig), field_manager="fusioninfer-demo")
     try:
@@ -189,7 +179,7 @@ async def _run_demo(kubeconfig: Path, options: DemoOptions, docs: list[dict[str,
             f"Gateway {NAMESPACE}/{GATEWAY_NAME}"
         )
         await apply(client, gateway_class_manifest(), "fusioninfer-demo")
-        await apply(client, _gateway(DEFAULT_GATEWAY_CLASS), "fusioninfer-demo")
+        await apply(client, gateway_manifest(NAMESPACE, GATEWAY_NAME), "fusioninfer-demo")
         for doc in docs:
             console.print(f"applying InferenceService {NAMESPACE}/{doc['metadata']['name']}")
             await apply(client, doc, "fusioninfer-demo")

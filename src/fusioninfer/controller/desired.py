@@ -33,6 +33,7 @@ from fusioninfer.api.validation import parse
 from fusioninfer.builders import BuildOptions, BuildResult, build
 from fusioninfer.kube.types import Obj
 from fusioninfer.runtime.diff import APPLIED_HASH_ANNOTATION, first_difference, with_hash_annotation
+from fusioninfer.runtime.loop import ObjectKey
 from fusioninfer.runtime.metrics import RuntimeMetrics, default_metrics
 
 __all__ = ["DEFAULT_SIZE", "Desired", "DesiredCache"]
@@ -95,7 +96,7 @@ class DesiredCache:
         if size < 0:
             raise ValueError("the cache size cannot be negative")
         self.size = size
-        self._entries: OrderedDict[tuple[str, str], _Entry] = OrderedDict()
+        self._entries: OrderedDict[ObjectKey, _Entry] = OrderedDict()
         lookups = (metrics or default_metrics()).memo_lookups_total
         self._m_hit, self._m_changed, self._m_miss = (lookups.labels(result=r) for r in ("hit", "changed", "miss"))
 
@@ -137,7 +138,7 @@ class DesiredCache:
         return found
 
     def forget(self, namespace: str, name: str) -> None:
-        self._entries.pop((namespace, name), None)
+        self._entries.pop(ObjectKey(namespace, name), None)
 
     def _entry(self, raw: Obj) -> _Entry:
         key = _service_key(raw)
@@ -162,6 +163,6 @@ class DesiredCache:
         return entry
 
 
-def _service_key(raw: Obj) -> tuple[str, str]:
-    meta = raw.get("metadata") or {}
-    return (str(meta.get("namespace") or "default"), str(meta.get("name") or ""))
+def _service_key(raw: Obj) -> ObjectKey:
+    """The work queue's key for the service: one memo entry per key the reconciler is given."""
+    return ObjectKey.of(raw)

@@ -48,6 +48,7 @@ from lightkube.types import on_error_raise
 from fusioninfer.kube.retry import exponential_delay, jittered
 from fusioninfer.kube.types import Obj, ObjList
 from fusioninfer.runtime.metrics import RuntimeMetrics, default_metrics
+from fusioninfer.runtime.priorities import EVENT_KINDS
 from fusioninfer.runtime.registry import ResourceType, api_version_kind, is_namespaced, raw_resource
 from fusioninfer.runtime.store import IndexedStore, StoreKey, store_key
 
@@ -57,7 +58,6 @@ AddHandler = Callable[[Obj], "Awaitable[None] | None"]
 UpdateHandler = Callable[[Obj, Obj], "Awaitable[None] | None"]
 DeleteHandler = Callable[[Obj], "Awaitable[None] | None"]
 Transform = Callable[[Obj], Obj]
-_EVENTS = ("add", "update", "delete")
 
 
 def resource_version(obj: Mapping[str, Any]) -> str | None:
@@ -124,7 +124,7 @@ class Informer:
         m = metrics if metrics is not None else default_metrics()
         self._m_relists = m.informer_relists_total
         self._m_errors = m.informer_watch_errors_total.labels(resource=self.name)
-        self._m_events = {e: m.informer_events_total.labels(resource=self.name, event=e) for e in _EVENTS}
+        self._m_events = {str(e): m.informer_events_total.labels(resource=self.name, event=e) for e in EVENT_KINDS}
 
         self._store = IndexedStore()
         self._handlers: list[_Handlers] = []

@@ -50,6 +50,7 @@ from fusioninfer.runtime.metrics import (
     default_metrics,
 )
 from fusioninfer.runtime.priorities import (
+    EVENT_KINDS,
     EventKind,
     EventPriority,
     dependent_event_priority,
@@ -169,7 +170,7 @@ class Controller:
         self._track(informer)
         triggers = {
             e: self._metrics.controller_triggers_total.labels(controller=self.name, resource=informer.name, event=e)
-            for e in ("add", "update", "delete")
+            for e in EVENT_KINDS
         }
 
         def keys_of(*objs: Obj) -> set[ObjectKey]:

@@ -13,12 +13,13 @@ created or edited (the steady state) they are taken as fast as before.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from fusioninfer.kube.types import Obj
 from fusioninfer.runtime.workqueue import LOW, NORMAL
 
 EventKind = Literal["add", "update", "delete"]
+EVENT_KINDS: tuple[EventKind, ...] = get_args(EventKind)
 # (event, the object before (updates only), the object now) -> priority
 EventPriority = Callable[[EventKind, Obj | None, Obj], int]
 

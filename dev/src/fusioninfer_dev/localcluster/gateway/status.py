@@ -69,6 +69,23 @@ def gateway_class_manifest(name: str = DEFAULT_GATEWAY_CLASS) -> Obj:
     }
 
 
+def gateway_manifest(namespace: str, name: str, class_name: str = DEFAULT_GATEWAY_CLASS) -> Obj:
+    """A Gateway of `class_name` with one HTTP listener on port 80 for the routes of its own
+    namespace (the Gateway API's default `allowedRoutes`, spelled out): what the demo and the
+    data-path tests put their InferencePools behind."""
+    return {
+        "apiVersion": f"{GATEWAY_GROUP}/v1",
+        "kind": "Gateway",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "gatewayClassName": class_name,
+            "listeners": [
+                {"name": "http", "port": 80, "protocol": "HTTP", "allowedRoutes": {"namespaces": {"from": "Same"}}}
+            ],
+        },
+    }
+
+
 def _key(obj: Mapping[str, Any]) -> Key:
     return str(meta(obj).get("namespace", "")), str(meta(obj)["name"])
 
