@@ -219,6 +219,8 @@ def test_the_image_runs_the_operator_as_deployed_and_stops_cleanly_on_sigterm(
             if name == "controller_runtime_reconcile_total" and ("result", "success") in labels
         )  # fmt: skip
         assert reconciled >= 1, metrics.text
+        gc_pauses = sum(v for (name, _), v in samples.items() if name == "fusioninfer_gc_pause_seconds_count")
+        assert gc_pauses > 0, "the garbage collector's pauses are measured in the running operator"
 
         # As the kubelet stops a pod: SIGTERM to PID 1, which is `fusioninfer run` itself (the
         # exec-form ENTRYPOINT), running as UID 65532.

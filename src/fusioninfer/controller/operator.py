@@ -26,10 +26,11 @@ from fusioninfer.controller.discovery import CRD_NAMES, capabilities_from, slim_
 from fusioninfer.controller.pod_view import pod_changed, slim_pod
 from fusioninfer.controller.reconciler import EVENT_LULL, Caches, InferenceServiceReconciler
 from fusioninfer.kube.types import Obj, ObjList
+from fusioninfer.runtime.gcpause import GcPauses
 from fusioninfer.runtime.informer import Informer
 from fusioninfer.runtime.leader import LeaderElectionConfig, LeaderElector
 from fusioninfer.runtime.loop import Controller, ObjectKey
-from fusioninfer.runtime.metrics import MetricsServer
+from fusioninfer.runtime.metrics import MetricsServer, default_metrics
 from fusioninfer.runtime.registry import default_registry
 from fusioninfer.runtime.version import fetch_server_version
 from fusioninfer.runtime.workqueue import LOW
@@ -280,6 +281,7 @@ async def run_process(client: AsyncClient, operator: Operator, process: ProcessC
     if process.health_bind is not None and process.health_bind != process.metrics_bind:
         servers.append(MetricsServer(*process.health_bind, ready_check=ready))
     async with contextlib.AsyncExitStack() as stack:
+        stack.enter_context(GcPauses(default_metrics().gc_pause_seconds))
         for server in servers:
             await stack.enter_async_context(server)
             log.info("serving /metrics, /healthz, /readyz on %s:%d", server.host, server.port)

@@ -36,6 +36,8 @@ RECONCILE_TIME_BUCKETS: tuple[float, ...] = (
 )  # fmt: skip
 # client-go's workqueue buckets: prometheus.ExponentialBuckets(10e-9, 10, 10).
 WORKQUEUE_BUCKETS: tuple[float, ...] = tuple(1e-8 * 10**i for i in range(10))
+# A young collection takes microseconds, a full one over big caches up to a few hundred ms.
+GC_PAUSE_BUCKETS: tuple[float, ...] = (0.0001, 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0, 2.5)
 
 RESULT_SUCCESS = "success"
 RESULT_ERROR = "error"
@@ -155,6 +157,14 @@ class RuntimeMetrics:
             "fusioninfer_informer_watch_errors_total",
             "Watch or list failures an informer recovered from by backing off.",
             ["resource"],
+            registry=r,
+        )
+        self.gc_pause_seconds = Histogram(
+            "fusioninfer_gc_pause_seconds",
+            "Duration of CPython's garbage collections (nothing else runs meanwhile), by the oldest "
+            "generation collected; a full collection (2) walks every cached object.",
+            ["generation"],
+            buckets=GC_PAUSE_BUCKETS,
             registry=r,
         )
         self.leader_election_master_status = Gauge(
