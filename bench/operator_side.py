@@ -32,11 +32,12 @@ from bench.kube import (
     wait_pods,
 )
 from bench.pool import run_pool, with_retries
-from bench.report import counts_text, seconds_as_ms
+from bench.report import counts_text, gc_text, seconds_as_ms
 from bench.results import RunResult, log
 from bench.setup import (
     BENCH_MANAGER,
     CONTROL_NS,
+    GC_PAUSES,
     INFORMER_EVENTS,
     LEADER_GAUGE,
     LEASE_RESOURCE,
@@ -271,6 +272,7 @@ async def operator_phase(
         result.informer_events = promtext.counter_delta(after, before, INFORMER_EVENTS, ("resource", "event"))
         result.reconcile_triggers = promtext.counter_delta(after, before, TRIGGERS, ("resource", "event"))
         result.memo_lookups = promtext.counter_delta(after, before, MEMO_LOOKUPS, ("result",))
+        result.gc_pauses = gc_pauses(after, before)
         if profiling is not None:  # after the counts above: they are of the convergence alone
             await profiling
         log(
@@ -281,7 +283,7 @@ async def operator_phase(
             f"reconcile p50/p99 {seconds_as_ms(result.reconcile_p50_s)}/{seconds_as_ms(result.reconcile_p99_s)} ms; "
             f"CPU by process: {cpu_text(result.cpu_operator)}; reconciles triggered by "
             f"{counts_text(result.reconcile_triggers)} (of changes delivered: {counts_text(result.informer_events)}); "
-            f"memo {counts_text(result.memo_lookups)}"
+            f"memo {counts_text(result.memo_lookups)}; GC pauses {gc_text(result.gc_pauses)}"
         )
 
         if skip_idle:
@@ -328,7 +330,7 @@ async def operator_phase(
         result.rss_after_mb = mem["VmRSS"] / 2**20
         result.operator_cpu_s = cpu_seconds(pid)
         if edits:
-            await edit_latencies(admin, api, manifests, edits, result)
+            await edit_latencies(admin, api, manifests, edits, result, metrics_url)
         if retries[0]:
             result.notes.append(f"N={result.n}: {retries[0]} retried service applies in the operator phase")
     finally:
@@ -338,16 +340,36 @@ async def operator_phase(
         cluster.stop_process("operator", timeout=120.0 if profile else 10.0)
 
 
-async def edit_latencies(admin: AsyncClient, api: ApiHttp, manifests: list[Obj], edits: int, result: RunResult) -> None:
+def gc_pauses(after: list[promtext.Sample], before: list[promtext.Sample]) -> dict[str, dict[str, float]]:
+    """The operator's garbage-collector pauses between two scrapes, per generation."""
+    grown = promtext.histogram_growth(after, before, GC_PAUSES, "generation")
+    return {gen: {"collections": n, "total_ms": round(s * 1000, 1)} for gen, (n, s) in grown.items()}
+
+
+async def edit_latencies(
+    admin: AsyncClient, api: ApiHttp, manifests: list[Obj], edits: int, result: RunResult, metrics_url: str
+) -> None:
     """Edit latency at scale (`bench.edit_latency`): a service without a router, edited `edits`
-    times in its replicas, then `edits` times in its image, with every other service converged."""
+    times in its replicas, then `edits` times in its image, with every other service converged.
+    The operator's reconcile p99 and GC pauses during each kind of edit are kept beside it:
+    they tell a tail spent in the operator from one spent at the apiserver."""
     target = next(m for m in manifests if len(m["spec"]["roles"]) == 1)
     name = target["metadata"]["name"]
     for what in edit_latency.EDITS:
+        before = await scrape(metrics_url)
         measured = await edit_latency.measure(
             admin, api, target, deployment=f"{name}-inference", what=what, edits=edits, manager=BENCH_MANAGER
         )
-        result.edit_latency[what] = edit_latency.summary(measured)
-        log(f"  edit latency ({what}): {result.edit_latency[what]}")
+        after = await scrape(metrics_url)
+        summary = edit_latency.summary(measured)
+        hist = promtext.histogram_delta(
+            promtext.buckets(after, RECONCILE_HISTOGRAM), promtext.buckets(before, RECONCILE_HISTOGRAM)
+        )
+        p99 = promtext.quantile(0.99, hist)
+        summary["reconciles"] = int(hist[-1][1]) if hist else 0
+        summary["reconcile_p99_ms"] = None if p99 is None else round(p99 * 1000, 1)
+        result.edit_latency[what] = summary
+        result.edit_gc_pauses[what] = gc_pauses(after, before)
+        log(f"  edit latency ({what}): {summary}; GC pauses {gc_text(result.edit_gc_pauses[what])}")
         # The next kind of edit starts from what this one left.
         target = edit_latency.edited(target, what, edits - 1)[0] if edits % 2 else target

@@ -93,3 +93,18 @@ def histogram_delta(after: list[tuple[float, float]], before: list[tuple[float, 
     """Buckets of the observations made between two scrapes."""
     old = dict(before)
     return [(bound, cum - old.get(bound, 0.0)) for bound, cum in after]
+
+
+def histogram_growth(
+    after: list[Sample], before: list[Sample], histogram: str, key: str
+) -> dict[str, tuple[int, float]]:
+    """Observations of `histogram` made between two scrapes, per value of label `key`: how many
+    (``_count``) and their total (``_sum``); values that saw none are left out."""
+
+    def grown(suffix: str) -> dict[str, float]:
+        now = by_labels(after, f"{histogram}_{suffix}", (key,))
+        then = by_labels(before, f"{histogram}_{suffix}", (key,))
+        return {label[0]: value - then.get(label, 0.0) for label, value in now.items()}
+
+    counts, sums = grown("count"), grown("sum")
+    return {label: (int(n), sums.get(label, 0.0)) for label, n in sorted(counts.items()) if n > 0}

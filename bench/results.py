@@ -41,6 +41,10 @@ class RunResult:
     informer_events: dict[str, int] = field(default_factory=dict)
     reconcile_triggers: dict[str, int] = field(default_factory=dict)
     memo_lookups: dict[str, int] = field(default_factory=dict)  # hit / changed / miss
+    # generation -> {"collections", "total_ms"}: the operator's garbage-collector pauses
+    # (fusioninfer_gc_pause_seconds) during convergence, and per kind of edit during the edits
+    gc_pauses: dict[str, dict[str, float]] = field(default_factory=dict)
+    edit_gc_pauses: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
     settle_s: float = 0.0
     settled: bool = False
     quiet_s: float = 0.0
@@ -100,6 +104,7 @@ CONVERGENCE_FIELDS = (
     "informer_events",
     "reconcile_triggers",
     "memo_lookups",
+    "gc_pauses",
     "operator_cpu_convergence_s",
     "apiserver_cpu_operator_s",
     "cpu_operator",

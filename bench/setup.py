@@ -45,6 +45,7 @@ QUEUE_HISTOGRAM = "workqueue_queue_duration_seconds"
 INFORMER_EVENTS = "fusioninfer_informer_events_total"
 TRIGGERS = "fusioninfer_controller_triggers_total"
 MEMO_LOOKUPS = "fusioninfer_reconcile_memo_lookups_total"
+GC_PAUSES = "fusioninfer_gc_pause_seconds"
 
 
 def lower_bound_ns(round_: int) -> str:

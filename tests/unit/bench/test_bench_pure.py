@@ -11,7 +11,7 @@ import hypothesis.strategies as st
 import pytest
 from bench import promtext
 from bench.convergence import default_settle_timeout, parse_args
-from bench.edit_latency import IMAGES, edited, percentile, worker_container
+from bench.edit_latency import IMAGES, EditLatency, edited, percentile, summary, worker_container
 from bench.peer import first_error_line
 from bench.report import (
     TARGET_EDIT_P99_MS,
@@ -158,6 +158,8 @@ def full_result(n: int) -> dict[str, Any]:
     run.lower_bound_s, run.operator_s, run.lower_bound_runs_s, run.operator_runs_s = 20.0, 22.0, [20.0], [22.0]
     latency = {"deployment_p50_ms": 40.0, "deployment_p99_ms": 90.0, "observed_p50_ms": 50.0, "observed_p99_ms": 99.0}
     run.edit_latency = {"replicas": {"edits": 50, "timeouts": 0, **latency}}
+    run.edit_gc_pauses = {"replicas": {"2": {"collections": 1, "total_ms": 180.0}}}
+    run.gc_pauses = {"0": {"collections": 900, "total_ms": 40.0}, "2": {"collections": 3, "total_ms": 250.0}}
     run.reconcile_triggers, run.memo_lookups = {"InferenceService/bench-op add": n}, {"hit": n, "miss": n}
     run.lower_bound_watching_runs_s, run.cpu_lower_bound_watching = [21.0], {"kube-apiserver": 9.5}
     return {**asdict(run), "ratio": run.ratio}
@@ -174,6 +176,8 @@ def test_every_generated_table_has_as_many_delimiter_cells_as_header_cells() -> 
             assert head.count("|") == delimiter.count("|"), head
     assert "refused.." not in "\n".join(lines)
     assert any(line.startswith("- N=1000: reconciles woken by InferenceService/bench-op add 1000;") for line in lines)
+    assert any(line.endswith("GC: gen0 900 (40 ms), gen2 3 (250 ms)") for line in lines)
+    assert any(line.startswith("| 1000 | replicas |") and "| gen2 1 (180 ms) |" in line for line in lines)
     assert any(line.startswith("- N=1000: runs 21.0 s; the operator's best 22.0 s is 1.05x") for line in lines)
 
 
@@ -186,6 +190,30 @@ def test_a_counter_delta_names_what_grew_and_only_that() -> None:
     grown = promtext.counter_delta(after, before, "c_total", ("resource", "event"))
     assert grown == {"svc add": 3, "pods update": 1}
     assert list(grown) == ["svc add", "pods update"], "largest first"
+
+
+def test_a_histograms_growth_is_counted_and_summed_per_label() -> None:
+    def scrape(count: dict[str, float], total: dict[str, float]) -> list[promtext.Sample]:
+        return [promtext.Sample("h_count", {"generation": g}, v) for g, v in count.items()] + [
+            promtext.Sample("h_sum", {"generation": g}, v) for g, v in total.items()
+        ]
+
+    before = scrape({"0": 10, "2": 1}, {"0": 0.01, "2": 0.1})
+    after = scrape({"0": 14, "1": 2, "2": 1}, {"0": 0.02, "1": 0.004, "2": 0.1})
+    grown = promtext.histogram_growth(after, before, "h", "generation")
+    assert set(grown) == {"0", "1"}, "a generation that collected nothing in between is left out"
+    assert grown["0"][0] == 4
+    assert grown["0"][1] == pytest.approx(0.01)
+    assert grown["1"] == (2, pytest.approx(0.004))
+
+
+def test_the_slowest_edit_is_reported_with_its_own_apply_round_trip() -> None:
+    measured = EditLatency("replicas", [0.01, 0.2, 0.01], [0.03, 0.25, 0.02], [0.04, 0.3, 0.03])
+    out = summary(measured)
+    assert (out["slowest_edit"], out["slowest_applied_ms"], out["slowest_deployment_ms"]) == (1, 200.0, 250.0)
+    assert out["slowest_observed_ms"] == 300.0
+    assert out["applied_p50_ms"] == 10.0
+    assert "slowest_edit" not in summary(EditLatency("image")), "no edit, no slowest"
 
 
 def test_a_result_survives_the_results_json() -> None:
