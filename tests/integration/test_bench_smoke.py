@@ -82,6 +82,12 @@ def test_benchmark_runs_and_the_idle_operator_writes_nothing(tmp_path: Path) -> 
         edits = result["edit_latency"][what]
         assert (edits["edits"], edits["timeouts"]) == (3, 0), edits
         assert 0 < edits["deployment_p50_ms"] <= edits["observed_p99_ms"] or edits["observed_p50_ms"] > 0
+        # The tail's breakdown: the edit's own apply comes before the Deployment can show it,
+        # and the operator's reconciles during the edits were read from its metrics.
+        assert 0 < edits["slowest_applied_ms"] <= edits["slowest_deployment_ms"], edits
+        assert edits["reconciles"] >= 3, edits
+        assert what in result["edit_gc_pauses"], result["edit_gc_pauses"]
+    assert result["gc_pauses"].get("0", {}).get("collections", 0) > 0, "the operator's GC pauses are read"
     payload = json.loads(out.read_text())
     assert payload["peer"]["module"] == "github.com/fusioninfer/fusioninfer"
     assert payload["peer"]["available"] or payload["peer"]["reason"], "an unavailable peer says why"
