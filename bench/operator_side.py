@@ -254,15 +254,11 @@ async def operator_phase(
         result.operator_writes = len(conv_writes)
         result.operator_writes_by_kind = summarize(conv_writes)
         result.operator_children_s = last_child_write(conv_writes, started_epoch)
-        hist = promtext.histogram_delta(
-            promtext.buckets(after, RECONCILE_HISTOGRAM), promtext.buckets(before, RECONCILE_HISTOGRAM)
-        )
+        hist = promtext.observed_between(after, before, RECONCILE_HISTOGRAM)
         result.reconciles = int(hist[-1][1]) if hist else 0
         result.reconcile_p50_s = promtext.quantile(0.5, hist)
         result.reconcile_p99_s = promtext.quantile(0.99, hist)
-        waits = promtext.histogram_delta(
-            promtext.buckets(after, QUEUE_HISTOGRAM), promtext.buckets(before, QUEUE_HISTOGRAM)
-        )
+        waits = promtext.observed_between(after, before, QUEUE_HISTOGRAM)
         result.queue_wait_p50_s = promtext.quantile(0.5, waits)
         result.queue_wait_p99_s = promtext.quantile(0.99, waits)
         result.reconcile_errors = int(
@@ -362,9 +358,7 @@ async def edit_latencies(
         )
         after = await scrape(metrics_url)
         summary = edit_latency.summary(measured)
-        hist = promtext.histogram_delta(
-            promtext.buckets(after, RECONCILE_HISTOGRAM), promtext.buckets(before, RECONCILE_HISTOGRAM)
-        )
+        hist = promtext.observed_between(after, before, RECONCILE_HISTOGRAM)
         p99 = promtext.quantile(0.99, hist)
         summary["reconciles"] = int(hist[-1][1]) if hist else 0
         summary["reconcile_p99_ms"] = None if p99 is None else round(p99 * 1000, 1)

@@ -95,6 +95,11 @@ def histogram_delta(after: list[tuple[float, float]], before: list[tuple[float, 
     return [(bound, cum - old.get(bound, 0.0)) for bound, cum in after]
 
 
+def observed_between(after: list[Sample], before: list[Sample], histogram: str) -> list[tuple[float, float]]:
+    """Cumulative buckets of the observations of `histogram` made between two scrapes."""
+    return histogram_delta(buckets(after, histogram), buckets(before, histogram))
+
+
 def histogram_growth(
     after: list[Sample], before: list[Sample], histogram: str, key: str
 ) -> dict[str, tuple[int, float]]:
